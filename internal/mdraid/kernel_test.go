@@ -1,0 +1,288 @@
+package mdraid
+
+// These tests drive the real md driver. They run inside the QEMU guest
+// (test/qemu sets LIVEMIGRATE_VM=1) and skip everywhere else, because the
+// host kernels we build on have no md. mdadm --detail is the referee.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func needVM(t *testing.T) {
+	t.Helper()
+	if os.Getenv("LIVEMIGRATE_VM") != "1" {
+		t.Skip("needs the md driver: runs in the QEMU guest (LIVEMIGRATE_VM=1)")
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// loopFile makes a sparse file of size bytes in dir and attaches a loop
+// device to it.
+func loopFile(t *testing.T, dir, name string, size int64) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// busybox losetup has no --show: ask for a free device, then attach.
+	dev := strings.TrimSpace(run(t, "losetup", "-f"))
+	run(t, "losetup", dev, p)
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", dev).Run() })
+	return dev
+}
+
+// mdadmDetail is mdadm's view of an array, the fields we compare.
+type mdadmDetail struct {
+	level                        string
+	arrayKiB                     uint64
+	raidDevices, active, working int
+	failed, spare                int
+	memberState                  map[string]string // /dev/loop0 -> "active sync"
+}
+
+func parseMdadmDetail(s string) mdadmDetail {
+	d := mdadmDetail{memberState: map[string]string{}}
+	field := func(name string) string {
+		m := regexp.MustCompile(`(?m)^\s*` + name + `\s*:\s*(.*)$`).FindStringSubmatch(s)
+		if m == nil {
+			return ""
+		}
+		return strings.TrimSpace(m[1])
+	}
+	d.level = field("Raid Level")
+	if f := strings.Fields(field("Array Size")); len(f) > 0 {
+		d.arrayKiB, _ = strconv.ParseUint(f[0], 10, 64)
+	}
+	d.raidDevices, _ = strconv.Atoi(field("Raid Devices"))
+	d.active, _ = strconv.Atoi(field("Active Devices"))
+	d.working, _ = strconv.Atoi(field("Working Devices"))
+	d.failed, _ = strconv.Atoi(field("Failed Devices"))
+	d.spare, _ = strconv.Atoi(field("Spare Devices"))
+	// Member lines: "   0     7    0    0    active sync   /dev/loop0"
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:\d+|-)\s+\d+\s+\d+\s+(?:\d+|-)\s+(.+?)\s+(/dev/\S+)\s*$`).FindAllStringSubmatch(s, -1) {
+		d.memberState[m[2]] = m[1]
+	}
+	return d
+}
+
+// agree checks that mdadm and Read describe the same array.
+func agree(t *testing.T, name string) *Array {
+	t.Helper()
+	a, err := Default.Sys.Read(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := parseMdadmDetail(run(t, "mdadm", "--detail", "/dev/"+name))
+	if d.level != a.Level {
+		t.Errorf("level: mdadm %q, sysfs %q", d.level, a.Level)
+	}
+	if d.arrayKiB != a.SizeBytes/1024 {
+		t.Errorf("array size: mdadm %d KiB, sysfs %d KiB", d.arrayKiB, a.SizeBytes/1024)
+	}
+	if d.raidDevices != a.RaidDisks {
+		t.Errorf("raid devices: mdadm %d, sysfs %d", d.raidDevices, a.RaidDisks)
+	}
+	active := 0
+	for _, m := range a.Members {
+		if m.InSync() {
+			active++
+		}
+	}
+	if d.active != active {
+		t.Errorf("active devices: mdadm %d, sysfs %d", d.active, active)
+	}
+	for _, m := range a.Members {
+		st, ok := d.memberState["/dev/"+m.Name]
+		if !ok {
+			t.Errorf("member %s: missing from mdadm --detail", m.Name)
+			continue
+		}
+		switch {
+		case m.InSync() && !strings.Contains(st, "active sync"):
+			t.Errorf("member %s: sysfs in_sync, mdadm %q", m.Name, st)
+		case m.Rebuilding() && !strings.Contains(st, "rebuilding") && !strings.Contains(st, "spare"):
+			t.Errorf("member %s: sysfs rebuilding, mdadm %q", m.Name, st)
+		case m.Faulty() && !strings.Contains(st, "faulty"):
+			t.Errorf("member %s: sysfs faulty, mdadm %q", m.Name, st)
+		}
+	}
+	return a
+}
+
+func waitIdle(t *testing.T, name string, limit time.Duration) *Array {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		a, err := Default.Sys.Read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.SyncAction == "idle" {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still %s after %v (%+v)", name, a.SyncAction, limit, a.SyncCompleted)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestKernelMigrateCycle(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	const liveSize, targetSize = 48 << 20, 96 << 20
+	live := loopFile(t, dir, "live", liveSize)
+	target := loopFile(t, dir, "target", targetSize)
+
+	// Pattern the live leg before it goes into the array, like rootfs.img.
+	pattern := make([]byte, liveSize)
+	rand.New(rand.NewSource(1)).Read(pattern)
+	if err := os.WriteFile(live, pattern, 0); err != nil {
+		t.Fatal(err)
+	}
+	const md = "md100"
+	if err := Default.Build(md, []string{live, ""}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Default.Stop(md) })
+	if err := Default.Build(md, []string{live, ""}); err == nil {
+		t.Error("second Build of the same array succeeded")
+	}
+	a := agree(t, md)
+	if a.RaidDisks != 2 || a.Degraded != 1 || len(a.Members) != 1 || a.ComponentKiB != liveSize/1024 || a.Metadata != "none" {
+		t.Fatalf("after build: %+v", a)
+	}
+
+	if err := Default.SetSyncSpeedMin(md, 100000); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := Default.Sys.Read(md); a.SpeedMin != (SpeedLimit{100000, true}) {
+		t.Errorf("speed min = %+v", a.SpeedMin)
+	}
+	if err := Default.Fail(md, live); err == nil {
+		t.Error("failing the last in-sync leg succeeded")
+	}
+	if a, _ := Default.Sys.Read(md); a.Members[0].Faulty() {
+		t.Fatal("kernel failed the last leg")
+	}
+	if err := Default.HotAdd(md, target); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, md)
+	a = waitIdle(t, md, 60*time.Second)
+	agree(t, md)
+	if a.Degraded != 0 {
+		t.Fatalf("after recovery: degraded %d (%+v)", a.Degraded, a.Members)
+	}
+	if err := Default.Fail(md, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := Default.Remove(md, live); err != nil {
+		t.Fatal(err)
+	}
+	a = agree(t, md)
+	if len(a.Members) != 1 || a.Members[0].Name != filepath.Base(target) || !a.Members[0].InSync() {
+		t.Fatalf("after removing the live leg: %+v", a.Members)
+	}
+	kib, err := Default.GrowMax(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kib != targetSize/1024 {
+		t.Errorf("GrowMax = %d KiB, want %d", kib, targetSize/1024)
+	}
+	waitIdle(t, md, 60*time.Second)
+	a = agree(t, md)
+	if a.SizeBytes != targetSize {
+		t.Errorf("array size after grow = %d, want %d", a.SizeBytes, targetSize)
+	}
+	if err := Default.RestoreSpeed(md, "sync_speed_min", SpeedLimit{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := Default.Sys.Read(md); a.SpeedMin.Local {
+		t.Errorf("speed min still local after restore: %+v", a.SpeedMin)
+	}
+	got := make([]byte, liveSize)
+	f, err := os.Open(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, pattern) {
+		t.Fatalf("target differs from the live leg: sha256 %x vs %x", sha256.Sum256(got), sha256.Sum256(pattern))
+	}
+	if err := Default.Stop(md); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Default.Sys.Read(md); err == nil {
+		if a, _ := Default.Sys.Read(md); a != nil && len(a.Members) > 0 {
+			t.Errorf("array still has members after stop: %+v", a.Members)
+		}
+	}
+}
+
+// A 5 TiB target is added to a small array, the small leg removed, and the
+// array grown to the whole target: sizes must not pass through a 32-bit KiB
+// field anywhere.
+func TestKernelAbove4TiB(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	const small, huge = 16 << 20, 5 << 40
+	live := loopFile(t, dir, "small", small)
+	target := loopFile(t, dir, "huge", huge)
+	const md = "md101"
+	if err := Default.Build(md, []string{live, ""}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Default.Stop(md) })
+	if err := Default.HotAdd(md, target); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, md, 60*time.Second)
+	if err := Default.Fail(md, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := Default.Remove(md, live); err != nil {
+		t.Fatal(err)
+	}
+	kib, err := Default.GrowMax(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kib != huge/1024 {
+		t.Fatalf("GrowMax = %d KiB, want %d", kib, uint64(huge/1024))
+	}
+	waitIdle(t, md, 120*time.Second)
+	a := agree(t, md)
+	if a.SizeBytes != huge {
+		t.Fatalf("array size = %d, want %d", a.SizeBytes, uint64(huge))
+	}
+	fmt.Printf("md above 4 TiB: %s component %d KiB, array %d bytes\n", md, a.ComponentKiB, a.SizeBytes)
+}

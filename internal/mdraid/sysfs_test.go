@@ -1,0 +1,225 @@
+package mdraid
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestParseSyncCompleted(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    *Progress
+		wantErr bool
+	}{
+		{"none", nil, false},
+		{"none\n", nil, false},
+		{"0 / 1736704", &Progress{0, 1736704}, false},
+		{"868352 / 1736704\n", &Progress{868352, 1736704}, false},
+		{"10737418240 / 10737418240", &Progress{10737418240, 10737418240}, false},
+		{"delayed", &Progress{}, false},
+		{"pending", &Progress{}, false},
+		{"12 / 10", nil, true},
+		{"12", nil, true},
+		{"a / 10", nil, true},
+		{"1 / b", nil, true},
+		{"", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSyncCompleted(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseSyncCompleted(%q) err = %v, wantErr %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseSyncCompleted(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseSpeedLimit(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    SpeedLimit
+		wantErr bool
+	}{
+		{"1000 (system)", SpeedLimit{1000, false}, false},
+		{"200000 (local)\n", SpeedLimit{200000, true}, false},
+		{"5000", SpeedLimit{5000, false}, false},
+		{"", SpeedLimit{}, true},
+		{"x (local)", SpeedLimit{}, true},
+		{"10 (other)", SpeedLimit{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSpeedLimit(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSpeedLimit(%q) = %+v, %v; want %+v, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseSlotStatesDev(t *testing.T) {
+	if n, err := ParseSlot("none"); err != nil || n != -1 {
+		t.Errorf("ParseSlot(none) = %d, %v", n, err)
+	}
+	if n, err := ParseSlot("1\n"); err != nil || n != 1 {
+		t.Errorf("ParseSlot(1) = %d, %v", n, err)
+	}
+	for _, bad := range []string{"", "-1", "x"} {
+		if _, err := ParseSlot(bad); err == nil {
+			t.Errorf("ParseSlot(%q) accepted", bad)
+		}
+	}
+	if got := ParseStates("in_sync,write_mostly\n"); !reflect.DeepEqual(got, []string{"in_sync", "write_mostly"}) {
+		t.Errorf("ParseStates = %q", got)
+	}
+	if got := ParseStates(""); got != nil {
+		t.Errorf("ParseStates(empty) = %q", got)
+	}
+	if maj, min, err := ParseDevNumber("253:1\n"); err != nil || maj != 253 || min != 1 {
+		t.Errorf("ParseDevNumber = %d:%d %v", maj, min, err)
+	}
+	for _, bad := range []string{"", "253", "a:1", "1:b", "1:2:3"} {
+		if _, _, err := ParseDevNumber(bad); err == nil {
+			t.Errorf("ParseDevNumber(%q) accepted", bad)
+		}
+	}
+}
+
+func TestNameOf(t *testing.T) {
+	for in, want := range map[string]string{"/dev/md127": "md127", "md0": "md0", "/dev/md/127": "md127"} {
+		if got, err := NameOf(in); err != nil || got != want {
+			t.Errorf("NameOf(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "/dev/sda", "mdx", "/dev/md-1"} {
+		if _, err := NameOf(bad); err == nil {
+			t.Errorf("NameOf(%q) accepted", bad)
+		}
+	}
+}
+
+// fakeArray writes a sysfs tree for md127 recovering onto vdb, with the live
+// leg dm-1 in sync, as the kernel shows it mid-migration.
+func fakeArray(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	w := func(rel, v string) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w("block/md127/dev", "9:127")
+	w("block/md127/size", "1736704")
+	md := "block/md127/md/"
+	w(md+"level", "raid1")
+	w(md+"metadata_version", "none")
+	w(md+"array_state", "clean")
+	w(md+"raid_disks", "2")
+	w(md+"component_size", "868352")
+	w(md+"degraded", "1")
+	w(md+"sync_action", "recover")
+	w(md+"sync_completed", "434176 / 1736704")
+	w(md+"sync_speed", "51234")
+	w(md+"sync_speed_min", "200000 (local)")
+	w(md+"sync_speed_max", "200000 (system)")
+	w("devices/virtual/block/dm-1/dev", "253:1")
+	w("devices/pci/virtio2/block/vdb/dev", "254:16")
+	w(md+"dev-dm-1/state", "in_sync")
+	w(md+"dev-dm-1/slot", "0")
+	w(md+"dev-dm-1/size", "868352")
+	w(md+"dev-dm-1/recovery_start", "none")
+	w(md+"dev-vdb/state", "spare")
+	w(md+"dev-vdb/slot", "1")
+	w(md+"dev-vdb/size", "2097152")
+	w(md+"dev-vdb/recovery_start", "434176")
+	if err := os.Symlink("../../../../devices/virtual/block/dm-1", filepath.Join(root, md, "dev-dm-1/block")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../devices/pci/virtio2/block/vdb", filepath.Join(root, md, "dev-vdb/block")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestReadRecovering(t *testing.T) {
+	root := fakeArray(t)
+	a, err := Sys{Root: root}.Read("md127")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Level != "raid1" || a.RaidDisks != 2 || a.Degraded != 1 || a.Metadata != "none" {
+		t.Errorf("array header = %+v", a)
+	}
+	if a.Major != 9 || a.Minor != 127 || a.SizeBytes != 1736704*512 || a.ComponentKiB != 868352 {
+		t.Errorf("sizes = %d:%d %d %d", a.Major, a.Minor, a.SizeBytes, a.ComponentKiB)
+	}
+	if !a.Recovering() || a.SyncCompleted == nil || a.SyncCompleted.Fraction() != 0.25 {
+		t.Errorf("recovery = %v %+v", a.SyncAction, a.SyncCompleted)
+	}
+	if a.SpeedMin != (SpeedLimit{200000, true}) || a.SpeedMax.Local {
+		t.Errorf("speed = %+v %+v", a.SpeedMin, a.SpeedMax)
+	}
+	if len(a.Members) != 2 {
+		t.Fatalf("members = %+v", a.Members)
+	}
+	live, tgt := a.Members[0], a.Members[1]
+	if live.Name != "dm-1" || !live.InSync() || live.Rebuilding() || live.Major != 253 || live.Minor != 1 {
+		t.Errorf("live leg = %+v", live)
+	}
+	if tgt.Name != "vdb" || tgt.InSync() || !tgt.Rebuilding() || tgt.RecoveryStart != 434176 || tgt.Slot != 1 {
+		t.Errorf("target = %+v", tgt)
+	}
+	if m, ok := a.MemberByDev(254, 16); !ok || m.Name != "vdb" {
+		t.Errorf("MemberByDev = %+v %v", m, ok)
+	}
+	// The live leg is smaller, so it bounds growth until it is failed.
+	if n, err := MaxComponentKiB(a); err != nil || n != 868352 {
+		t.Errorf("MaxComponentKiB = %d, %v", n, err)
+	}
+	a.Members[0].States = []string{"faulty"}
+	if n, err := MaxComponentKiB(a); err != nil || n != 2097152 {
+		t.Errorf("MaxComponentKiB after fail = %d, %v", n, err)
+	}
+}
+
+func TestReadNotArray(t *testing.T) {
+	if _, err := (Sys{Root: t.TempDir()}).Read("md127"); err == nil {
+		t.Fatal("want error for a missing array")
+	}
+}
+
+func TestMaxComponentAbove4TiB(t *testing.T) {
+	const fiveTiBKiB = 5 << 30
+	a := &Array{Members: []Member{{Name: "loop0", Slot: 0, States: []string{"in_sync"}, SizeKiB: fiveTiBKiB}}}
+	if n, err := MaxComponentKiB(a); err != nil || n != fiveTiBKiB {
+		t.Errorf("MaxComponentKiB = %d, %v", n, err)
+	}
+	if _, err := MaxComponentKiB(&Array{}); err == nil {
+		t.Error("want error with no members")
+	}
+}
+
+func FuzzParseSyncCompleted(f *testing.F) {
+	for _, s := range []string{"none", "0 / 10", "5 / 5\n", "delayed", " / ", "18446744073709551615 / 18446744073709551615"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseSyncCompleted(s)
+		if err == nil && p != nil && p.Done > p.Total {
+			t.Fatalf("%q: done %d > total %d", s, p.Done, p.Total)
+		}
+	})
+}
+
+func FuzzParseSpeedLimit(f *testing.F) {
+	for _, s := range []string{"1000 (system)", "2 (local)", "", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseSpeedLimit(s) })
+}
