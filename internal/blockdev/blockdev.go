@@ -1,0 +1,363 @@
+// Package blockdev owns the facts about block devices that decide whether a
+// device may become a migration target: what it is, how big, whether it is
+// read-only, and who uses it (mounts, swap, holders such as md or LVM). It
+// reads /sys, /proc and /dev below a root directory so tests can use a fake
+// tree, and never writes.
+package blockdev
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Host is the system whose devices are inspected. Root is "/" in production.
+type Host struct {
+	Root string
+}
+
+// Local is the running system.
+var Local = Host{Root: "/"}
+
+func (h Host) path(p string) string { return filepath.Join(h.Root, p) }
+
+// Errors that preflight maps to exit codes.
+var (
+	ErrNotExist = errors.New("no such device")
+	ErrNotBlock = errors.New("not a block device")
+)
+
+// Mount is one line of /proc/self/mountinfo, the fields we use.
+type Mount struct {
+	Major, Minor uint32
+	Root         string // path inside the filesystem that is mounted
+	MountPoint   string
+	FSType       string
+	Source       string
+	Options      string
+}
+
+// Info describes one block device.
+type Info struct {
+	Path              string   `json:"path"` // as the user named it
+	Name              string   `json:"name"` // kernel name: sdb2
+	Major             uint32   `json:"major"`
+	Minor             uint32   `json:"minor"`
+	Disk              string   `json:"disk"` // kernel name of the whole disk (== Name for a disk)
+	IsPartition       bool     `json:"is_partition"`
+	SizeBytes         uint64   `json:"size_bytes"`
+	LogicalBlockSize  uint32   `json:"logical_block_size"`
+	PhysicalBlockSize uint32   `json:"physical_block_size"`
+	ReadOnly          bool     `json:"read_only"`
+	Removable         bool     `json:"removable"`
+	Model             string   `json:"model,omitempty"`
+	Transport         string   `json:"transport,omitempty"`
+	Holders           []string `json:"holders,omitempty"`    // kernel names using this device (md127, dm-3)
+	Partitions        []string `json:"partitions,omitempty"` // of a whole disk
+	Mounts            []string `json:"mounts,omitempty"`     // where this device is mounted
+	PartMounts        []string `json:"partition_mounts,omitempty"`
+	PartHolders       []string `json:"partition_holders,omitempty"`
+	Swap              bool     `json:"swap"`
+}
+
+// Inspect resolves path to a block device and gathers its facts.
+func (h Host) Inspect(path string) (*Info, error) {
+	if path == "" {
+		return nil, fmt.Errorf("empty device path: %w", ErrNotExist)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(h.path(path), &st); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%s: %w", path, ErrNotExist)
+		}
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return nil, fmt.Errorf("%s is a %s: %w", path, fileKind(st.Mode), ErrNotBlock)
+	}
+	return h.InspectDev(path, unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "regular file"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFIFO:
+		return "named pipe"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	}
+	return "non-block file"
+}
+
+// InspectDev gathers facts for the device numbered major:minor.
+func (h Host) InspectDev(path string, major, minor uint32) (*Info, error) {
+	sysdir, err := h.SysDir(major, minor)
+	if err != nil {
+		return nil, fmt.Errorf("%s (%d:%d): %w", path, major, minor, err)
+	}
+	in := &Info{Path: path, Major: major, Minor: minor, Name: filepath.Base(sysdir), Disk: filepath.Base(sysdir)}
+	if _, err := os.Stat(filepath.Join(sysdir, "partition")); err == nil {
+		in.IsPartition = true
+		in.Disk = filepath.Base(filepath.Dir(sysdir))
+	}
+	diskdir := sysdir
+	if in.IsPartition {
+		diskdir = filepath.Dir(sysdir)
+	}
+	if v, err := readUint(filepath.Join(sysdir, "size")); err == nil {
+		in.SizeBytes = v * 512 // sysfs size is always in 512-byte units
+	} else {
+		return nil, fmt.Errorf("%s: read size: %w", path, err)
+	}
+	if v, err := readUint(filepath.Join(diskdir, "queue/logical_block_size")); err == nil {
+		in.LogicalBlockSize = uint32(v)
+	}
+	if v, err := readUint(filepath.Join(diskdir, "queue/physical_block_size")); err == nil {
+		in.PhysicalBlockSize = uint32(v)
+	}
+	if v, err := readUint(filepath.Join(sysdir, "ro")); err == nil {
+		in.ReadOnly = v != 0
+	}
+	if v, err := readUint(filepath.Join(diskdir, "removable")); err == nil {
+		in.Removable = v != 0
+	}
+	in.Model = readString(filepath.Join(diskdir, "device/model"))
+	in.Transport = transport(diskdir)
+	in.Holders = listDir(filepath.Join(sysdir, "holders"))
+	if !in.IsPartition {
+		in.Partitions = partitions(sysdir, in.Name)
+	}
+	mounts, err := h.Mounts()
+	if err != nil {
+		return nil, err
+	}
+	parts := map[string]bool{}
+	for _, p := range in.Partitions {
+		parts[p] = true
+	}
+	for _, m := range mounts {
+		if m.Major == major && m.Minor == minor {
+			in.Mounts = append(in.Mounts, m.MountPoint)
+		}
+	}
+	for _, p := range in.Partitions {
+		pmaj, pmin, err := readDev(filepath.Join(sysdir, p, "dev"))
+		if err != nil {
+			continue
+		}
+		for _, m := range mounts {
+			if m.Major == pmaj && m.Minor == pmin {
+				in.PartMounts = append(in.PartMounts, "/dev/"+p+" on "+m.MountPoint)
+			}
+		}
+		for _, hld := range listDir(filepath.Join(sysdir, p, "holders")) {
+			in.PartHolders = append(in.PartHolders, p+" held by "+hld)
+		}
+	}
+	swaps, _ := os.ReadFile(h.path("proc/swaps"))
+	in.Swap = swapUses(string(swaps), append([]string{in.Name}, in.Partitions...))
+	return in, nil
+}
+
+// SysDir returns the device's directory in /sys (resolved through
+// /sys/dev/block/MAJ:MIN).
+func (h Host) SysDir(major, minor uint32) (string, error) {
+	link := h.path(fmt.Sprintf("sys/dev/block/%d:%d", major, minor))
+	dir, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return "", fmt.Errorf("no sysfs entry for block device %d:%d: %w", major, minor, err)
+	}
+	return dir, nil
+}
+
+// Mounts parses /proc/self/mountinfo.
+func (h Host) Mounts() ([]Mount, error) {
+	f, err := os.Open(h.path("proc/self/mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	return ParseMountinfo(f)
+}
+
+// ParseMountinfo parses the kernel's mountinfo format (proc(5)): the fields
+// before the " - " separator, then fstype, source and super options. Octal
+// escapes (\040 for space) in paths are decoded.
+func ParseMountinfo(r io.Reader) ([]Mount, error) {
+	var out []Mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			return nil, fmt.Errorf("mountinfo line %d: no \" - \" separator", n)
+		}
+		f := strings.Fields(pre)
+		g := strings.Fields(post)
+		if len(f) < 6 || len(g) < 2 {
+			return nil, fmt.Errorf("mountinfo line %d: too few fields", n)
+		}
+		maj, min, err := parseDev(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
+		}
+		m := Mount{Major: maj, Minor: min, Root: Unescape(f[3]), MountPoint: Unescape(f[4]), Options: f[5], FSType: g[0], Source: Unescape(g[1])}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+// Unescape decodes the kernel's octal escapes (\040, \011, \012, \134).
+func Unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) && isOctal(s[i+1:i+4]) {
+			v, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
+			b.WriteByte(byte(v))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '7' {
+			return false
+		}
+	}
+	return s[0] <= '3' // fits a byte
+}
+
+func parseDev(s string) (uint32, uint32, error) {
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("device number %q", s)
+	}
+	maj, err1 := strconv.ParseUint(a, 10, 32)
+	min, err2 := strconv.ParseUint(b, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("device number %q", s)
+	}
+	return uint32(maj), uint32(min), nil
+}
+
+func readDev(p string) (uint32, uint32, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseDev(strings.TrimSpace(string(b)))
+}
+
+func readUint(p string) (uint64, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+func readString(p string) string {
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
+}
+
+func listDir(p string) []string {
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// partitions lists the partition subdirectories of a disk's sysfs dir.
+func partitions(diskdir, disk string) []string {
+	var out []string
+	for _, e := range listDir(diskdir) {
+		if !strings.HasPrefix(e, disk) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(diskdir, e, "partition")); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// transport guesses how the disk is attached from its sysfs path.
+func transport(diskdir string) string {
+	real, err := filepath.EvalSymlinks(diskdir)
+	if err != nil {
+		real = diskdir
+	}
+	switch {
+	case strings.Contains(real, "/usb"):
+		return "usb"
+	case strings.Contains(real, "/nvme"):
+		return "nvme"
+	case strings.Contains(real, "/virtio"):
+		return "virtio"
+	case strings.Contains(real, "/ata"):
+		return "sata"
+	case strings.Contains(real, "/virtual/"):
+		return "virtual"
+	}
+	return ""
+}
+
+// swapUses reports whether /proc/swaps lists any of the kernel names.
+func swapUses(swaps string, names []string) bool {
+	for i, line := range strings.Split(swaps, "\n") {
+		if i == 0 {
+			continue // header
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		for _, n := range names {
+			if Unescape(f[0]) == "/dev/"+n {
+				return true
+			}
+		}
+	}
+	return false
+}
