@@ -6,10 +6,8 @@
 package blockdev
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // Host is the system whose devices are inspected. Root is "/" in production.
@@ -35,15 +35,8 @@ var (
 	ErrNotBlock = errors.New("not a block device")
 )
 
-// Mount is one line of /proc/self/mountinfo, the fields we use.
-type Mount struct {
-	Major, Minor uint32
-	Root         string // path inside the filesystem that is mounted
-	MountPoint   string
-	FSType       string
-	Source       string
-	Options      string
-}
+// Mount is one line of /proc/self/mountinfo.
+type Mount = procfs.Mount
 
 // Info describes one block device.
 type Info struct {
@@ -192,73 +185,7 @@ func (h Host) Mounts() ([]Mount, error) {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
 	defer f.Close()
-	return ParseMountinfo(f)
-}
-
-// ParseMountinfo parses the kernel's mountinfo format (proc(5)): the fields
-// before the " - " separator, then fstype, source and super options. Octal
-// escapes (\040 for space) in paths are decoded.
-func ParseMountinfo(r io.Reader) ([]Mount, error) {
-	var out []Mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			return nil, fmt.Errorf("mountinfo line %d: no \" - \" separator", n)
-		}
-		f := strings.Fields(pre)
-		g := strings.Fields(post)
-		if len(f) < 6 || len(g) < 2 {
-			return nil, fmt.Errorf("mountinfo line %d: too few fields", n)
-		}
-		maj, min, err := parseDev(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
-		}
-		m := Mount{Major: maj, Minor: min, Root: Unescape(f[3]), MountPoint: Unescape(f[4]), Options: f[5], FSType: g[0], Source: Unescape(g[1])}
-		out = append(out, m)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	return out, nil
-}
-
-// Unescape decodes the kernel's octal escapes (\040, \011, \012, \134).
-func Unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) && isOctal(s[i+1:i+4]) {
-			v, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
-			b.WriteByte(byte(v))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := 0; i < 3; i++ {
-		if s[i] < '0' || s[i] > '7' {
-			return false
-		}
-	}
-	return s[0] <= '3' // fits a byte
+	return procfs.ParseMountinfo(f)
 }
 
 func parseDev(s string) (uint32, uint32, error) {
@@ -354,7 +281,7 @@ func swapUses(swaps string, names []string) bool {
 			continue
 		}
 		for _, n := range names {
-			if Unescape(f[0]) == "/dev/"+n {
+			if procfs.Unescape(f[0]) == "/dev/"+n {
 				return true
 			}
 		}

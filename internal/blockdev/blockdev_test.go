@@ -16,51 +16,6 @@ const mountinfo = `22 1 9:127 / / rw,relatime shared:1 - ext4 /dev/md127 rw
 41 22 8:17 /sub /mnt/bind rw,relatime - ext4 /dev/sdb1 rw
 `
 
-func TestParseMountinfo(t *testing.T) {
-	ms, err := ParseMountinfo(strings.NewReader(mountinfo))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) != 6 {
-		t.Fatalf("got %d mounts", len(ms))
-	}
-	want := Mount{Major: 8, Minor: 17, Root: "/", MountPoint: "/media/my disk", FSType: "ext4", Source: "/dev/sdb1", Options: "rw,relatime"}
-	if ms[4] != want {
-		t.Errorf("escaped mount = %+v, want %+v", ms[4], want)
-	}
-	if ms[0].Major != 9 || ms[0].Minor != 127 || ms[0].MountPoint != "/" || ms[0].FSType != "ext4" {
-		t.Errorf("root mount = %+v", ms[0])
-	}
-	if ms[5].Root != "/sub" {
-		t.Errorf("bind root = %q", ms[5].Root)
-	}
-	for _, bad := range []string{
-		"22 1 9:127 / / rw shared:1 ext4 /dev/md127 rw\n", // no separator
-		"22 1 9127 / / rw - ext4 /dev/md127 rw\n",         // bad dev
-		"22 1 9:127 / - ext4\n",                           // too few fields
-	} {
-		if _, err := ParseMountinfo(strings.NewReader(bad)); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
-	}
-}
-
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{
-		`a\040b`:       "a b",
-		`tab\011x`:     "tab\tx",
-		`back\134s`:    `back\s`,
-		`trail\04`:     `trail\04`,
-		`plain`:        "plain",
-		`\999`:         `\999`,
-		`\400notabyte`: `\400notabyte`,
-	} {
-		if got := Unescape(in); got != want {
-			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestSwapUses(t *testing.T) {
 	swaps := "Filename\tType\tSize\tUsed\tPriority\n/dev/sdc2  partition\t1048572\t0\t-2\n"
 	if !swapUses(swaps, []string{"sdc", "sdc1", "sdc2"}) {
@@ -185,32 +140,4 @@ func TestInspectKinds(t *testing.T) {
 	if _, err := h.Inspect(""); err == nil {
 		t.Error("empty path accepted")
 	}
-}
-
-func FuzzParseMountinfo(f *testing.F) {
-	for _, l := range strings.Split(mountinfo, "\n") {
-		f.Add(l)
-	}
-	f.Add(`1 2 3:4 \ \0 - a b`)
-	f.Fuzz(func(t *testing.T, s string) {
-		ms, err := ParseMountinfo(strings.NewReader(s))
-		if err == nil {
-			for _, m := range ms {
-				if m.FSType == "" {
-					t.Fatalf("%q: empty fstype accepted", s)
-				}
-			}
-		}
-	})
-}
-
-func FuzzUnescape(f *testing.F) {
-	f.Add(`a\040b`)
-	f.Add(`\`)
-	f.Add(`\12`)
-	f.Fuzz(func(t *testing.T, s string) {
-		if !strings.Contains(s, `\`) && Unescape(s) != s {
-			t.Fatalf("changed %q", s)
-		}
-	})
 }
