@@ -1,0 +1,136 @@
+// Command livemigrate installs the running live system onto a disk without a
+// reboot. See docs/livemigrate.8.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/engine"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `livemigrate installs the running live system onto a disk, without a reboot
+and keeping everything done in the live session.
+
+Usage:
+  livemigrate                          open the wizard (on a terminal)
+  livemigrate status [--json]          show the live stack, the root array and recovery
+  livemigrate migrate --target DEVICE  install onto DEVICE (plan, confirm, copy, switch)
+  livemigrate release                  free the live medium and RAM after a migration
+  livemigrate boot snapshot|wrap ...   initrd side: build live-rw, wrap it in md
+  livemigrate version
+
+Run 'livemigrate COMMAND --help' for a command's options.
+Exit codes are listed in livemigrate(8).
+`
+
+type command struct {
+	name  string
+	short string
+	run   func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"status", "show the live stack, the root array and recovery", runStatus},
+		{"migrate", "install the running system onto a device", runMigrate},
+		{"release", "release the live stack after the live leg has left the array", runRelease},
+		{"boot", "initrd helpers: build the live snapshot and wrap it in md", runBoot},
+		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println("livemigrate", version); return 0 }},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return runWizard(stdout, stderr)
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "--version":
+		fmt.Fprintln(stdout, "livemigrate", version)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "livemigrate: unknown command %q\n\n%s", args[0], usage)
+	return engine.ExitUsage
+}
+
+func runWizard(stdout, stderr io.Writer) int {
+	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
+		fmt.Fprintf(stderr, "livemigrate: the wizard needs a terminal, and standard input or output is not one.\n"+
+			"To migrate from a script, run: livemigrate migrate --target DEVICE --yes\n")
+		return engine.ExitUsage
+	}
+	fmt.Fprint(stdout, usage)
+	return 0
+}
+
+// newFlags makes a flag set that prints its own help and returns ExitUsage
+// on errors.
+func newFlags(name, synopsis, about string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: livemigrate %s %s\n\n%s\n\nOptions:\n%s", name, synopsis, about, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse returns (exit code, done). done is true when the caller should exit.
+func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0, true
+		}
+		fmt.Fprintf(stderr, "livemigrate %s: %v\nRun 'livemigrate %s --help' for usage.\n", fs.Name(), err, fs.Name())
+		return engine.ExitUsage, true
+	}
+	return 0, false
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// lock makes sure only one livemigrate changes the system at a time. The
+// lock lives in /run, which the kernel empties at boot, and is released by
+// the kernel when the process dies, so a killed run never blocks the next.
+func lock() (*os.File, error) {
+	const path = "/run/livemigrate.lock"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			pid, _ := os.ReadFile(path)
+			return nil, &engine.Refusal{Code: engine.ExitLocked, Reason: fmt.Sprintf("another livemigrate is running (pid %s)", strings.TrimSpace(string(pid))), Hint: "wait for it to finish, or watch it with 'livemigrate status'"}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// out prints engine events as text or JSON lines.
+type out struct {
+	w      io.Writer
+	json   bool
+	tty    bool
+	enc    *json.Encoder
+	lastPc float64
+	lastAt time.Time
+	inLine bool
+}
+
+func newOut(w io.Writer, asJSON bool) *out {
+	o := &out{w: w, json: asJSON, enc: json.NewEncoder(w)}
+	if f, ok := w.(*os.File); ok {
+		o.tty = isTerminal(f)
+	}
+	return o
+}
+
+func (o *out) event(e engine.Event) {
+	if o.json {
+		_ = o.enc.Encode(e)
+		return
+	}
+	switch e.Type {
+	case engine.EvPlan:
+		fmt.Fprint(o.w, e.Plan.Render())
+	case engine.EvStepStart:
+		o.endLine()
+		fmt.Fprintf(o.w, "==> %s\n", e.Message)
+	case engine.EvStepDone:
+		o.endLine()
+		fmt.Fprintf(o.w, "    done: %s\n", e.Message)
+	case engine.EvStepFailed:
+		o.endLine()
+		fmt.Fprintf(o.w, "    FAILED: %s\n", e.Message)
+	case engine.EvWarning:
+		o.endLine()
+		fmt.Fprintf(o.w, "    warning: %s\n", e.Message)
+	case engine.EvProgress:
+		o.progress(e.Progress)
+	}
+}
+
+func (o *out) progress(p *engine.Progress) {
+	line := fmt.Sprintf("    %5.1f%%  %s of %s  %s/s", p.Percent, humanize.IBytes(p.DoneBytes), humanize.IBytes(p.TotalBytes), humanize.IBytes(p.SpeedBps))
+	if p.ETASeconds > 0 && p.Percent < 100 {
+		line += "  ETA " + (time.Duration(p.ETASeconds) * time.Second).String()
+	}
+	if p.COW != nil && p.COW.TotalBytes > 0 {
+		line += fmt.Sprintf("  COW %s/%s", humanize.IBytes(p.COW.UsedBytes), humanize.IBytes(p.COW.TotalBytes))
+	}
+	if o.tty {
+		fmt.Fprintf(o.w, "\r%-78s", line)
+		o.inLine = true
+		return
+	}
+	// Not a terminal: a line every 10% or every 30 s keeps logs readable.
+	if p.Percent >= 100 || p.Percent-o.lastPc >= 10 || time.Since(o.lastAt) > 30*time.Second {
+		fmt.Fprintln(o.w, line)
+		o.lastPc, o.lastAt = p.Percent, time.Now()
+	}
+}
+
+func (o *out) endLine() {
+	if o.inLine {
+		fmt.Fprintln(o.w)
+		o.inLine = false
+	}
+}
+
+// fail reports an error with its exit code.
+func (o *out) fail(stderr io.Writer, cmd string, err error) int {
+	code := engine.ExitCode(err)
+	o.endLine()
+	if o.json {
+		_ = o.enc.Encode(engine.Event{Time: time.Now(), Type: engine.EvError, Code: code, Message: err.Error()})
+	}
+	fmt.Fprintf(stderr, "livemigrate %s: %v\n", cmd, err)
+	return code
+}
+
+func runMigrate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("migrate", "--target DEVICE [--yes] [--json] [--dry-run] [--speed fast|gentle]",
+		"Install the running live system onto DEVICE, a disk or partition, without a\n"+
+			"reboot. livemigrate checks DEVICE, prints the plan and asks you to type the\n"+
+			"device name back. Then md copies the live root onto DEVICE while you keep\n"+
+			"working; once the copy is complete the RAM-backed live leg leaves the array,\n"+
+			"the array and the filesystem grow to fill DEVICE, and the live medium and the\n"+
+			"RAM it held are released.\n\n"+
+			"Ctrl+C before the live leg is removed takes DEVICE out again and leaves the\n"+
+			"live session as it was. If the process is killed, run the same command again:\n"+
+			"it continues from what the kernel shows.")
+	target := fs.StringP("target", "t", "", "the disk or partition to install onto (everything on it is destroyed)")
+	yes := fs.BoolP("yes", "y", false, "do not ask for confirmation")
+	asJSON := fs.Bool("json", false, "print one JSON object per line (plan, steps, progress, result)")
+	dry := fs.BoolP("dry-run", "n", false, "check and print the plan, change nothing")
+	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let md yield to the desktop's I/O")
+	noEject := fs.Bool("no-eject", false, "do not eject the CD after releasing it")
+	keep := fs.Bool("keep-live-stack", false, "do not release the live stack at the end (release later with 'livemigrate release')")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	o := newOut(stdout, *asJSON)
+	if fs.NArg() > 0 {
+		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), Hint: "name the device with --target"})
+	}
+	speed, err := engine.ParseSpeed(*speedFlag)
+	if err != nil {
+		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: err.Error()})
+	}
+	if !fs.Changed("target") {
+		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "no target device given", Hint: "name one with --target, e.g. --target /dev/sdb2 (see lsblk)"})
+	}
+	lk, err := lock()
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	defer lk.Close()
+
+	sys, err := engine.Observer{Root: "/"}.Observe()
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	tgt := inspectTarget(*target)
+	plan, err := engine.Preflight(sys, tgt, engine.Request{Target: *target, Speed: speed})
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
+	if *dry {
+		if !o.json {
+			fmt.Fprintln(stdout, "Dry run: nothing was changed.")
+		}
+		return 0
+	}
+	if !*yes {
+		if err := confirm(plan, stdout); err != nil {
+			return o.fail(stderr, "migrate", err)
+		}
+	}
+
+	if sys.Stack != nil {
+		if err := engine.SaveStack(engine.StackFile, sys.Stack); err != nil {
+			o.event(engine.Event{Time: time.Now(), Type: engine.EvWarning, Message: err.Error() + "; 'livemigrate release' may not find the live stack again if the release step fails"})
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	k := engine.NewSysKernel(overlay.ReleaseOptions{Eject: !*noEject})
+	r := &engine.Runner{K: k, Emit: o.event, Stack: sys.Stack, MountPoint: "/", NoRelease: *keep}
+	res, err := r.Run(ctx, plan)
+	o.endLine()
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	if o.json {
+		_ = o.enc.Encode(engine.Event{Time: time.Now(), Type: engine.EvResult, Result: res})
+	} else {
+		uuid := ""
+		if sys.RootFS != nil {
+			uuid = sys.RootFS.UUID
+		}
+		fmt.Fprint(stdout, renderResult(plan, res, uuid))
+	}
+	return 0
+}
+
+func inspectTarget(path string) engine.Target {
+	in, err := blockdev.Local.Inspect(path)
+	t := engine.Target{Info: in, Err: err}
+	if err == nil {
+		if p, err := resize.ProbeDevice(path); err == nil {
+			t.FS = &p
+		}
+	}
+	return t
+}
+
+// confirm asks for the device name to be typed back, the way a person would
+// confirm destroying a disk by hand.
+func confirm(p *engine.Plan, stdout io.Writer) error {
+	if !isTerminal(os.Stdin) {
+		return &engine.Refusal{Code: engine.ExitDeclined, Reason: "confirmation needed and standard input is not a terminal", Hint: "add --yes to migrate from a script"}
+	}
+	fmt.Fprintf(stdout, "\nEverything on %s will be destroyed. Type %s to go on: ", p.Target, p.Target)
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return &engine.Refusal{Code: engine.ExitDeclined, Reason: "no confirmation given", Hint: "nothing was changed"}
+	}
+	if strings.TrimSpace(line) != p.Target {
+		return &engine.Refusal{Code: engine.ExitDeclined, Reason: fmt.Sprintf("typed %q, not %q", strings.TrimSpace(line), p.Target), Hint: "nothing was changed"}
+	}
+	return nil
+}
+
+func renderResult(p *engine.Plan, r *engine.Result, uuid string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nDone: / now lives on %s.\n", p.Target)
+	if r.RecoveredBytes > 0 {
+		fmt.Fprintf(&b, "  copied %s in %.1fs (%s/s)\n", humanize.IBytes(r.RecoveredBytes), r.RecoverySeconds, humanize.IBytes(uint64(r.RecoveryBps)))
+	}
+	if r.FS != nil {
+		fmt.Fprintf(&b, "  filesystem %s: %s -> %s\n", r.FS.Type, humanize.IBytes(r.FS.OldSize), humanize.IBytes(r.FS.NewSize))
+	}
+	if r.Release != nil {
+		fmt.Fprintf(&b, "  released the live stack: MemAvailable %+d MiB; the COW held %s\n", r.Release.MemGained()>>20, humanize.IBytes(r.Release.COWBytesFreed))
+		if r.Release.Ejected {
+			fmt.Fprintf(&b, "  the disc was ejected; you can take it away\n")
+		}
+	}
+	fmt.Fprintf(&b, "At the next boot %s is a plain filesystem, with no md or live layer", p.Target)
+	if uuid != "" {
+		fmt.Fprintf(&b, " (root=UUID=%s)", uuid)
+	}
+	fmt.Fprintf(&b, ".\n")
+	return b.String()
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+)
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "[--json]", "Show where / lives: the md array, its legs and their states, recovery\nprogress, the live stack under the live leg, its copy-on-write usage and the\nRAM it holds. Reads only; safe to run at any time, also during a migration.")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "livemigrate status: unexpected argument %q\n", fs.Arg(0))
+		return engine.ExitUsage
+	}
+	sys, err := engine.Observer{Root: "/"}.Observe()
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate status: %v\n", err)
+		return engine.ExitFailure
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sys); err != nil {
+			return engine.ExitFailure
+		}
+	} else {
+		fmt.Fprint(stdout, renderStatus(sys))
+	}
+	if sys.NotLive != "" {
+		return engine.ExitNotLive
+	}
+	return 0
+}
+
+func renderStatus(s *engine.System) string {
+	var b strings.Builder
+	if s.Array == nil {
+		fmt.Fprintf(&b, "Root:       / is %s (%s)\n", s.RootSource, s.RootFSType)
+		fmt.Fprintf(&b, "Not a livemigrate root: %s\n", s.NotLive)
+		return b.String()
+	}
+	a := s.Array
+	fsdesc := s.RootFSType
+	if s.RootFS != nil {
+		fsdesc = fmt.Sprintf("%s %s, UUID %s", s.RootFS.Type, humanize.IBytes(s.RootFS.Size), s.RootFS.UUID)
+	}
+	health := "healthy"
+	if a.Degraded > 0 {
+		health = fmt.Sprintf("degraded (%d of %d slots empty)", a.Degraded, a.RaidDisks)
+	}
+	fmt.Fprintf(&b, "Root:       / on %s (%s)\n", a.Path, fsdesc)
+	fmt.Fprintf(&b, "Array:      %s, metadata %s, %s, %s\n", a.Level, a.Metadata, humanize.IBytes(a.SizeBytes), health)
+	if s.NotLive != "" {
+		fmt.Fprintf(&b, "Not a livemigrate root: %s\n", s.NotLive)
+	}
+	fmt.Fprintf(&b, "Legs:\n")
+	for _, m := range a.Members {
+		role := "target"
+		if s.LiveLeg != nil && m.Name == s.LiveLeg.Name {
+			role = "live leg"
+			if s.Stack != nil {
+				role += " (" + s.Stack.DMName + ")"
+			}
+		}
+		slot := "-"
+		if m.Slot >= 0 {
+			slot = fmt.Sprint(m.Slot)
+		}
+		fmt.Fprintf(&b, "  slot %-2s %-8s %-20s %-12s %s\n", slot, m.Name, role, memberState(a, m), humanize.IBytes(m.SizeKiB*1024))
+	}
+	if a.SyncCompleted != nil && a.Recovering() {
+		fmt.Fprintf(&b, "Recovery:   %s %.1f%% (%s of %s) at %s/s\n", a.SyncAction, 100*a.SyncCompleted.Fraction(),
+			humanize.IBytes(a.SyncCompleted.Done*512), humanize.IBytes(a.SyncCompleted.Total*512), humanize.IBytes(a.SyncSpeedKBs*1000))
+	}
+	if st := s.Stack; st != nil {
+		fmt.Fprintf(&b, "Live stack:\n")
+		fmt.Fprintf(&b, "  snapshot  %s (%s), chunk %s\n", st.DMName, st.Snapshot.Name, humanize.IBytes(st.ChunkSectors*512))
+		fmt.Fprintf(&b, "  origin    %s <- %s\n", st.Origin.Name, st.OriginFile)
+		for i, sib := range st.Siblings {
+			fmt.Fprintf(&b, "  also      %s (%s) over %s\n", st.SiblingNames[i], sib.Name, st.OriginLoop.Name)
+		}
+		if st.SquashfsMount != "" {
+			fmt.Fprintf(&b, "  squashfs  %s (%s <- %s)\n", st.SquashfsMount, st.SquashfsLoop.Name, st.SquashfsFile)
+		}
+		if st.MediumMount != "" {
+			kind := ""
+			if st.MediumIsCD {
+				kind = ", CD"
+			}
+			fmt.Fprintf(&b, "  medium    /dev/%s on %s (%s%s)\n", st.Medium.Name, st.MediumMount, st.MediumFSType, kind)
+		}
+		cow := fmt.Sprintf("%s (%s) <- %s", st.COW.Name, st.COWKind, st.COWBacking)
+		if st.COWFSType != "" {
+			cow += " on " + st.COWFSType
+		}
+		if s.COW != nil {
+			u := s.COW
+			cow += fmt.Sprintf(": %s used of %s (%.1f%%)", humanize.IBytes(u.UsedSectors*512), humanize.IBytes(u.TotalSectors*512), 100*u.UsedFraction())
+			if u.ComprDataBytes > 0 {
+				cow += fmt.Sprintf(", zram %s compressed to %s", humanize.IBytes(u.OrigDataBytes), humanize.IBytes(u.ComprDataBytes))
+			}
+			if u.Failed() {
+				cow += " -- SNAPSHOT INVALID OR OVERFLOWED"
+			}
+		} else if s.COWError != "" {
+			cow += ": usage unknown (" + s.COWError + ")"
+		}
+		fmt.Fprintf(&b, "  COW       %s\n", cow)
+		if free, ok := engine.COWHeadroom(s); ok {
+			fmt.Fprintf(&b, "  headroom  %s more can be written before the snapshot overflows\n", humanize.IBytes(free))
+		}
+	} else if s.LiveLeg == nil {
+		fmt.Fprintf(&b, "Live stack: none (released, or / was already migrated)\n")
+	}
+	fmt.Fprintf(&b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
+	return b.String()
+}
+
+func memberState(a *mdraid.Array, m mdraid.Member) string {
+	switch {
+	case m.Faulty():
+		return "faulty"
+	case m.InSync():
+		return "in sync"
+	case m.Rebuilding() && a.SyncCompleted != nil:
+		return fmt.Sprintf("copying %.1f%%", 100*a.SyncCompleted.Fraction())
+	case m.Rebuilding():
+		return "waiting to copy"
+	}
+	return strings.Join(m.States, ",")
+}

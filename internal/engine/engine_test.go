@@ -1,0 +1,543 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+const (
+	MiB = 1 << 20
+	GiB = 1 << 30
+)
+
+// liveSystem is a live root md127 = [dm-1 live-rw, missing], 1 GiB, booted
+// from sr0, with 512 MiB of COW of which 16 MiB are used.
+func liveSystem() *System {
+	live := mdraid.Member{Name: "dm-1", Major: 253, Minor: 1, Slot: 0, States: []string{"in_sync"}, SizeKiB: GiB / 1024}
+	a := &mdraid.Array{Name: "md127", Path: "/dev/md127", Major: 9, Minor: 127, Level: "raid1", Metadata: "none",
+		RaidDisks: 2, ArrayState: "clean", ComponentKiB: GiB / 1024, SizeBytes: GiB, Degraded: 1, SyncAction: "idle",
+		SpeedMin: mdraid.SpeedLimit{KBs: 1000}, SpeedMax: mdraid.SpeedLimit{KBs: 200000},
+		Members: []mdraid.Member{live}}
+	st := &overlay.Stack{
+		Snapshot: overlay.Dev{Name: "dm-1", Major: 253, Minor: 1}, DMName: "live-rw",
+		Origin: overlay.Dev{Name: "loop1", Major: 7, Minor: 1}, OriginLoop: overlay.Dev{Name: "loop1", Major: 7, Minor: 1},
+		Siblings: []overlay.Dev{{Name: "dm-0", Major: 253, Minor: 0}}, SiblingNames: []string{"live-base"},
+		COW: overlay.Dev{Name: "loop2", Major: 7, Minor: 2}, COWKind: overlay.COWDeletedFile, COWBacking: "/overlay (deleted)",
+		SquashfsMount: "/run/initramfs/squashfs", SquashfsLoop: overlay.Dev{Name: "loop0", Major: 7, Minor: 0},
+		MediumMount: "/run/initramfs/live", Medium: overlay.Dev{Name: "sr0", Major: 11, Minor: 0},
+		MediumDisk: overlay.Dev{Name: "sr0", Major: 11, Minor: 0}, MediumIsCD: true, ChunkSectors: 8,
+	}
+	return &System{RootMount: "/", RootSource: "/dev/md127", RootFSType: "ext4",
+		RootFS: &resize.Probe{Type: "ext4", UUID: "0b4f-test", Size: GiB},
+		Array:  a, ArrayLBS: 512, LiveLeg: &a.Members[0], Stack: st,
+		COW:      &overlay.Usage{UsedSectors: 16 * MiB / 512, TotalSectors: 512 * MiB / 512},
+		MemTotal: 4 * GiB, MemAvail: 3 * GiB}
+}
+
+func disk(name string, major, minor uint32, size uint64) *blockdev.Info {
+	return &blockdev.Info{Path: "/dev/" + name, Name: name, Disk: name, Major: major, Minor: minor, SizeBytes: size, LogicalBlockSize: 512, PhysicalBlockSize: 512}
+}
+
+func TestPreflightRefusals(t *testing.T) {
+	notLive := liveSystem()
+	notLive.NotLive = "/ is on /dev/vda (ext4), not on an md array"
+	lowCOW := liveSystem()
+	lowCOW.COW = &overlay.Usage{UsedSectors: 500 * MiB / 512, TotalSectors: 512 * MiB / 512}
+	lowRAM := liveSystem()
+	lowRAM.MemAvail = 32 * MiB
+	invalid := liveSystem()
+	invalid.COW = &overlay.Usage{Invalid: true, TotalSectors: 1}
+	migrated := liveSystem()
+	migrated.Array.Members = []mdraid.Member{{Name: "vdc", Major: 254, Minor: 32, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024}}
+	migrated.LiveLeg = nil
+	otherTarget := liveSystem()
+	otherTarget.Array.Members = append(otherTarget.Array.Members, mdraid.Member{Name: "vdc", Major: 254, Minor: 32, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024})
+	otherTarget.LiveLeg = &otherTarget.Array.Members[0]
+
+	mod := func(f func(*blockdev.Info)) *blockdev.Info {
+		d := disk("vdb", 254, 16, 2*GiB)
+		f(d)
+		return d
+	}
+	tests := []struct {
+		name string
+		sys  *System
+		tgt  Target
+		dev  string
+		code int
+		want string
+	}{
+		{"not live", notLive, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitNotLive, "not on an md array"},
+		{"empty target", liveSystem(), Target{Err: blockdev.ErrNotExist}, "", ExitUsage, "no target"},
+		{"blank target", liveSystem(), Target{Err: blockdev.ErrNotExist}, "  ", ExitUsage, "no target"},
+		{"missing", liveSystem(), Target{Err: fmt.Errorf("/dev/nope: %w", blockdev.ErrNotExist)}, "/dev/nope", ExitNoDevice, "no such block device"},
+		{"regular file", liveSystem(), Target{Err: fmt.Errorf("/tmp/x is a regular file: %w", blockdev.ErrNotBlock)}, "/tmp/x", ExitNoDevice, "regular file"},
+		{"char device", liveSystem(), Target{Err: fmt.Errorf("/dev/null is a character device: %w", blockdev.ErrNotBlock)}, "/dev/null", ExitNoDevice, "character device"},
+		{"the array", liveSystem(), Target{Info: disk("md127", 9, 127, GiB)}, "/dev/md127", ExitLiveStack, "the array / runs on"},
+		{"live-rw", liveSystem(), Target{Info: disk("dm-1", 253, 1, GiB)}, "/dev/mapper/live-rw", ExitLiveStack, "live leg"},
+		{"live-base", liveSystem(), Target{Info: disk("dm-0", 253, 0, GiB)}, "/dev/mapper/live-base", ExitLiveStack, "part of the live stack"},
+		{"origin loop", liveSystem(), Target{Info: disk("loop1", 7, 1, GiB)}, "/dev/loop1", ExitLiveStack, "part of the live stack"},
+		{"cow loop", liveSystem(), Target{Info: disk("loop2", 7, 2, 32*GiB)}, "/dev/loop2", ExitLiveStack, "part of the live stack"},
+		{"medium", liveSystem(), Target{Info: disk("sr0", 11, 0, 4*GiB)}, "/dev/sr0", ExitLiveStack, "holds the live medium"},
+		{"medium partition", usbSystem(), Target{Info: &blockdev.Info{Path: "/dev/sdb2", Name: "sdb2", Disk: "sdb", IsPartition: true, Major: 8, Minor: 18, SizeBytes: 8 * GiB, LogicalBlockSize: 512}}, "/dev/sdb2", ExitLiveStack, "holds the live medium"},
+		{"medium disk", usbSystem(), Target{Info: disk("sdb", 8, 16, 16*GiB)}, "/dev/sdb", ExitLiveStack, "holds the live medium"},
+		{"mounted", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Mounts = []string{"/mnt"} })}, "/dev/vdb", ExitInUse, "mounted on /mnt"},
+		{"disk with mounted partition", liveSystem(), Target{Info: mod(func(d *blockdev.Info) {
+			d.Partitions = []string{"vdb1"}
+			d.PartMounts = []string{"/dev/vdb1 on /media/x"}
+		})}, "/dev/vdb", ExitInUse, "/dev/vdb1 on /media/x"},
+		{"md member", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"md5"} })}, "/dev/vdb", ExitInUse, "md array"},
+		{"lvm", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"dm-7"} })}, "/dev/vdb", ExitInUse, "LVM"},
+		{"swap", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Swap = true })}, "/dev/vdb", ExitInUse, "swap"},
+		{"read-only", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.ReadOnly = true })}, "/dev/vdb", ExitReadOnly, "read-only"},
+		{"4Kn", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.LogicalBlockSize = 4096 })}, "/dev/vdb", ExitBlockSize, "device is 4096-byte sectors, array is 512"},
+		{"one sector short", liveSystem(), Target{Info: disk("vdb", 254, 16, GiB-512)}, "/dev/vdb", ExitTooSmall, "needs at least"},
+		{"cow low", lowCOW, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitCOWHeadroom, "copy-on-write space left"},
+		{"ram low", lowRAM, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitCOWHeadroom, "32 MiB"},
+		{"cow invalid", invalid, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitCOWHeadroom, "overflowed"},
+		{"already migrated", migrated, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitNotLive, "already migrated"},
+		{"other target busy", otherTarget, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitBusyArray, "already has /dev/vdc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Preflight(tt.sys, tt.tgt, Request{Target: tt.dev})
+			if err == nil {
+				t.Fatalf("accepted: %s", p.Render())
+			}
+			if got := ExitCode(err); got != tt.code {
+				t.Errorf("exit code %d, want %d (%v)", got, tt.code, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("message %q lacks %q", err, tt.want)
+			}
+			var r *Refusal
+			if errors.As(err, &r) && r.Hint == "" && tt.code != ExitUsage {
+				t.Errorf("refusal without a hint: %v", err)
+			}
+		})
+	}
+}
+
+func usbSystem() *System {
+	s := liveSystem()
+	s.Stack.Medium = overlay.Dev{Name: "sdb1", Major: 8, Minor: 17}
+	s.Stack.MediumDisk = overlay.Dev{Name: "sdb", Major: 8, Minor: 16}
+	s.Stack.MediumIsCD = false
+	return s
+}
+
+func kinds(p *Plan) []StepKind {
+	var out []StepKind
+	for _, s := range p.Steps {
+		out = append(out, s.Kind)
+	}
+	return out
+}
+
+func eqKinds(a, b []StepKind) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+func TestPreflightPlans(t *testing.T) {
+	full := []StepKind{StepTune, StepHotAdd, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease}
+
+	p, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, 2*GiB), FS: &resize.Probe{Type: "xfs", Label: "old"}}, Request{Target: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eqKinds(kinds(p), full) {
+		t.Errorf("fresh plan = %v", kinds(p))
+	}
+	if p.Speed != SpeedFast || p.CopyBytes != GiB || p.TargetBytes != 2*GiB || p.FSType != "ext4" {
+		t.Errorf("plan = %+v", p)
+	}
+	text := p.Render()
+	for _, want := range []string{"/dev/vdb", `xfs filesystem on /dev/vdb (label "old")`, "point of no return", "live-rw", "eject sr0"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("rendered plan lacks %q:\n%s", want, text)
+		}
+	}
+	// Exactly one step is the point of no return, and it removes the live leg.
+	n := 0
+	for _, s := range p.Steps {
+		if s.Irreversible {
+			n++
+			if s.Kind != StepDropLive {
+				t.Errorf("irreversible step %s", s.Kind)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d irreversible steps", n)
+	}
+
+	// Exactly the live root's size is enough.
+	if _, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, GiB)}, Request{Target: "/dev/vdb"}); err != nil {
+		t.Errorf("exact size refused: %v", err)
+	}
+	// A smaller logical block size is fine for md.
+	sys := liveSystem()
+	sys.ArrayLBS = 4096
+	if _, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb"}); err != nil {
+		t.Errorf("512 target on 4096 array refused: %v", err)
+	}
+
+	// Resume: target already rebuilding.
+	sys = liveSystem()
+	sys.Array.Members = append(sys.Array.Members, mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024})
+	sys.Array.SyncAction, sys.Array.SyncCompleted = "recover", &mdraid.Progress{Done: 100, Total: 400}
+	sys.LiveLeg = &sys.Array.Members[0]
+	in := disk("vdb", 254, 16, 2*GiB)
+	in.Holders = []string{"md127"} // its own array holds it: not "in use"
+	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb", Speed: SpeedGentle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eqKinds(kinds(p), []StepKind{StepTune, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease}) || !strings.Contains(p.Resume, "recover 25.0%") {
+		t.Errorf("resume plan = %v %q", kinds(p), p.Resume)
+	}
+
+	// Resume after the live leg left: only growth and release remain.
+	sys = liveSystem()
+	sys.Array.Members = []mdraid.Member{{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024}}
+	sys.LiveLeg = nil
+	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eqKinds(kinds(p), []StepKind{StepGrowArray, StepGrowFS, StepRelease}) {
+		t.Errorf("finish plan = %v", kinds(p))
+	}
+}
+
+func TestParseSpeed(t *testing.T) {
+	if s, err := ParseSpeed("gentle"); err != nil || s != SpeedGentle {
+		t.Error(s, err)
+	}
+	if _, err := ParseSpeed("turbo"); err == nil {
+		t.Error("turbo accepted")
+	}
+}
+
+// fakeKernel simulates md: a hot-added leg is copied step by step on every
+// ReadArray, and faults can be injected.
+type fakeKernel struct {
+	a          *mdraid.Array
+	calls      []string
+	stepSect   uint64
+	failAt     uint64 // fail the target once recovery passes this many sectors
+	growFSErr  error
+	releaseErr error
+	onRead     func(n int)
+	reads      int
+}
+
+func newFake(sys *System) *fakeKernel {
+	return &fakeKernel{a: sys.Array, stepSect: GiB / 512 / 4}
+}
+
+func (k *fakeKernel) ReadArray(string) (*mdraid.Array, error) {
+	k.reads++
+	if k.onRead != nil {
+		k.onRead(k.reads)
+	}
+	a := k.a
+	for i := range a.Members {
+		m := &a.Members[i]
+		if m.Rebuilding() && a.SyncAction == "recover" {
+			a.SyncCompleted.Done += k.stepSect
+			if k.failAt > 0 && a.SyncCompleted.Done >= k.failAt {
+				m.States = []string{"faulty"}
+				m.Slot = -1
+				a.SyncAction, a.SyncCompleted = "idle", nil
+				break
+			}
+			if a.SyncCompleted.Done >= a.SyncCompleted.Total {
+				m.States = []string{"in_sync"}
+				a.SyncAction, a.SyncCompleted, a.Degraded = "idle", nil, 0
+			}
+		}
+	}
+	cp := *a
+	cp.Members = append([]mdraid.Member(nil), a.Members...)
+	return &cp, nil
+}
+
+func (k *fakeKernel) HotAdd(md, dev string) error {
+	k.calls = append(k.calls, "hot-add "+dev)
+	k.a.Members = append(k.a.Members, mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024})
+	k.a.SyncAction, k.a.SyncCompleted = "recover", &mdraid.Progress{Total: k.a.SizeBytes / 512}
+	return nil
+}
+
+func (k *fakeKernel) find(maj, min uint32) int {
+	for i, m := range k.a.Members {
+		if m.Major == maj && m.Minor == min {
+			return i
+		}
+	}
+	return -1
+}
+
+func (k *fakeKernel) Fail(md string, maj, min uint32) error {
+	k.calls = append(k.calls, fmt.Sprintf("fail %d:%d", maj, min))
+	i := k.find(maj, min)
+	if i < 0 {
+		return errors.New("no such member")
+	}
+	k.a.Members[i].States = []string{"faulty"}
+	if k.a.SyncAction == "recover" {
+		k.a.SyncAction, k.a.SyncCompleted = "idle", nil
+	}
+	return nil
+}
+
+func (k *fakeKernel) Remove(md string, maj, min uint32) error {
+	k.calls = append(k.calls, fmt.Sprintf("remove %d:%d", maj, min))
+	i := k.find(maj, min)
+	if i < 0 || !k.a.Members[i].Faulty() {
+		return errors.New("busy")
+	}
+	k.a.Members = append(k.a.Members[:i], k.a.Members[i+1:]...)
+	return nil
+}
+
+func (k *fakeKernel) SetSpeed(md, file string, l mdraid.SpeedLimit) error {
+	k.calls = append(k.calls, fmt.Sprintf("speed %s=%d/%v", file, l.KBs, l.Local))
+	return nil
+}
+
+func (k *fakeKernel) GrowArray(md string) (uint64, error) {
+	k.calls = append(k.calls, "grow-array")
+	n, err := mdraid.MaxComponentKiB(k.a)
+	k.a.ComponentKiB, k.a.SizeBytes = n, n*1024
+	return n, err
+}
+
+func (k *fakeKernel) GrowFS(mp, dev string) (resize.Result, error) {
+	k.calls = append(k.calls, "grow-fs "+dev)
+	if k.growFSErr != nil {
+		return resize.Result{}, k.growFSErr
+	}
+	return resize.Result{Type: "ext4", OldSize: GiB, NewSize: k.a.SizeBytes}, nil
+}
+
+func (k *fakeKernel) COWUsage(*overlay.Stack) (overlay.Usage, error) {
+	return overlay.Usage{UsedSectors: 32 * MiB / 512, TotalSectors: 512 * MiB / 512}, nil
+}
+
+func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
+	k.calls = append(k.calls, "release")
+	return overlay.ReleaseReport{COWBytesFreed: 32 * MiB, Ejected: true}, k.releaseErr
+}
+
+func runner(k *fakeKernel, sys *System, evs *[]Event) *Runner {
+	clock := time.Unix(0, 0)
+	return &Runner{
+		K: k, Stack: sys.Stack, MountPoint: "/",
+		Emit:  func(e Event) { *evs = append(*evs, e) },
+		Now:   func() time.Time { return clock },
+		Sleep: func(ctx context.Context, d time.Duration) { clock = clock.Add(d) },
+	}
+}
+
+func plan(t *testing.T, sys *System) *Plan {
+	t.Helper()
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunHappyPath(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	var evs []Event
+	p := plan(t, sys)
+	res, err := runner(k, sys, &evs).Run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"speed sync_speed_min=2000000/true", "speed sync_speed_max=2000000/true",
+		"hot-add /dev/vdb", "fail 253:1", "remove 253:1", "grow-array", "grow-fs /dev/md127",
+		"speed sync_speed_min=1000/false", "speed sync_speed_max=200000/false", "release",
+	}
+	if fmt.Sprint(k.calls) != fmt.Sprint(want) {
+		t.Errorf("calls:\n got %q\nwant %q", k.calls, want)
+	}
+	if res.RecoveredBytes != GiB || res.RecoverySeconds != 3 || res.ArrayBytes != 2*GiB || res.FS.NewSize != 2*GiB || res.COWPeakBytes != 32*MiB {
+		t.Errorf("result = %+v", res)
+	}
+	var progress []float64
+	for _, e := range evs {
+		if e.Type == EvProgress {
+			progress = append(progress, e.Progress.Percent)
+		}
+	}
+	if fmt.Sprint(progress) != "[25 50 75 100]" {
+		t.Errorf("progress = %v", progress)
+	}
+}
+
+func TestRunInterruptDuringRecovery(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	k.onRead = func(n int) {
+		if n == 2 {
+			cancel()
+		}
+	}
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(ctx, plan(t, sys))
+	if ExitCode(err) != ExitInterrupted || !strings.Contains(err.Error(), "live session intact") {
+		t.Fatalf("err = %v (code %d)", err, ExitCode(err))
+	}
+	if len(k.a.Members) != 1 || k.a.Members[0].Name != "dm-1" || !k.a.Members[0].InSync() {
+		t.Errorf("array after abort: %+v", k.a.Members)
+	}
+	last := k.calls[len(k.calls)-4:]
+	if fmt.Sprint(last) != fmt.Sprint([]string{"fail 254:16", "remove 254:16", "speed sync_speed_min=1000/false", "speed sync_speed_max=200000/false"}) {
+		t.Errorf("undo calls = %q", k.calls)
+	}
+	for _, c := range k.calls {
+		if c == "fail 253:1" || c == "release" {
+			t.Errorf("touched the live leg or stack after interrupt: %q", k.calls)
+		}
+	}
+}
+
+func TestRunInterruptBeforeStart(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(ctx, plan(t, sys))
+	if ExitCode(err) != ExitInterrupted {
+		t.Fatalf("err = %v", err)
+	}
+	for _, c := range k.calls {
+		if strings.HasPrefix(c, "hot-add") {
+			t.Errorf("hot-added after an interrupt: %q", k.calls)
+		}
+	}
+}
+
+func TestRunTargetFailsDuringRecovery(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.failAt = GiB / 512 / 2
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitAborted || !strings.Contains(err.Error(), "md failed /dev/vdb") || !strings.Contains(err.Error(), "live session intact") {
+		t.Fatalf("err = %v (code %d)", err, ExitCode(err))
+	}
+	if len(k.a.Members) != 1 || k.a.Members[0].Name != "dm-1" {
+		t.Errorf("array after failure: %+v", k.a.Members)
+	}
+}
+
+func TestRunInterruptAfterNoReturnFinishes(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	var evs []Event
+	r := runner(k, sys, &evs)
+	r.Emit = func(e Event) {
+		evs = append(evs, e)
+		if e.Type == EvStepDone && e.Step == StepDropLive {
+			cancel()
+		}
+	}
+	if _, err := r.Run(ctx, plan(t, sys)); err != nil {
+		t.Fatalf("run after no-return interrupt: %v", err)
+	}
+	if k.calls[len(k.calls)-1] != "release" {
+		t.Errorf("did not finish: %q", k.calls)
+	}
+	warned := false
+	for _, e := range evs {
+		if e.Type == EvWarning && strings.Contains(e.Message, "point of no return") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Error("no warning about the ignored interrupt")
+	}
+}
+
+func TestRunGrowFSFailureStillReleases(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.growFSErr = errors.New("EXT4_IOC_RESIZE_FS: no space")
+	var evs []Event
+	res, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitGrowFailed || !strings.Contains(err.Error(), "migrated") {
+		t.Fatalf("err = %v", err)
+	}
+	if res.Release == nil || k.calls[len(k.calls)-1] != "release" {
+		t.Errorf("live stack not released after grow failure: %q", k.calls)
+	}
+}
+
+func TestRunReleaseFailure(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.releaseErr = errors.New("unmount /run/initramfs/live: device busy")
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitReleaseFailed || !strings.Contains(err.Error(), "livemigrate release") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunResumeFromSynced(t *testing.T) {
+	sys := liveSystem()
+	sys.Array.Members = append(sys.Array.Members, mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024})
+	sys.LiveLeg = &sys.Array.Members[0]
+	k := newFake(sys)
+	in := disk("vdb", 254, 16, 2*GiB)
+	p, err := Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	if _, err := runner(k, sys, &evs).Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range k.calls {
+		if strings.HasPrefix(c, "hot-add") {
+			t.Errorf("hot-added again on resume: %q", k.calls)
+		}
+	}
+}
+
+func TestStackFileRoundTrip(t *testing.T) {
+	path := t.TempDir() + "/sub/stack.json"
+	if s, err := LoadStack(path); s != nil || err != nil {
+		t.Fatalf("missing file: %v %v", s, err)
+	}
+	want := liveSystem().Stack
+	if err := SaveStack(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadStack(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+}

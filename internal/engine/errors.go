@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes. Each refusal class has its own so scripts can tell them apart;
+// docs/livemigrate.8.md lists them and must stay in step.
+const (
+	ExitOK            = 0
+	ExitFailure       = 1  // unexpected failure; the message says what state the system is in
+	ExitUsage         = 2  // bad flags or arguments
+	ExitNotLive       = 3  // / is not on a livemigrate root (md build-mode RAID1 with a live leg)
+	ExitDeclined      = 4  // the confirmation was not given
+	ExitLocked        = 5  // another livemigrate is running
+	ExitNoDevice      = 10 // target does not exist or is not a block device
+	ExitLiveStack     = 11 // target is part of the live stack (medium, array, live-rw, loops)
+	ExitInUse         = 12 // target or one of its partitions is mounted, swap, or held (md, LVM, dm)
+	ExitTooSmall      = 13 // target is smaller than the live root
+	ExitReadOnly      = 14 // target is read-only
+	ExitBlockSize     = 15 // target's logical block size is larger than the array's
+	ExitCOWHeadroom   = 16 // not enough copy-on-write space left to finish safely
+	ExitBusyArray     = 17 // the array is already migrating to another device
+	ExitAborted       = 20 // migration failed or was stopped before the point of no return; live session intact
+	ExitGrowFailed    = 21 // migrated, but the filesystem could not be grown
+	ExitReleaseFailed = 22 // migrated, but part of the live stack could not be released
+	ExitInterrupted   = 130
+)
+
+// Refusal is a preflight verdict: nothing has been written.
+type Refusal struct {
+	Code   int
+	Device string // what was refused, if a device
+	Reason string // what is wrong
+	Hint   string // what the user can do
+}
+
+func (r *Refusal) Error() string {
+	s := r.Reason
+	if r.Device != "" {
+		s = r.Device + ": " + s
+	}
+	if r.Hint != "" {
+		s += "; " + r.Hint
+	}
+	return s
+}
+
+func refuse(code int, dev, reason, hint string, args ...any) *Refusal {
+	return &Refusal{Code: code, Device: dev, Reason: fmt.Sprintf(reason, args...), Hint: hint}
+}
+
+// RunError is a failure during execution, with the state the system was left in.
+type RunError struct {
+	Code  int
+	Step  StepKind
+	State string // "live session intact", "migrated; ..."
+	Err   error
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("%s: %v (%s)", e.Step, e.Err, e.State)
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// ExitCode maps an error from this package to the process exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Code
+	}
+	var re *RunError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return ExitFailure
+}

@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// SysKernel is the Kernel of the running system.
+type SysKernel struct {
+	MD      mdraid.Controller
+	Host    overlay.Host
+	Act     overlay.Actuator
+	Release overlay.ReleaseOptions
+}
+
+// NewSysKernel returns the real kernel with the given release options.
+func NewSysKernel(opts overlay.ReleaseOptions) *SysKernel {
+	return &SysKernel{MD: mdraid.Default, Host: overlay.Host{Root: "/"}, Act: overlay.SysActuator{}, Release: opts}
+}
+
+func (k *SysKernel) ReadArray(name string) (*mdraid.Array, error) { return k.MD.Sys.Read(name) }
+func (k *SysKernel) HotAdd(md, dev string) error                  { return k.MD.HotAdd(md, dev) }
+func (k *SysKernel) Fail(md string, major, minor uint32) error {
+	return k.MD.FailDevNum(md, major, minor)
+}
+func (k *SysKernel) Remove(md string, major, minor uint32) error {
+	return k.MD.RemoveDevNum(md, major, minor)
+}
+func (k *SysKernel) SetSpeed(md, file string, l mdraid.SpeedLimit) error {
+	return k.MD.RestoreSpeed(md, file, l)
+}
+func (k *SysKernel) GrowArray(md string) (uint64, error) { return k.MD.GrowMax(md) }
+func (k *SysKernel) GrowFS(mountpoint, device string) (resize.Result, error) {
+	return resize.Grow(mountpoint, device)
+}
+func (k *SysKernel) COWUsage(s *overlay.Stack) (overlay.Usage, error) {
+	return overlay.COWUsage(nil, k.Host, s)
+}
+func (k *SysKernel) ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overlay.ReleaseReport, error) {
+	o := k.Release
+	o.UsageBefore = before
+	return overlay.Release(k.Host, k.Act, s, o)
+}

@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// Speed is how hard md may push the recovery.
+type Speed string
+
+const (
+	// SpeedFast raises the array's recovery floor so md copies at full speed
+	// even while the desktop is busy.
+	SpeedFast Speed = "fast"
+	// SpeedGentle leaves md's own throttling in place: recovery yields to
+	// other I/O and the session stays responsive.
+	SpeedGentle Speed = "gentle"
+)
+
+// FastFloorKBs is the sync_speed_min used in fast mode.
+const FastFloorKBs = 2000000
+
+// ParseSpeed accepts "fast" and "gentle".
+func ParseSpeed(s string) (Speed, error) {
+	switch Speed(s) {
+	case SpeedFast, SpeedGentle:
+		return Speed(s), nil
+	}
+	return "", fmt.Errorf("speed %q: want fast or gentle", s)
+}
+
+// Request is what the user asked for.
+type Request struct {
+	Target string
+	Speed  Speed
+}
+
+// Target is what preflight knows of the target device.
+type Target struct {
+	Info *blockdev.Info
+	Err  error         // from inspecting it; ErrNotExist, ErrNotBlock...
+	FS   *resize.Probe // filesystem found on it, if any
+}
+
+// StepKind names a step of the migration.
+type StepKind string
+
+const (
+	StepTune         StepKind = "tune-recovery"
+	StepHotAdd       StepKind = "hot-add"
+	StepRecover      StepKind = "recover"
+	StepDropLive     StepKind = "remove-live-leg"
+	StepGrowArray    StepKind = "grow-array"
+	StepGrowFS       StepKind = "grow-filesystem"
+	StepRestoreSpeed StepKind = "restore-recovery-speed"
+	StepRelease      StepKind = "release-live-stack"
+)
+
+// Step is one entry of a plan.
+type Step struct {
+	Kind  StepKind `json:"step"`
+	Title string   `json:"title"`
+	// Irreversible marks the point of no return: before it, stopping puts the
+	// live session back as it was; from it on, the migration is finished.
+	Irreversible bool `json:"irreversible,omitempty"`
+}
+
+// Plan is a migration laid out as data: --dry-run prints it, the wizard
+// shows it, Run executes it.
+type Plan struct {
+	Array        string            `json:"array"` // md127
+	ArrayPath    string            `json:"array_path"`
+	Target       string            `json:"target"` // as given
+	TargetName   string            `json:"target_name"`
+	TargetMajor  uint32            `json:"target_major"`
+	TargetMinor  uint32            `json:"target_minor"`
+	TargetBytes  uint64            `json:"target_bytes"`
+	LiveLeg      *mdraid.Member    `json:"live_leg,omitempty"`
+	CopyBytes    uint64            `json:"copy_bytes"`
+	FSType       string            `json:"fs_type"`
+	Speed        Speed             `json:"speed"`
+	Resume       string            `json:"resume,omitempty"` // why this plan continues an earlier run
+	Destroys     []string          `json:"destroys,omitempty"`
+	Warnings     []string          `json:"warnings,omitempty"`
+	Steps        []Step            `json:"steps"`
+	SpeedMin     mdraid.SpeedLimit `json:"-"`
+	SpeedMax     mdraid.SpeedLimit `json:"-"`
+	COWNeedBytes uint64            `json:"cow_need_bytes"`
+	COWFreeBytes uint64            `json:"cow_free_bytes"`
+}
+
+// Has reports whether the plan contains step k.
+func (p *Plan) Has(k StepKind) bool {
+	for _, s := range p.Steps {
+		if s.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// COWNeed estimates the copy-on-write space a migration of an array of
+// size bytes needs to finish: writes keep landing in the COW until the live
+// leg leaves the array. The floor covers a desktop session's writes during a
+// few minutes of copying; the proportional part covers longer copies.
+func COWNeed(arrayBytes uint64) uint64 {
+	return 64<<20 + arrayBytes/32
+}
+
+// COWHeadroom is how many more bytes the live session can write before the
+// snapshot overflows: the free part of the COW, bounded by free RAM when the
+// COW lives in RAM (dracut's sparse /overlay file claims 32 GiB on any
+// machine).
+func COWHeadroom(sys *System) (uint64, bool) {
+	if sys.COW == nil || sys.Stack == nil {
+		return 0, false
+	}
+	free := sys.COW.FreeSectors() * 512
+	if sys.Stack.COWKind != "block" && sys.MemAvail > 0 && sys.MemAvail < free {
+		free = sys.MemAvail
+	}
+	return free, true
+}
+
+// Preflight decides whether req may run on sys and returns the plan. It is
+// pure: everything it needs was gathered before, and it writes nothing.
+func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
+	if sys.NotLive != "" {
+		return nil, refuse(ExitNotLive, "", "%s", "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer", sys.NotLive)
+	}
+	dev := req.Target
+	if strings.TrimSpace(dev) == "" {
+		return nil, refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2")
+	}
+	if tgt.Err != nil || tgt.Info == nil {
+		switch {
+		case errors.Is(tgt.Err, blockdev.ErrNotBlock):
+			return nil, refuse(ExitNoDevice, dev, "%v", "name a disk or partition under /dev (see lsblk)", trimDev(tgt.Err, dev))
+		default:
+			return nil, refuse(ExitNoDevice, dev, "no such block device (%v)", "name a disk or partition under /dev (see lsblk)", tgt.Err)
+		}
+	}
+	in := tgt.Info
+	a := sys.Array
+	if in.Major == a.Major && in.Minor == a.Minor {
+		return nil, refuse(ExitLiveStack, dev, "is %s, the array / runs on", "name the disk or partition to install to", a.Path)
+	}
+	if sys.LiveLeg != nil && in.Major == sys.LiveLeg.Major && in.Minor == sys.LiveLeg.Minor {
+		return nil, refuse(ExitLiveStack, dev, "is the live leg of %s (the RAM-backed live root)", "name the disk or partition to install to", a.Path)
+	}
+	if st := sys.Stack; st != nil {
+		if md := st.MediumDisk.Name; md != "" && in.Disk == md {
+			what := "holds the live medium"
+			if in.IsPartition {
+				what = "is a partition of /dev/" + md + ", the disk that holds the live medium"
+			}
+			return nil, refuse(ExitLiveStack, dev, "%s", "installing over the medium would destroy the system while it runs from it; use another disk", what)
+		}
+		for _, d := range st.Devices() {
+			if d.Major == in.Major && d.Minor == in.Minor && !(d.Major == 0 && d.Minor == 0) {
+				return nil, refuse(ExitLiveStack, dev, "is %s, part of the live stack", "name a disk other than the live medium", d.Name)
+			}
+		}
+	}
+
+	// A target that is already a member of the root array: an earlier run
+	// was stopped or lost its process. Continue it.
+	var tgtMember *mdraid.Member
+	for _, m := range sys.Others() {
+		m := m
+		if m.Major == in.Major && m.Minor == in.Minor {
+			tgtMember = &m
+		} else if !m.Faulty() && sys.LiveLeg == nil && m.InSync() {
+			return nil, refuse(ExitNotLive, "", "/ was already migrated to %s", "run 'livemigrate status' to see where / lives", "/dev/"+m.Name)
+		} else if !m.Faulty() {
+			return nil, refuse(ExitBusyArray, dev, "%s already has %s as a leg", "continue that migration with --target /dev/"+m.Name+", or remove it first", a.Path, "/dev/"+m.Name)
+		}
+	}
+	if tgtMember == nil && sys.LiveLeg == nil {
+		return nil, refuse(ExitNotLive, "", "%s has no live leg: the live session was already migrated", "run 'livemigrate status' to see where / lives", a.Path)
+	}
+
+	p := &Plan{
+		Array: a.Name, ArrayPath: a.Path, Target: dev, TargetName: in.Name,
+		TargetMajor: in.Major, TargetMinor: in.Minor, TargetBytes: in.SizeBytes,
+		LiveLeg: sys.LiveLeg, CopyBytes: a.SizeBytes, Speed: req.Speed,
+		SpeedMin: a.SpeedMin, SpeedMax: a.SpeedMax,
+	}
+	if p.Speed == "" {
+		p.Speed = SpeedFast
+	}
+	if sys.RootFS != nil {
+		p.FSType = string(sys.RootFS.Type)
+	} else {
+		p.FSType = sys.RootFSType
+	}
+
+	if tgtMember == nil {
+		if err := checkFree(in, dev); err != nil {
+			return nil, err
+		}
+		if in.ReadOnly {
+			return nil, refuse(ExitReadOnly, dev, "is read-only", "check the write-protect switch, or 'blockdev --setrw "+dev+"' if it was set read-only by software")
+		}
+		if sys.ArrayLBS != 0 && in.LogicalBlockSize > sys.ArrayLBS {
+			return nil, refuse(ExitBlockSize, dev, "device is %d-byte sectors, array is %d", "md cannot add a leg with larger logical blocks than the array; use a disk with %d-byte logical sectors", in.LogicalBlockSize, sys.ArrayLBS, sys.ArrayLBS)
+		}
+		if in.SizeBytes < a.SizeBytes {
+			return nil, refuse(ExitTooSmall, dev, "is %s (%d bytes), the live root needs at least %s (%d bytes)", "choose a larger disk or partition", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(a.SizeBytes), a.SizeBytes)
+		}
+		p.Destroys = destroys(tgt)
+	} else {
+		switch {
+		case tgtMember.InSync() && sys.LiveLeg == nil:
+			p.Resume = fmt.Sprintf("%s already holds / alone; finishing the migration", dev)
+		case tgtMember.InSync():
+			p.Resume = fmt.Sprintf("%s is already in sync with the live leg", dev)
+		case tgtMember.Faulty():
+			return nil, refuse(ExitBusyArray, dev, "is a failed leg of %s", "remove it with 'livemigrate abort --target "+dev+"' and check the disk", a.Path)
+		default:
+			p.Resume = fmt.Sprintf("%s is already being copied (%s)", dev, progressText(a))
+		}
+	}
+
+	if sys.LiveLeg != nil {
+		p.COWNeedBytes = COWNeed(a.SizeBytes)
+		if free, ok := COWHeadroom(sys); ok {
+			p.COWFreeBytes = free
+			if sys.COW.Failed() {
+				return nil, refuse(ExitCOWHeadroom, "", "the live snapshot %s has overflowed or is invalid", "the live root can no longer take writes; save your files elsewhere and reboot", sys.Stack.DMName)
+			}
+			if free < p.COWNeedBytes {
+				return nil, refuse(ExitCOWHeadroom, "", "only %s of copy-on-write space left, the migration needs about %s", "free RAM (close programs, delete files written in the live session) and try again", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes))
+			}
+		} else {
+			p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
+		}
+	}
+	p.Steps = steps(p, sys, tgtMember)
+	return p, nil
+}
+
+func trimDev(err error, dev string) string {
+	s := err.Error()
+	return strings.TrimPrefix(s, dev+" ")
+}
+
+// checkFree refuses a target that something uses.
+func checkFree(in *blockdev.Info, dev string) error {
+	var uses []string
+	for _, m := range in.Mounts {
+		uses = append(uses, "mounted on "+m)
+	}
+	uses = append(uses, in.PartMounts...)
+	for _, h := range in.Holders {
+		uses = append(uses, "held by "+holderName(h))
+	}
+	uses = append(uses, in.PartHolders...)
+	if in.Swap {
+		uses = append(uses, "in use as swap")
+	}
+	if len(uses) == 0 {
+		return nil
+	}
+	return refuse(ExitInUse, dev, "is in use: %s", "unmount it, swapoff it, or stop what holds it (md array, LVM), then try again", strings.Join(uses, ", "))
+}
+
+func holderName(h string) string {
+	switch {
+	case strings.HasPrefix(h, "md"):
+		return "/dev/" + h + " (md array)"
+	case strings.HasPrefix(h, "dm-"):
+		return "/dev/" + h + " (device-mapper: LVM, LUKS or similar)"
+	}
+	return "/dev/" + h
+}
+
+func destroys(t Target) []string {
+	var out []string
+	in := t.Info
+	if len(in.Partitions) > 0 {
+		out = append(out, fmt.Sprintf("the partition table of %s and its partitions %s", in.Path, strings.Join(in.Partitions, ", ")))
+	}
+	if t.FS != nil {
+		what := fmt.Sprintf("the %s filesystem on %s", t.FS.Type, in.Path)
+		if t.FS.Label != "" {
+			what += fmt.Sprintf(" (label %q)", t.FS.Label)
+		}
+		out = append(out, what)
+	}
+	out = append(out, fmt.Sprintf("everything else on %s (%s)", in.Path, humanize.IBytes(in.SizeBytes)))
+	return out
+}
+
+func progressText(a *mdraid.Array) string {
+	if a.SyncCompleted == nil {
+		return a.SyncAction
+	}
+	return fmt.Sprintf("%s %.1f%%", a.SyncAction, 100*a.SyncCompleted.Fraction())
+}
+
+func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
+	var out []Step
+	add := func(k StepKind, irr bool, f string, args ...any) {
+		out = append(out, Step{Kind: k, Title: fmt.Sprintf(f, args...), Irreversible: irr})
+	}
+	if sys.LiveLeg != nil {
+		if p.Speed == SpeedFast {
+			add(StepTune, false, "Raise %s's recovery floor to %d MB/s (fast mode)", p.ArrayPath, FastFloorKBs/1000)
+		} else {
+			add(StepTune, false, "Keep md's recovery throttling (gentle mode: the session stays responsive)")
+		}
+		if member == nil {
+			add(StepHotAdd, false, "Add %s to %s as its second leg", p.Target, p.ArrayPath)
+		}
+		add(StepRecover, false, "Copy %s from the live leg onto %s while the session runs", humanize.IBytes(p.CopyBytes), p.Target)
+		add(StepDropLive, true, "Remove the live leg %s from %s: from here on / lives on %s", "/dev/"+sys.LiveLeg.Name, p.ArrayPath, p.Target)
+	}
+	add(StepGrowArray, false, "Grow %s to fill %s (%s)", p.ArrayPath, p.Target, humanize.IBytes(p.TargetBytes))
+	fs := p.FSType
+	if fs == "" {
+		fs = "filesystem"
+	}
+	add(StepGrowFS, false, "Grow the %s filesystem on / to fill the array", fs)
+	if sys.LiveLeg != nil {
+		add(StepRestoreSpeed, false, "Restore %s's recovery speed limits", p.ArrayPath)
+	}
+	if sys.Stack != nil {
+		add(StepRelease, false, "Release the live stack: %s", releaseSummary(sys))
+	}
+	return out
+}
+
+func releaseSummary(sys *System) string {
+	st := sys.Stack
+	parts := []string{st.DMName}
+	parts = append(parts, st.SiblingNames...)
+	if !st.COW.IsZero() {
+		cow := "COW " + st.COW.Name
+		if sys.COW != nil && st.COWKind != "block" {
+			cow += fmt.Sprintf(" (%s of RAM)", humanize.IBytes(sys.COW.UsedSectors*512))
+		}
+		parts = append(parts, cow)
+	}
+	if !st.OriginLoop.IsZero() {
+		parts = append(parts, st.OriginLoop.Name)
+	}
+	if st.SquashfsMount != "" {
+		parts = append(parts, st.SquashfsMount)
+	}
+	if st.MediumMount != "" {
+		m := st.MediumMount
+		if st.MediumIsCD {
+			m += " (eject " + st.Medium.Name + ")"
+		}
+		parts = append(parts, m)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Render prints the plan for people.
+func (p *Plan) Render() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Plan: install the running live system onto %s (%s)\n", p.Target, humanize.IBytes(p.TargetBytes))
+	if p.Resume != "" {
+		fmt.Fprintf(&b, "  Continuing: %s\n", p.Resume)
+	}
+	if len(p.Destroys) > 0 {
+		fmt.Fprintf(&b, "  This destroys:\n")
+		for _, d := range p.Destroys {
+			fmt.Fprintf(&b, "    - %s\n", d)
+		}
+	}
+	if p.COWNeedBytes > 0 && p.COWFreeBytes > 0 {
+		fmt.Fprintf(&b, "  Copy-on-write headroom: %s free, about %s needed\n", humanize.IBytes(p.COWFreeBytes), humanize.IBytes(p.COWNeedBytes))
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "  Warning: %s\n", w)
+	}
+	for i, s := range p.Steps {
+		mark := ""
+		if s.Irreversible {
+			mark = "  <- point of no return"
+		}
+		fmt.Fprintf(&b, "  %d. %s%s\n", i+1, s.Title, mark)
+	}
+	return b.String()
+}

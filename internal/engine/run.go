@@ -1,0 +1,352 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// Kernel is everything Run does to the system. kernel.go has the real one;
+// tests use a fake.
+type Kernel interface {
+	ReadArray(name string) (*mdraid.Array, error)
+	HotAdd(md, dev string) error
+	Fail(md string, major, minor uint32) error
+	Remove(md string, major, minor uint32) error
+	SetSpeed(md, file string, l mdraid.SpeedLimit) error
+	GrowArray(md string) (uint64, error)
+	GrowFS(mountpoint, device string) (resize.Result, error)
+	COWUsage(s *overlay.Stack) (overlay.Usage, error)
+	ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overlay.ReleaseReport, error)
+}
+
+// Runner executes plans.
+type Runner struct {
+	K     Kernel
+	Emit  func(Event)
+	Poll  time.Duration // how often recovery is sampled; 1s when zero
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration)
+	// Stack is the live stack as observed before the run; nil when it is
+	// already gone.
+	Stack *overlay.Stack
+	// MountPoint of the array (/).
+	MountPoint string
+	// NoRelease leaves the live stack in place (for inspection in tests).
+	NoRelease bool
+}
+
+// Result sums up a finished run.
+type Result struct {
+	RecoveredBytes  uint64                 `json:"recovered_bytes"`
+	RecoverySeconds float64                `json:"recovery_seconds"`
+	RecoveryBps     float64                `json:"recovery_bytes_per_second"`
+	ArrayBytes      uint64                 `json:"array_bytes"`
+	FS              *resize.Result         `json:"filesystem,omitempty"`
+	Release         *overlay.ReleaseReport `json:"release,omitempty"`
+	COWPeakBytes    uint64                 `json:"cow_peak_bytes"`
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) {
+	if r.Sleep != nil {
+		r.Sleep(ctx, d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *Runner) emit(e Event) {
+	if r.Emit != nil {
+		e.Time = r.now()
+		r.Emit(e)
+	}
+}
+
+// Run executes p. Cancelling ctx before the point of no return takes the
+// target out of the array again and leaves the live session as it was
+// (ExitInterrupted); from the point of no return on, cancellation is noted
+// and the run finishes, because stopping there would leave a half state.
+func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
+	res := &Result{}
+	pastNoReturn := false
+	interruptNoted := false
+	for _, st := range p.Steps {
+		if st.Irreversible {
+			// Re-check right before the point of no return: the target must
+			// hold everything.
+			if err := ctx.Err(); err != nil {
+				return res, r.abort(p, StepDropLive, ExitInterrupted, errors.New("interrupted"))
+			}
+			pastNoReturn = true
+		}
+		if !pastNoReturn && ctx.Err() != nil {
+			return res, r.abort(p, st.Kind, ExitInterrupted, errors.New("interrupted"))
+		}
+		if pastNoReturn && ctx.Err() != nil && !interruptNoted {
+			interruptNoted = true
+			r.emit(Event{Type: EvWarning, Step: st.Kind, Message: "interrupt received after the point of no return: finishing the migration, which is the safe way out"})
+		}
+		r.emit(Event{Type: EvStepStart, Step: st.Kind, Message: st.Title})
+		msg, err := r.step(ctx, p, st, res, pastNoReturn)
+		if err != nil {
+			var re *RunError
+			if errors.As(err, &re) {
+				r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
+				return res, err
+			}
+			if !pastNoReturn {
+				r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
+				return res, r.abort(p, st.Kind, ExitAborted, err)
+			}
+			code := ExitFailure
+			state := "migrated: / now lives on " + p.Target
+			switch st.Kind {
+			case StepGrowFS:
+				code = ExitGrowFailed
+				state += "; the filesystem keeps its old size and can be grown by hand"
+			case StepRelease:
+				code = ExitReleaseFailed
+				state += "; run 'livemigrate release' again once the reason is fixed"
+			}
+			r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
+			re = &RunError{Code: code, Step: st.Kind, State: state, Err: err}
+			// A failed grow must not keep the live stack in RAM: release anyway.
+			if st.Kind == StepGrowFS && p.Has(StepRelease) && !r.NoRelease && r.Stack != nil {
+				if rep, rerr := r.K.ReleaseStack(r.Stack, nil); rerr == nil {
+					res.Release = &rep
+				}
+			}
+			return res, re
+		}
+		r.emit(Event{Type: EvStepDone, Step: st.Kind, Message: msg})
+	}
+	return res, nil
+}
+
+func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
+	switch st.Kind {
+	case StepTune:
+		if p.Speed != SpeedFast {
+			return "gentle: md's own throttling stays", nil
+		}
+		if err := r.K.SetSpeed(p.Array, "sync_speed_min", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}); err != nil {
+			return "", err
+		}
+		if err := r.K.SetSpeed(p.Array, "sync_speed_max", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("recovery floor %d MB/s", FastFloorKBs/1000), nil
+	case StepHotAdd:
+		if err := r.K.HotAdd(p.Array, p.Target); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s added to %s", p.Target, p.ArrayPath), nil
+	case StepRecover:
+		return r.recover(ctx, p, res)
+	case StepDropLive:
+		a, err := r.K.ReadArray(p.Array)
+		if err != nil {
+			return "", err
+		}
+		t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
+		if !ok || !t.InSync() {
+			return "", fmt.Errorf("%s is not in sync with the live leg (states %v); the live leg stays", p.Target, t.States)
+		}
+		live := p.LiveLeg
+		if err := r.K.Fail(p.Array, live.Major, live.Minor); err != nil {
+			return "", fmt.Errorf("fail the live leg %s: %w", live.Name, err)
+		}
+		if err := r.K.Remove(p.Array, live.Major, live.Minor); err != nil {
+			return "", fmt.Errorf("remove the live leg %s: %w", live.Name, err)
+		}
+		return fmt.Sprintf("/ now lives on %s alone", p.Target), nil
+	case StepGrowArray:
+		kib, err := r.K.GrowArray(p.Array)
+		if err != nil {
+			return "", err
+		}
+		res.ArrayBytes = kib * 1024
+		return fmt.Sprintf("%s is now %s", p.ArrayPath, humanize.IBytes(kib*1024)), nil
+	case StepGrowFS:
+		fr, err := r.K.GrowFS(r.MountPoint, "/dev/"+p.Array)
+		if err != nil {
+			return "", err
+		}
+		res.FS = &fr
+		if fr.NewSize == fr.OldSize {
+			return fmt.Sprintf("%s already fills the array (%s)", fr.Type, humanize.IBytes(fr.NewSize)), nil
+		}
+		return fmt.Sprintf("%s grown from %s to %s", fr.Type, humanize.IBytes(fr.OldSize), humanize.IBytes(fr.NewSize)), nil
+	case StepRestoreSpeed:
+		if err := r.restoreSpeed(p); err != nil {
+			return "", err
+		}
+		return "recovery limits restored", nil
+	case StepRelease:
+		if r.NoRelease || r.Stack == nil {
+			return "left in place", nil
+		}
+		rep, err := r.K.ReleaseStack(r.Stack, nil)
+		res.Release = &rep
+		if err != nil {
+			return "", err
+		}
+		gained := rep.MemGained()
+		msg := fmt.Sprintf("live stack released; MemAvailable %+d MiB, COW held %s", gained>>20, humanize.IBytes(rep.COWBytesFreed))
+		if rep.Ejected {
+			msg += "; medium ejected"
+		}
+		return msg, nil
+	}
+	return "", fmt.Errorf("unknown step %q", st.Kind)
+}
+
+func (r *Runner) restoreSpeed(p *Plan) error {
+	if p.Speed != SpeedFast {
+		return nil
+	}
+	err1 := r.K.SetSpeed(p.Array, "sync_speed_min", p.SpeedMin)
+	err2 := r.K.SetSpeed(p.Array, "sync_speed_max", p.SpeedMax)
+	return errors.Join(err1, err2)
+}
+
+// COW warning thresholds, as fractions of what the migration needs.
+const cowWarnFactor = 2
+
+func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, error) {
+	poll := r.Poll
+	if poll == 0 {
+		poll = time.Second
+	}
+	start := r.now()
+	var startDone uint64
+	first := true
+	lastWarn := time.Time{}
+	for {
+		a, err := r.K.ReadArray(p.Array)
+		if err != nil {
+			return "", err
+		}
+		t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
+		if !ok {
+			return "", fmt.Errorf("md dropped %s from %s during recovery (the device disappeared or failed)", p.Target, p.ArrayPath)
+		}
+		if t.Faulty() {
+			return "", fmt.Errorf("md failed %s during recovery (write errors: see dmesg)", p.Target)
+		}
+		if p.LiveLeg != nil {
+			l, ok := a.MemberByDev(p.LiveLeg.Major, p.LiveLeg.Minor)
+			if !ok || l.Faulty() {
+				return "", &RunError{Code: ExitFailure, Step: StepRecover, State: "the live leg failed before the target was in sync: / has no working copy; save what you can and reboot", Err: errors.New("live leg lost")}
+			}
+		}
+		var cow *overlay.Usage
+		if r.Stack != nil {
+			if u, err := r.K.COWUsage(r.Stack); err == nil {
+				cow = &u
+				if used := u.UsedSectors * 512; used > res.COWPeakBytes {
+					res.COWPeakBytes = used
+				}
+				free := u.FreeSectors() * 512
+				if free < cowWarnFactor*p.COWNeedBytes && r.now().Sub(lastWarn) > 30*time.Second {
+					lastWarn = r.now()
+					r.emit(Event{Type: EvWarning, Step: StepRecover, Message: fmt.Sprintf("copy-on-write space is getting low: %s left; avoid large writes until the copy finishes, or stop with Ctrl+C to abort safely", humanize.IBytes(free))})
+				}
+			}
+		}
+		total := a.SizeBytes
+		if t.InSync() && a.SyncAction != "recover" {
+			el := r.now().Sub(start).Seconds()
+			copied := total - startDone
+			res.RecoveredBytes = copied
+			res.RecoverySeconds = el
+			if el > 0 {
+				res.RecoveryBps = float64(copied) / el
+			}
+			r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: &Progress{DoneBytes: total, TotalBytes: total, Percent: 100, COW: cowInfo(cow)}})
+			return fmt.Sprintf("%s copied in %.1fs (%s/s)", humanize.IBytes(copied), el, humanize.IBytes(uint64(res.RecoveryBps))), nil
+		}
+		var done uint64
+		if a.SyncCompleted != nil && a.SyncAction == "recover" {
+			done = a.SyncCompleted.Done * 512
+			total = a.SyncCompleted.Total * 512
+		}
+		if first {
+			// A run that hot-added the target copies all of it; a resumed
+			// run counts from what it found done.
+			if !p.Has(StepHotAdd) {
+				startDone = done
+			}
+			first = false
+		}
+		pr := &Progress{DoneBytes: done, TotalBytes: total, SpeedBps: a.SyncSpeedKBs * 1000, COW: cowInfo(cow)}
+		if total > 0 {
+			pr.Percent = 100 * float64(done) / float64(total)
+		}
+		if el := r.now().Sub(start).Seconds(); el > 0 && done > startDone {
+			avg := float64(done-startDone) / el
+			pr.ETASeconds = float64(total-done) / avg
+		}
+		r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
+		r.sleep(ctx, poll)
+		if ctx.Err() != nil {
+			return "", r.abort(p, StepRecover, ExitInterrupted, errors.New("interrupted during recovery"))
+		}
+	}
+}
+
+func cowInfo(u *overlay.Usage) *COWInfo {
+	if u == nil {
+		return nil
+	}
+	return &COWInfo{UsedBytes: u.UsedSectors * 512, TotalBytes: u.TotalSectors * 512}
+}
+
+// abort undoes what was done before the point of no return: the target
+// leaves the array and the speed limits go back. The live session is as it
+// was before the run.
+func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
+	r.emit(Event{Type: EvWarning, Step: at, Message: fmt.Sprintf("stopping: %v; taking %s out of %s again", cause, p.Target, p.ArrayPath)})
+	var errs []error
+	if a, err := r.K.ReadArray(p.Array); err == nil {
+		if m, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor); ok {
+			if !m.Faulty() {
+				if err := r.K.Fail(p.Array, m.Major, m.Minor); err != nil {
+					errs = append(errs, fmt.Errorf("fail %s: %w", p.Target, err))
+				}
+			}
+			if err := r.K.Remove(p.Array, m.Major, m.Minor); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", p.Target, err))
+			}
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if err := r.restoreSpeed(p); err != nil {
+		errs = append(errs, err)
+	}
+	state := "live session intact; " + p.Target + " was taken out of the array again"
+	if len(errs) > 0 {
+		state = "live session intact, but cleaning up failed: " + errors.Join(errs...).Error()
+	}
+	return &RunError{Code: code, Step: at, State: state, Err: cause}
+}

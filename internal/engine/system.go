@@ -1,0 +1,166 @@
+// Package engine owns the migration: it observes the running system, decides
+// whether and how a migration may proceed (preflight and plan, pure and
+// unit-tested), and executes a plan step by step, emitting typed progress
+// events that the CLI prints and the wizard draws. All of its state comes
+// from the kernel, so a restarted engine picks up where the last one stopped.
+package engine
+
+import (
+	"github.com/livemigrate/livemigrate/internal/procfs"
+
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// System is what the engine knows about the running system.
+type System struct {
+	RootMount  string         `json:"root_mount"`
+	RootSource string         `json:"root_source"`
+	RootFSType string         `json:"root_fstype"`
+	RootFS     *resize.Probe  `json:"root_fs,omitempty"`
+	Array      *mdraid.Array  `json:"array,omitempty"`
+	ArrayLBS   uint32         `json:"array_logical_block_size,omitempty"`
+	LiveLeg    *mdraid.Member `json:"live_leg,omitempty"`
+	Stack      *overlay.Stack `json:"stack,omitempty"`
+	COW        *overlay.Usage `json:"cow,omitempty"`
+	COWError   string         `json:"cow_error,omitempty"`
+	MemTotal   uint64         `json:"mem_total_bytes"`
+	MemAvail   uint64         `json:"mem_available_bytes"`
+	// NotLive says why the root is not a livemigrate root ("" when it is, or
+	// when the live leg is already gone but the array is still the root).
+	NotLive string `json:"not_live,omitempty"`
+}
+
+// Others returns the array members that are not the live leg.
+func (s *System) Others() []mdraid.Member {
+	if s.Array == nil {
+		return nil
+	}
+	var out []mdraid.Member
+	for _, m := range s.Array.Members {
+		if s.LiveLeg != nil && m.Name == s.LiveLeg.Name {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Observer reads the system. Root is "/" in production.
+type Observer struct {
+	Root string
+	// Query answers dm ioctls for overlay; nil means the running kernel.
+	Query overlay.Querier
+}
+
+func (o Observer) host() blockdev.Host { return blockdev.Host{Root: o.Root} }
+func (o Observer) ohost() overlay.Host { return overlay.Host{Root: o.Root, Query: o.Query} }
+func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: filepath.Join(o.Root, "sys")} }
+
+// Observe builds a System. It fails only when the basics cannot be read;
+// a root that is not a live md root is reported in NotLive.
+func (o Observer) Observe() (*System, error) {
+	s := &System{RootMount: "/"}
+	if mi, err := os.ReadFile(filepath.Join(o.Root, "proc/meminfo")); err == nil {
+		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
+			s.MemTotal, s.MemAvail = m["MemTotal"], m["MemAvailable"]
+		}
+	}
+	mounts, err := o.host().Mounts()
+	if err != nil {
+		return nil, err
+	}
+	var root *blockdev.Mount
+	for i := range mounts {
+		if mounts[i].MountPoint == "/" {
+			root = &mounts[i] // the last one is the one on top
+		}
+	}
+	if root == nil {
+		return nil, errors.New("no root filesystem in the mount table")
+	}
+	s.RootSource, s.RootFSType = root.Source, root.FSType
+	dir, err := o.host().SysDir(root.Major, root.Minor)
+	if err != nil {
+		s.NotLive = fmt.Sprintf("/ is %s (%s), not a block device", root.Source, root.FSType)
+		return s, nil
+	}
+	name := filepath.Base(dir)
+	if _, err := os.Stat(filepath.Join(dir, "md")); err != nil {
+		s.NotLive = fmt.Sprintf("/ is on %s (%s), not on an md array", "/dev/"+name, root.FSType)
+		return s, nil
+	}
+	a, err := o.mdsys().Read(name)
+	if err != nil {
+		return nil, err
+	}
+	s.Array = a
+	if v, err := os.ReadFile(filepath.Join(dir, "queue/logical_block_size")); err == nil {
+		fmt.Sscan(string(v), &s.ArrayLBS)
+	}
+	if a.Level != "raid1" || a.Metadata != "none" {
+		s.NotLive = fmt.Sprintf("/ is on %s, a %s array with %s metadata; livemigrate only drives the build-mode RAID1 that its boot hook makes", a.Path, a.Level, a.Metadata)
+		return s, nil
+	}
+	if p, err := resize.ProbeDevice(filepath.Join(o.Root, "dev", name)); err == nil {
+		s.RootFS = &p
+	}
+	for i, m := range a.Members {
+		if overlay.IsLiveLeg(o.ohost(), overlay.Dev{Name: m.Name, Major: m.Major, Minor: m.Minor}) {
+			s.LiveLeg = &a.Members[i]
+			break
+		}
+	}
+	if s.LiveLeg != nil {
+		st, err := overlay.Discover(o.ohost(), overlay.Dev{Name: s.LiveLeg.Name, Major: s.LiveLeg.Major, Minor: s.LiveLeg.Minor})
+		if err != nil {
+			return nil, fmt.Errorf("find the live stack under %s: %w", s.LiveLeg.Name, err)
+		}
+		s.Stack = st
+	} else if st, err := o.FindDetachedStack(); err == nil && st != nil {
+		// The live leg has left the array but its stack is still there.
+		s.Stack = st
+	}
+	if s.Stack != nil {
+		if u, err := overlay.COWUsage(o.Query, o.ohost(), s.Stack); err == nil {
+			s.COW = &u
+		} else {
+			s.COWError = err.Error()
+		}
+	}
+	if s.LiveLeg == nil && len(a.Members) == 0 {
+		s.NotLive = fmt.Sprintf("%s has no members", a.Path)
+	}
+	return s, nil
+}
+
+// FindDetachedStack looks for a live snapshot that nothing holds any more:
+// what is left after the live leg was removed from the array.
+func (o Observer) FindDetachedStack() (*overlay.Stack, error) {
+	ents, err := os.ReadDir(filepath.Join(o.Root, "sys/block"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "dm-") {
+			continue
+		}
+		d := overlay.Dev{Name: e.Name()}
+		if holders, _ := os.ReadDir(filepath.Join(o.Root, "sys/block", e.Name(), "holders")); len(holders) > 0 {
+			continue
+		}
+		if !overlay.IsLiveLeg(o.ohost(), d) {
+			continue
+		}
+		return overlay.Discover(o.ohost(), d)
+	}
+	return nil, nil
+}
