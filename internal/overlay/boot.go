@@ -17,35 +17,91 @@ import (
 // CreateSnapshot builds the dm snapshot name over origin with cow (device
 // paths) covering all of origin, and makes sure /dev/mapper/<name> exists:
 // an initramfs without udev gets no node otherwise. chunkSectors is in
-// 512-byte sectors (dracut uses 8).
+// 512-byte sectors (dracut uses 8). A persistent snapshot is built with
+// overflow support ("PO", as dracut does); see CreateSnapshotOpts.
 func CreateSnapshot(name string, origin, cow string, persistent bool, chunkSectors uint64) (Dev, error) {
-	if (chunkSectors == 0 && !persistent) || chunkSectors&(chunkSectors-1) != 0 {
-		return Dev{}, fmt.Errorf("create snapshot %s: chunk size %d sectors is not a power of two", name, chunkSectors)
+	return CreateSnapshotOpts(name, origin, cow, SnapshotOptions{
+		Persistent:   persistent,
+		Overflow:     persistent,
+		ChunkSectors: chunkSectors,
+	})
+}
+
+// SnapshotOptions shape the table of a dm snapshot.
+type SnapshotOptions struct {
+	// Persistent keeps the exception store on the COW device ("P");
+	// otherwise it lives in memory only ("N").
+	Persistent bool
+	// Overflow ("PO", persistent only, Linux 4.3+) makes a full COW fail
+	// only new writes while reads keep working. Without it a full snapshot
+	// turns Invalid and fails all I/O, and md then fails the live leg.
+	Overflow bool
+	// ChunkSectors is the chunk size in 512-byte sectors, a power of two;
+	// 0 (persistent only) reuses the chunk size stored on the COW.
+	ChunkSectors uint64
+}
+
+// snapshotParams is the "snapshot" target's table line: origin and COW as
+// major:minor (the form the kernel shows back), store type, chunk size.
+func snapshotParams(origin, cow Dev, opts SnapshotOptions) string {
+	store := "N"
+	if opts.Persistent {
+		store = "P"
+		if opts.Overflow {
+			store = "PO"
+		}
+	}
+	return fmt.Sprintf("%d:%d %d:%d %s %d", origin.Major, origin.Minor, cow.Major, cow.Minor, store, opts.ChunkSectors)
+}
+
+// CreateSnapshotOpts is CreateSnapshot with every table option: it creates
+// the dm device, loads the snapshot table with our own DM_TABLE_LOAD and
+// resumes it; if loading or resuming fails the device is removed again.
+func CreateSnapshotOpts(name string, origin, cow string, opts SnapshotOptions) (Dev, error) {
+	chunk := opts.ChunkSectors
+	if (chunk == 0 && !opts.Persistent) || chunk&(chunk-1) != 0 {
+		return Dev{}, fmt.Errorf("create snapshot %s: chunk size %d sectors is not a power of two", name, chunk)
+	}
+	if opts.Overflow && !opts.Persistent {
+		return Dev{}, fmt.Errorf("create snapshot %s: overflow needs a persistent COW store", name)
 	}
 	size, err := deviceSize(origin)
 	if err != nil {
 		return Dev{}, fmt.Errorf("create snapshot %s: size of origin: %w", name, err)
 	}
-	size &^= 511 // devmapper.go takes bytes and divides by the sector size
-	if size == 0 {
+	sectors := size / 512
+	if sectors == 0 {
 		return Dev{}, fmt.Errorf("create snapshot %s: origin %s is empty", name, origin)
 	}
-	if _, err := os.Stat(cow); err != nil {
+	od, err := blockDevNumber(origin)
+	if err != nil {
+		return Dev{}, fmt.Errorf("create snapshot %s: origin: %w", name, err)
+	}
+	cd, err := blockDevNumber(cow)
+	if err != nil {
 		return Dev{}, fmt.Errorf("create snapshot %s: COW device: %w", name, err)
 	}
-	table := devmapper.SnapshotTable{
-		Length:       size,
-		OriginDevice: origin,
-		COWDevice:    cow,
-		Persistent:   persistent,
-		ChunkSize:    chunkSectors * devmapper.SectorSize,
+	table := []Target{{Length: sectors, Type: "snapshot", Params: snapshotParams(od, cd, opts)}}
+	what := fmt.Sprintf("snapshot %s (origin %s, COW %s, %d sectors)", name, origin, cow, sectors)
+
+	if err := devmapper.Create(name, ""); err != nil {
+		return Dev{}, fmt.Errorf("create %s: %w", what, err)
 	}
-	if err := devmapper.CreateAndLoad(name, "", 0, table); err != nil {
-		return Dev{}, fmt.Errorf("create snapshot %s (origin %s, COW %s, %d sectors): %w", name, origin, cow, size/512, err)
+	undo := func(err error) error {
+		if rerr := devmapper.Remove(name); rerr != nil {
+			return fmt.Errorf("%w; removing %s again also failed: %v", err, name, rerr)
+		}
+		return err
+	}
+	if err := loadTable(name, false, table); err != nil {
+		return Dev{}, undo(fmt.Errorf("create %s: table %q: %w", what, table[0].Params, err))
+	}
+	if err := devmapper.Resume(name); err != nil {
+		return Dev{}, undo(fmt.Errorf("create %s: resume: %w", what, err))
 	}
 	info, err := devmapper.InfoByName(name)
 	if err != nil {
-		return Dev{}, fmt.Errorf("created snapshot %s but cannot query it: %w", name, err)
+		return Dev{}, undo(fmt.Errorf("created %s but cannot query it: %w", what, err))
 	}
 	d := Dev{Major: unix.Major(info.DevNo), Minor: unix.Minor(info.DevNo), Path: "/dev/mapper/" + name}
 	d.Name = "dm-" + strconv.FormatUint(uint64(d.Minor), 10)
@@ -53,6 +109,18 @@ func CreateSnapshot(name string, origin, cow string, persistent bool, chunkSecto
 		return d, fmt.Errorf("created snapshot %s (%d:%d) but: %w", name, d.Major, d.Minor, err)
 	}
 	return d, nil
+}
+
+// blockDevNumber is the major:minor of block device p (symlinks followed).
+func blockDevNumber(p string) (Dev, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return Dev{}, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return Dev{}, fmt.Errorf("%s is not a block device", p)
+	}
+	return Dev{Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev), Path: p}, nil
 }
 
 // deviceSize is BLKGETSIZE64 of a block device (bytes).

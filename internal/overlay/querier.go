@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -99,23 +98,17 @@ func openDevNode(d Dev, flag int) (*os.File, error) {
 // by its NUL-terminated string; spec.next is the offset of the next spec
 // from data_start (not from the spec), see retrieve_status in dm-ioctl.c.
 func dmTableStatus(d Dev, flags uint32) ([]Target, error) {
-	ctl, err := os.OpenFile("/dev/mapper/control", os.O_RDWR|unix.O_CLOEXEC, 0)
+	ctl, err := openDMControl()
 	if err != nil {
 		return nil, fmt.Errorf("query dm %s: %w", d, err)
 	}
 	defer ctl.Close()
 	size := 16 * 1024
 	for {
-		buf := make([]byte, size)
-		hdr := (*unix.DmIoctl)(unsafe.Pointer(&buf[0]))
-		hdr.Version = [3]uint32{4, 0, 0}
-		hdr.Data_size = uint32(size)
-		hdr.Data_start = unix.SizeofDmIoctl
-		hdr.Flags = flags
+		buf, hdr := newDMIoctl(size, flags)
 		hdr.Dev = unix.Mkdev(d.Major, d.Minor)
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, ctl.Fd(), unix.DM_TABLE_STATUS, uintptr(unsafe.Pointer(&buf[0])))
-		if errno != 0 {
-			return nil, fmt.Errorf("query dm %s (%d:%d): %w", d, d.Major, d.Minor, os.NewSyscallError("DM_TABLE_STATUS", errno))
+		if err := dmIoctl(ctl, unix.DM_TABLE_STATUS, "DM_TABLE_STATUS", buf); err != nil {
+			return nil, fmt.Errorf("query dm %s (%d:%d): %w", d, d.Major, d.Minor, err)
 		}
 		if hdr.Flags&unix.DM_BUFFER_FULL_FLAG != 0 {
 			if size >= 4<<20 {
