@@ -232,6 +232,14 @@ func readMember(dir string) (Member, error) {
 	if v, err := readTrim(filepath.Join(dir, "size")); err == nil {
 		m.SizeKiB, _ = strconv.ParseUint(v, 10, 64)
 	}
+	if m.SizeKiB == 0 {
+		// A leg hot-added to a build-mode array shows size 0 until md
+		// next sizes its members; the device's own size is what md will use.
+		if v, err := readTrim(filepath.Join(dir, "block", "size")); err == nil {
+			sectors, _ := strconv.ParseUint(v, 10, 64)
+			m.SizeKiB = sectors / 2
+		}
+	}
 	if v, err := readTrim(filepath.Join(dir, "recovery_start")); err == nil && v != "none" {
 		m.RecoveryStart, _ = strconv.ParseUint(v, 10, 64)
 	}

@@ -1,0 +1,45 @@
+# shellcheck shell=sh
+# Helpers for guest scenarios (busybox sh). Sourced by init.sh; scenarios
+# run in a subshell of it and can use everything here.
+
+# fact KEY VALUE writes one "KEY=VALUE" line to the facts port (ttyS1),
+# which the host reads from facts.txt. Each write opens and closes the tty;
+# closing waits for the UART to drain, so a poweroff right after loses nothing.
+fact() {
+	echo "$1=$2" >/dev/ttyS1
+	echo "fact: $1=$2"
+}
+
+# fact_file KEY FILE reports a multi-line file as KEY.1=..., KEY.2=... lines.
+fact_file() {
+	_n=0
+	while IFS= read -r _l || [ -n "$_l" ]; do
+		_n=$((_n + 1))
+		fact "$1.$_n" "$_l"
+	done <"$2"
+	fact "$1.lines" "$_n"
+}
+
+# cmdline_get NAME [DEFAULT] prints the value of NAME=VALUE on the kernel
+# command line, or DEFAULT.
+cmdline_get() {
+	# shellcheck disable=SC2013 # the command line is words, split on purpose
+	for _a in $(cat /proc/cmdline); do
+		case $_a in "$1="*)
+			echo "${_a#*=}"
+			return 0
+			;;
+		esac
+	done
+	echo "${2:-}"
+}
+
+# check NAME CMD...: run CMD, report NAME_rc, and return its status.
+check() {
+	_name=$1
+	shift
+	"$@"
+	_rc=$?
+	fact "${_name}_rc" "$_rc"
+	return "$_rc"
+}

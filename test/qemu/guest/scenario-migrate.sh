@@ -1,0 +1,110 @@
+# shellcheck shell=sh
+# migrate: the end-to-end proof, live side. While lmtest writer appends
+# fsync'ed records to a file on / (the md array), run
+# `livemigrate migrate --target TARGET --yes --json` and keep writing a little
+# after it returns. Reports how many records were acknowledged (acked=N): the
+# verify scenario checks them after booting TARGET alone. Also reports:
+#  - the target's raw sequential write speed, measured before the migration
+#    in this same guest, as the yardstick for md's recovery speed;
+#  - mdadm --detail against livemigrate status, before, while md copies, and
+#    after;
+#  - data written in the live session (it must survive onto the target);
+#  - memory before and after, and whether the live stack is gone.
+#   lmtest.target=DEV  (default /dev/vda)   lmtest.speed=fast|gentle
+set -u
+target=$(cmdline_get lmtest.target /dev/vda)
+speed=$(cmdline_get lmtest.speed fast)
+md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
+
+meminfo() { awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%d ", $1, $2 * 1024 }' /proc/meminfo; }
+# num KEY: a number from the last "result" event of migrate --json.
+num() { grep '"event":"result"' /run/migrate.jsonl | tail -n1 | sed -n "s/.*\"$1\":\([0-9.e+]*\).*/\1/p"; }
+
+livemigrate status
+fact pre_status_rc "$?"
+fact pre_mdcompare "$(lmtest mdcompare --md "$md" 2>&1 | tr '\n' ' ')"
+
+# The yardstick: raw O_DIRECT sequential writes to the (still blank) target.
+fact raw "$(lmtest rawwrite --dev "$target" --size 128M 2>&1 | tr '\n' ' ')"
+# And how fast the source reads: the live snapshot over loop over squashfs.
+# The first read fills the page cache of the lower layers, as md's would.
+fact src_read "$(lmtest rawread --dev /dev/mapper/live-rw --size 128M 2>&1 | tr '\n' ' ')"
+echo 3 >/proc/sys/vm/drop_caches
+
+# Something the user did in the live session: it lands in the RAM COW now
+# and must be on the target after the next boot.
+dd if=/dev/urandom of=/root/session-data bs=1M count=16 2>/dev/null
+sync
+fact session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
+fact pre_cow "$(DM_DISABLE_UDEV=1 dmsetup status live-rw 2>&1)"
+fact pre_mem "$(meminfo)"
+
+lmtest writer --file /root/records --acked /run/acked --interval 20ms >/run/writer.out 2>&1 &
+wpid=$!
+sleep 2
+
+a0=$(cat /run/acked)
+t0=$(cut -d' ' -f1 /proc/uptime)
+livemigrate migrate --target "$target" --yes --json --speed "$speed" >/run/migrate.jsonl 2>/run/migrate.err &
+mpid=$!
+# While md copies, compare mdadm's view with livemigrate's every half second.
+# A sample is taken twice before it counts as a mismatch: the two tools read
+# the kernel a moment apart, and recovery moves in between.
+ok=0 bad=0 rec=0
+while kill -0 "$mpid" 2>/dev/null; do
+	if grep -q recover "/sys/block/${md#/dev/}/md/sync_action" 2>/dev/null; then
+		if lmtest mdcompare --md "$md" >/run/mdc 2>&1 || lmtest mdcompare --md "$md" >/run/mdc 2>&1; then
+			ok=$((ok + 1))
+			grep -q recover "/sys/block/${md#/dev/}/md/sync_action" && rec=$((rec + 1))
+		elif kill -0 "$mpid" 2>/dev/null && grep -q recover "/sys/block/${md#/dev/}/md/sync_action"; then
+			bad=$((bad + 1))
+			fact during_mdcompare_bad_sample "$(tr '\n' ' ' </run/mdc)"
+		fi
+	fi
+	sleep 0.5
+done
+wait "$mpid"
+rc=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+a1=$(cat /run/acked)
+fact migrate_rc "$rc"
+fact during_mdcompare "ok=$ok bad=$bad recovering=$rec"
+# Records fsync'ed while migrate ran: the writes md had to put on both legs
+# (during recovery) or carry across the leg switch.
+fact acked_during_migrate "$((a1 - a0))"
+fact migrate_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+fact migrate_events "$(wc -l </run/migrate.jsonl)"
+fact migrate_progress_events "$(grep -c '"event":"progress"' /run/migrate.jsonl)"
+fact recovered_bytes "$(num recovered_bytes)"
+fact recovery_bps "$(num recovery_bytes_per_second)"
+fact recovery_seconds "$(num recovery_seconds)"
+fact cow_freed "$(num COWBytesFreed)"
+fact mem_avail_release "$(num MemAvailableBefore) $(num MemAvailableAfter)"
+fact ejected "$(grep '"event":"result"' /run/migrate.jsonl | grep -o '"Ejected":[a-z]*' | cut -d: -f2)"
+fact migrate_last "$(tail -n1 /run/migrate.jsonl)"
+[ -s /run/migrate.err ] && fact_file migrate_err /run/migrate.err
+echo "--- migrate output (last 12 lines)"
+tail -n 12 /run/migrate.jsonl
+
+# Keep writing onto the target-only array for a moment, then stop.
+sleep 2
+kill -TERM "$wpid"
+wait "$wpid"
+fact writer_rc "$?"
+fact acked "$(sed -n 's/^acked=//p' /run/writer.out)"
+fact_file writer_out /run/writer.out
+
+fact post_mem "$(meminfo)"
+fact post_mdcompare "$(lmtest mdcompare --md "$md" 2>&1 | tr '\n' ' ')"
+fact_file post_mdstat /proc/mdstat
+livemigrate status
+fact post_status_rc "$?"
+fact post_status "$(livemigrate status --json 2>&1 | tr -d '\n')"
+fact post_dm "$(DM_DISABLE_UDEV=1 dmsetup ls 2>&1 | tr '\n' ' ')"
+fact post_loops "$(losetup -a 2>&1 | tr '\n' ' ')"
+fact post_live_mounted "$(awk '$2 ~ "^/run/initramfs" { print $2 }' /proc/mounts | tr '\n' ' ')"
+# The drive's own answer on whether the disc is still in.
+fact post_cd "$(lmtest cdstatus --dev /dev/sr0 2>&1)"
+fact post_root_size "$(df -k / | awk 'NR == 2 { print $2 }')"
+fact post_session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
+[ "$rc" = 0 ]

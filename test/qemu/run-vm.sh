@@ -1,0 +1,112 @@
+#!/bin/bash
+# run-vm.sh: boot one test VM (direct kernel boot) and wait for it to power
+# off. The console (ttyS0) goes to DIR/console.log, the facts port (ttyS1)
+# to DIR/facts.txt. Exit status: 124 on the hard timeout, 4 when the
+# initramfs failed (initrd_fail), 3 when an --expect fact is missing or
+# different, 5 when the scenario reported scenario_rc other than 0, else
+# QEMU's own (0 after a clean poweroff).
+#
+#   run-vm.sh --dir DIR --append "CMDLINE" [--cdrom ISO] [--disk IMG]...
+#             [--initrd IMG] [--kernel VMLINUZ] [--timeout SECS] [--mem MiB]
+#             [--expect KEY=VALUE]...
+#
+# Writes DIR/timing: wall seconds to the guest's scenario_start fact and to
+# poweroff. LM_ACCEL=kvm|tcg skips the KVM probe; LM_VERBOSE=1 follows the
+# console on stderr. Run one VM at a time (2 cores; TCG wants both).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+dir='' append='' cdrom='' initrd=$LM_OUT/initrd.img kernel='' timeout=300 mem=2048
+disks=() expects=()
+while (($#)); do
+	case $1 in
+	--dir) dir=$2 ;;
+	--append) append=$2 ;;
+	--cdrom) cdrom=$2 ;;
+	--disk) disks+=("$2") ;;
+	--initrd) initrd=$2 ;;
+	--kernel) kernel=$2 ;;
+	--timeout) timeout=$2 ;;
+	--mem) mem=$2 ;;
+	--expect) expects+=("$2") ;;
+	*) die "run-vm.sh: unknown argument $1" ;;
+	esac
+	shift 2
+done
+[[ -n $dir ]] || die "run-vm.sh: --dir is required"
+[[ -n $kernel ]] || kernel=$(kernel_image)
+[[ -r $kernel && -r $initrd ]] || die "missing kernel $kernel or initrd $initrd"
+
+mkdir -p "$dir"
+rm -f "$dir"/{console.log,facts.txt,timing}
+read -ra accel <<<"$(qemu_accel_args "$kernel" "$initrd")"
+
+args=(-nodefaults -display none -monitor none -no-reboot
+	-machine pc "${accel[@]}" -smp 2 -m "$mem"
+	-kernel "$kernel" -initrd "$initrd"
+	# panic=1: a kernel panic reboots, and -no-reboot turns that into exit.
+	-append "console=ttyS0,115200 panic=1 $append"
+	-serial "file:$dir/console.log" -serial "file:$dir/facts.txt")
+[[ -n $cdrom ]] && args+=(-drive "file=$cdrom,media=cdrom,readonly=on,if=ide,index=2")
+for d in "${disks[@]}"; do
+	# cache=unsafe: the host's page cache is fine for throwaway test disks
+	# and keeps TCG runs from waiting on host fsyncs.
+	args+=(-drive "file=$d,format=raw,if=virtio,cache=unsafe,discard=unmap")
+done
+printf '%q ' qemu-system-x86_64 "${args[@]}" >"$dir/cmdline"
+echo >>"$dir/cmdline"
+
+log "booting VM in $dir (${accel[*]}, timeout ${timeout}s)"
+start=$EPOCHREALTIME
+timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
+qpid=$!
+tailpid=
+if [[ ${LM_VERBOSE:-0} == 1 ]]; then
+	touch "$dir/console.log"
+	tail -n +1 -f "$dir/console.log" >&2 &
+	tailpid=$!
+fi
+# Poll for the guest reaching its scenario, to measure boot time from the
+# host's side (the guest's own clock under TCG is not to be trusted).
+t_scen=
+while kill -0 "$qpid" 2>/dev/null; do
+	if [[ -z $t_scen ]] && grep -q '^scenario_start=' "$dir/facts.txt" 2>/dev/null; then
+		t_scen=$(since "$start")
+	fi
+	sleep 0.2
+done
+rc=0
+wait "$qpid" || rc=$?
+[[ -n $tailpid ]] && kill "$tailpid" 2>/dev/null
+t_end=$(since "$start")
+printf 'boot_to_scenario=%s\ntotal=%s\nrc=%s\n' "${t_scen:-none}" "$t_end" "$rc" >"$dir/timing"
+log "VM done rc=$rc, scenario started after ${t_scen:-never} s, total $t_end s"
+if ((rc == 124)); then
+	log "TIMEOUT after ${timeout}s; console tail:"
+	tail -n 20 "$dir/console.log" >&2
+	exit 124
+fi
+if [[ -s $dir/qemu.log ]]; then
+	log "qemu said:"
+	cat "$dir/qemu.log" >&2
+fi
+fail=$(facts_get "$dir/facts.txt" initrd_fail)
+if [[ -n $fail ]]; then
+	log "initramfs failed: $fail"
+	exit 4
+fi
+for e in "${expects[@]}"; do
+	got=$(facts_get "$dir/facts.txt" "${e%%=*}")
+	if [[ $got != "${e#*=}" ]]; then
+		log "expected ${e%%=*}=${e#*=}, got '${got}'; console tail:"
+		tail -n 20 "$dir/console.log" >&2
+		exit 3
+	fi
+done
+src=$(facts_get "$dir/facts.txt" scenario_rc)
+if [[ -n $src && $src != 0 ]]; then
+	log "scenario $(facts_get "$dir/facts.txt" scenario_start) failed: scenario_rc=$src"
+	exit 5
+fi
+exit "$rc"
