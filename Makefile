@@ -2,7 +2,9 @@
 # Downloads (Go modules, Debian packages, the kernel) are cached outside the
 # tree: Go in its module cache, the rest in $(LM_CACHE).
 
-GO        ?= go
+# scripts/go.sh runs a Go at least as new as go.mod asks for, installing it
+# from the Go module proxy into $(LM_CACHE) on machines that have none.
+GO        ?= $(CURDIR)/scripts/go.sh
 LM_CACHE  ?= /var/cache/livemigrate
 BIN       := bin
 export LM_CACHE
@@ -10,7 +12,7 @@ export LM_CACHE
 GOFLAGS_STATIC := CGO_ENABLED=0
 LDFLAGS        := -s -w
 
-.PHONY: all build test unit vet fmt-check e2e vmtest demo clean deps
+.PHONY: all build test unit vet fmt-check fuzz deps demo clean
 
 all: build
 
@@ -18,14 +20,41 @@ build:
 	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/livemigrate ./cmd/livemigrate
 	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lmtest ./test/qemu/lmtest
 
+# Package tests that need the real kernel, built static to run in the VM.
+VMTEST_PKGS := mdraid overlay resize
+vmtest-bins:
+	mkdir -p $(BIN)/tests
+	for p in $(VMTEST_PKGS); do \
+		$(GOFLAGS_STATIC) $(GO) test -c -trimpath -o $(BIN)/tests/$$p.test ./internal/$$p || exit 1; \
+	done
+
 vet:
 	$(GO) vet ./...
 
 fmt-check:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit:
 	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 5s
+fuzz:
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+# Host packages (apt) and Go modules. Everything lands outside the tree.
+deps:
+	test/qemu/deps.sh
+	$(GO) mod download
+
+# Everything: static checks, unit tests, bounded fuzzing, then the proofs in
+# QEMU (package tests against the real md/dm, the live boot, refusals of
+# bad targets, the end-to-end migration).
+test: deps fmt-check vet unit fuzz qemu-all
+
+# The demo: build the live image, boot it, migrate it onto a blank disk while
+# a writer runs, boot the disk alone and check it.
+demo: deps
+	LM_VERBOSE=$${LM_VERBOSE:-1} $(MAKE) qemu-e2e
 
 clean:
 	rm -rf $(BIN) test/qemu/out
@@ -35,7 +64,7 @@ clean:
 # Debian's apt (the scripts install missing host packages). One VM at a time.
 QEMU_T := test/qemu
 
-.PHONY: qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-lint
+.PHONY: qemu-all qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
 
 qemu-fetch:
 	$(QEMU_T)/fetch.sh
@@ -56,6 +85,15 @@ qemu-smoke-tools: build
 # Migrate the live system onto a disk while a writer runs, boot the disk
 # alone, check every acknowledged record and the filesystem.
 qemu-e2e: build
+	$(QEMU_T)/e2e.sh --no-build
+
+# Run the mdraid, overlay and resize tests that need md, dm and loop in the VM.
+qemu-vmtest: build vmtest-bins
+	$(QEMU_T)/vmtest.sh --no-build
+
+qemu-all: build vmtest-bins
+	$(QEMU_T)/smoke.sh --no-build --stack livemigrate
+	$(QEMU_T)/vmtest.sh --no-build
 	$(QEMU_T)/e2e.sh --no-build
 
 qemu-lint:

@@ -169,7 +169,14 @@ func (c Controller) HotAdd(md, dev string) error {
 // Fail marks dev faulty in md. The kernel refuses (EBUSY) to fail the last
 // in-sync leg.
 func (c Controller) Fail(md, dev string) error {
-	return c.devOp(md, dev, ioSetFaulty, "fail")
+	maj, min, err := devNumber(dev)
+	if err != nil {
+		return fmt.Errorf("fail %s: %w", dev, err)
+	}
+	if err := c.FailDevNum(md, maj, min); err != nil {
+		return fmt.Errorf("%s: %w", dev, err)
+	}
+	return nil
 }
 
 // Remove takes a faulty or spare leg out of md. md may hold the leg busy for
@@ -188,7 +195,29 @@ func (c Controller) Remove(md, dev string) error {
 
 // FailDevNum and RemoveDevNum act on a member known only by its device number,
 // e.g. a leg whose node has disappeared.
+//
+// Failing the last in-sync leg is refused here, before the kernel sees it:
+// raid1 refuses too, but only after setting MD_BROKEN on the array (which
+// stays, so every later SET_DISK_FAULTY answers EBUSY even when it worked)
+// and disabling recovery.
 func (c Controller) FailDevNum(md string, major, minor uint32) error {
+	name, err := NameOf(md)
+	if err != nil {
+		return err
+	}
+	if a, err := c.Sys.Read(name); err == nil {
+		if m, ok := a.MemberByDev(major, minor); ok && m.InSync() {
+			n := 0
+			for _, o := range a.Members {
+				if o.InSync() {
+					n++
+				}
+			}
+			if n == 1 {
+				return fmt.Errorf("fail %s (%d:%d) in %s: it is the array's last in-sync leg; failing it would take the array down", m.Name, major, minor, name)
+			}
+		}
+	}
 	return c.devNumOp(md, major, minor, ioSetFaulty, "fail")
 }
 

@@ -22,6 +22,9 @@ root=$work/root
 
 mk_skeleton "$root"
 copy_with_libs "$root" mdadm e2fsck resize2fs blkid dumpe2fs mke2fs dmsetup
+# The other filesystems livemigrate grows, for the package tests in the VM.
+copy_with_libs "$root" mkfs.xfs xfs_repair mkfs.btrfs btrfs
+for t in ext2 ext3 ext4; do ln -sf mke2fs "$root/usr/sbin/mkfs.$t"; done
 install_busybox "$root"
 install_modules "$root" "$kver"
 
@@ -44,6 +47,14 @@ done
 if compgen -G "$REPO_ROOT/bin/tests/*.test" >/dev/null; then
 	install -d "$root/usr/lib/lmtest/tests"
 	install -m 0755 "$REPO_ROOT"/bin/tests/*.test "$root/usr/lib/lmtest/tests/"
+	# Each test binary runs in a copy of its package's testdata.
+	for t in "$REPO_ROOT"/bin/tests/*.test; do
+		pkg=$(basename "$t" .test)
+		if [[ -d $REPO_ROOT/internal/$pkg/testdata ]]; then
+			install -d "$root/usr/lib/lmtest/tests/$pkg"
+			cp -r "$REPO_ROOT/internal/$pkg/testdata" "$root/usr/lib/lmtest/tests/$pkg/"
+		fi
+	done
 fi
 
 # Real data in the live root, so that md has something to copy that the

@@ -67,7 +67,8 @@ expect md_level raid1
 expect md_raid_disks 2
 expect md_degraded 1
 expect md_metadata none
-expect dm_table '0 * snapshot 7:* 7:* P* 8'
+# Like dracut: persistent, overflow (PO), 4 KiB chunks.
+expect dm_table '0 * snapshot 7:* 7:* PO 8'
 expect echo "$pat$pat$pat$pat"
 expect root_write ok
 if [[ $stack == livemigrate ]]; then expect mdcompare 'mdcompare=ok*'; fi

@@ -1,0 +1,216 @@
+#!/bin/bash
+# refuse.sh: preflight turns bad targets away, in one boot of the live medium.
+#  1. Build the images and seven small sparse disks: one sector too small,
+#     4096-byte logical blocks, read-only, partitioned with an ext4
+#     partition (the guest mounts it), one the guest makes the leg of another
+#     md array, and two blank ones (larger than, and exactly, the live root).
+#  2. Boot the live medium with the "refuse" scenario: it runs
+#     `livemigrate migrate --target X --yes` (no --dry-run: a missing check
+#     would really migrate) against each bad disk, against paths that are not
+#     block devices, against the live stack itself, with usage errors, and
+#     --dry-run against the good disks.
+#  3. Compare every exit code with the table in livemigrate(8), check that
+#     each message names the device, that the live array, dm, loops, mounts
+#     and md's speed limits are as they were, that `livemigrate status` still
+#     works, and that no disk image changed by a single byte.
+# Prints a table and "refuse summary: N cases, P passed, F failed"; exits
+# non-zero on any failure.
+#
+#   refuse.sh [--no-build]
+# LM_ROOTFS_PAYLOAD_MIB (default 0) as for mklive.sh.
+#
+# run-vm.sh attaches plain virtio disks only (--disk); these need device
+# properties (serial, logical_block_size, readonly). Until run-vm.sh can pass
+# extra QEMU arguments, a qemu-system-x86_64 wrapper first on PATH appends
+# them, and only to the VM whose command line runs the refuse scenario.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+build=1
+while (($#)); do
+	case $1 in
+	--no-build) build=0 ;;
+	*) die "refuse.sh: unknown argument $1" ;;
+	esac
+	shift
+done
+t_start=$EPOCHREALTIME
+
+"$QEMU_DIR/fetch.sh"
+if ((build)); then make -C "$REPO_ROOT" build >&2; fi
+"$QEMU_DIR/mkinitrd.sh" "$LM_OUT/initrd.img"
+LM_ROOTFS_PAYLOAD_MIB=${LM_ROOTFS_PAYLOAD_MIB:-0} "$QEMU_DIR/mklive.sh" "$LM_OUT/live.iso"
+# shellcheck source=/dev/null
+. "$LM_OUT/live.env"
+need_pkgs fdisk
+
+# The disks. Serial numbers tell them apart in the guest.
+disks=$LM_OUT/refuse-disks
+rm -rf "$disks"
+mkdir -p "$disks"
+big=$((ROOTFS_BYTES + 16 * 1024 * 1024)) # multiple of 4 MiB, like ROOTFS_BYTES
+declare -A size=(
+	[rf-small]=$((ROOTFS_BYTES - 512))
+	[rf-4k]=$big
+	[rf-ro]=$big
+	[rf-parted]=$big
+	[rf-mdmem]=$big
+	[rf-good]=$big
+	[rf-exact]=$ROOTFS_BYTES
+)
+serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-good rf-exact)
+for s in "${serials[@]}"; do truncate -s "${size[$s]}" "$disks/$s.img"; done
+
+# rf-parted: one partition from 1 MiB to the end (still larger than the
+# live root), ext4 with a file in it, made on the host.
+sfdisk -q "$disks/rf-parted.img" <<<'label: dos
+start=2048, type=83' >&2
+pstart=$((2048 * 512))
+psize=$(($(sfdisk -d "$disks/rf-parted.img" | sed -n 's/.*start= *2048, size= *\([0-9]*\).*/\1/p') * 512))
+((psize >= ROOTFS_BYTES)) || die "partition ($psize bytes) smaller than the live root"
+mkdir -p "$disks/fs"
+head -c 1M /dev/urandom >"$disks/fs/keep-me"
+truncate -s "$psize" "$disks/part.fs"
+mkfs.ext4 -q -F -L refusepart -E lazy_itable_init=0,lazy_journal_init=0 -d "$disks/fs" "$disks/part.fs"
+dd if="$disks/part.fs" of="$disks/rf-parted.img" bs=1M seek=$((pstart / 1048576)) conv=notrunc,sparse status=none
+keep_sha=$(sha256sum "$disks/fs/keep-me" | cut -d' ' -f1)
+rm -rf "$disks/fs" "$disks/part.fs"
+
+# The guest mounts rf-parted, so its image changes by the guest's own hand:
+# the guest hashes that one itself. Every other image must stay identical.
+declare -A sha_before
+for s in "${serials[@]}"; do sha_before[$s]=$(sha256sum "$disks/$s.img" | cut -d' ' -f1); done
+
+extra=()
+for s in "${serials[@]}"; do
+	drive="if=none,id=$s,file=$disks/$s.img,format=raw,cache=unsafe"
+	dev="virtio-blk-pci,drive=$s,serial=$s"
+	case $s in
+	rf-ro) drive+=",readonly=on" ;;
+	rf-4k) dev+=",logical_block_size=4096,physical_block_size=4096" ;;
+	esac
+	extra+=(-drive "$drive" -device "$dev")
+done
+wrap=$(mktemp -d "$LM_CACHE/tmp/refuse-wrap.XXXXXX")
+trap 'rm -rf "$wrap"' EXIT
+printf '%s\n' "${extra[@]}" >"$wrap/args"
+real_qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found"
+cat >"$wrap/qemu-system-x86_64" <<WRAP
+#!/bin/bash
+# Written by refuse.sh: append its drives to the refuse VM only.
+extra=()
+for a in "\$@"; do
+	if [[ \$a == *lmtest.scenario=refuse* ]]; then mapfile -t extra <"$wrap/args"; fi
+done
+exec "$real_qemu" "\$@" "\${extra[@]}"
+WRAP
+chmod +x "$wrap/qemu-system-x86_64"
+
+vm=$LM_OUT/refuse
+mkdir -p "$vm"
+printf '%q ' "${extra[@]}" >"$vm/cmdline.extra"
+vmrc=0
+PATH=$wrap:$PATH "$QEMU_DIR/run-vm.sh" --dir "$vm" --cdrom "$LM_OUT/live.iso" --timeout 300 \
+	--append "lm.live=$LIVE_LABEL lmtest.scenario=refuse" || vmrc=$?
+F=$vm/facts.txt
+fv() { facts_get "$F" "$1"; }
+
+# name, expected code, whether the first stderr line must name the target.
+cases=(
+	"too_small 13 dev"
+	"blocksize_4k 15 dev"
+	"read_only 14 dev"
+	"part_mounted 12 dev"
+	"disk_with_mounted_part 12 dev"
+	"md_member 12 dev"
+	"nonexistent 10 dev"
+	"regular_file 10 dev"
+	"char_device 10 dev"
+	"medium 11 dev"
+	"array 11 dev"
+	"symlink_to_array 11 dev"
+	"live_rw 11 dev"
+	"origin_loop 11 dev"
+	"cow_loop 11 dev"
+	"squashfs_loop 11 dev"
+	"metachar 10 dev"
+	"empty_target 2 -"
+	"no_target 2 -"
+	"unknown_flag 2 -"
+	"bad_speed 2 -"
+	"positional_arg 2 -"
+	"good_dry_run 0 -"
+	"exact_dry_run 0 -"
+)
+n=0 passed=0 failed=0
+rows=()
+problems=()
+for c in "${cases[@]}"; do
+	read -r name want named <<<"$c"
+	n=$((n + 1))
+	line=$(fv "case_$name")
+	got=${line%% *}
+	msg=${line#"$got"}
+	msg=${msg# }
+	target=$(fv "case_${name}_target")
+	out=$(fv "case_${name}_stdout")
+	why=()
+	[[ -n $line ]] || why+=("no result")
+	[[ -z $line || $got == "$want" ]] || why+=("exit $got, want $want")
+	if ((want != 0)); then
+		[[ $msg == "livemigrate "* ]] || why+=("first stderr line does not start with 'livemigrate'")
+		[[ $named != dev || $msg == *"$target"* ]] || why+=("message does not name $target")
+		[[ ${out:-0} == 0 ]] || why+=("printed $out bytes on stdout (a plan?)")
+	else
+		[[ -z $msg ]] || why+=("stderr not empty")
+		plan=$(fv "${name%_dry_run}_plan")
+		[[ $plan == "Plan: install the running live system onto $target "* ]] || why+=("no plan for $target: '$plan'")
+		[[ $(fv "${name%_dry_run}_dry_line") == 1 ]] || why+=("no 'Dry run: nothing was changed.' line")
+	fi
+	if [[ $name == metachar && $(fv metachar_pwned) != no ]]; then why+=("/tmp/pwned exists: the path was run by a shell"); fi
+	if ((${#why[@]} == 0)); then
+		passed=$((passed + 1))
+		verdict=ok
+	else
+		failed=$((failed + 1))
+		verdict="FAIL: $(IFS=';'; echo "${why[*]}")"
+	fi
+	rows+=("$(printf '%-24s %4s %4s  %-6s %s' "$name" "$want" "${got:--}" "${verdict%%:*}" "${msg:-(plan on stdout)}")")
+	[[ $verdict == ok ]] || problems+=("$name: ${verdict#FAIL: }")
+done
+
+# Nothing written: global checks, each counted as one more case.
+check() { # NAME OK-CONDITION-RESULT DETAIL
+	n=$((n + 1))
+	if [[ $2 == ok ]]; then
+		passed=$((passed + 1))
+		rows+=("$(printf '%-24s %4s %4s  %-6s %s' "$1" - - ok "$3")")
+	else
+		failed=$((failed + 1))
+		rows+=("$(printf '%-24s %4s %4s  %-6s %s' "$1" - - FAIL "$3")")
+		problems+=("$1: $3")
+	fi
+}
+is() { if [[ $1 == "$2" ]]; then echo ok; else echo bad; fi; }
+check vm_ran "$(is "$vmrc/$(fv scenario_rc)" 0/0)" "run-vm.sh rc=$vmrc, scenario_rc=$(fv scenario_rc) $(fv refuse_setup)"
+check state_unchanged "$(is "$(fv state_same)" yes)" "md127 members/limits, mdstat, dm, loops, mounts, holders: $(fv state_same)$(facts_lines "$F" state_diff | tr '\n' ' ')"
+check md_one_live_leg "$( [[ $(fv md_members) == 1 && $(fv md_live_leg) == live-rw ]] && echo ok)" "members=$(fv md_members): $(fv md_member_list)leg=$(fv md_live_leg)"
+check status_after "$(is "$(fv post_status_rc)" 0)" "livemigrate status rc before=$(fv pre_status_rc) after=$(fv post_status_rc)"
+check guest_sums "$(is "$(fv sums_same)" yes)" "sha256 of the mounted disk (whole) and the regular file in the guest: $(fv sums_same)"
+check part_fs_intact "$( [[ $(fv part_fsck_rc) == 0 && $(fv part_keep_sha_after) == "$keep_sha" ]] && echo ok)" "e2fsck -fn rc=$(fv part_fsck_rc), file on it intact=$( [[ $(fv part_keep_sha_after) == "$keep_sha" ]] && echo yes || echo no)"
+changed=()
+for s in "${serials[@]}"; do
+	[[ $s == rf-parted ]] && continue
+	[[ $(sha256sum "$disks/$s.img" | cut -d' ' -f1) == "${sha_before[$s]}" ]] || changed+=("$s")
+done
+check host_images_same "$( ((${#changed[@]} == 0)) && echo ok)" "sha256 of the 6 unmounted disk images on the host: ${changed[*]:-all unchanged}"
+
+printf '%-24s %4s %4s  %-6s %s\n' case want got result "first stderr line"
+printf '%s\n' "${rows[@]}"
+for p in "${problems[@]}"; do log "FAIL $p"; done
+t_vm=$(awk -F= '$1 == "total" { print $2 }' "$vm/timing" 2>/dev/null)
+t_boot=$(awk -F= '$1 == "boot_to_scenario" { print $2 }' "$vm/timing" 2>/dev/null)
+log "VM ${t_vm:-?} s (boot to scenario ${t_boot:-?} s); whole run $(since "$t_start") s; facts in $F"
+echo "refuse summary: $n cases, $passed passed, $failed failed"
+((failed == 0))
