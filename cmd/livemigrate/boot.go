@@ -1,8 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
+
+	"github.com/livemigrate/livemigrate/internal/bootopt"
+	"github.com/livemigrate/livemigrate/internal/procfs"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
@@ -19,6 +25,18 @@ Initrd helpers. They are called by the livemigrate boot hooks and are not
 meant to be run on a booted system.
 
 Commands:
+  options [--cmdline FILE]
+        read the rd.livemigrate.* options from the kernel command line and
+        print them as shell assignments (LM_WRAP, LM_MD, LM_COW, LM_COWSIZE,
+        LM_LIVE, LM_PROBLEMS); invalid options are named in LM_PROBLEMS and
+        turn the wrap off
+  loop --file FILE [--read-only] [--create SIZE]
+        attach FILE to a free loop device (creating it sparse first with
+        --create) and print the loop's node
+  zram --size BYTES
+        set up a zram device for a compressed COW and print its node
+  recow --name live-rw --cow DEV [--detach-old]
+        give an unused snapshot a new COW store (e.g. zram) and print the old
   snapshot --origin DEV --cow DEV [--name live-rw] [--chunk SECTORS] [--transient]
         build the live snapshot (dm-snapshot of the read-only origin with a
         copy-on-write store) and print its device node
@@ -38,6 +56,14 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "snapshot":
 		return bootSnapshot(args[1:], stdout, stderr)
+	case "options":
+		return bootOptions(args[1:], stdout, stderr)
+	case "zram":
+		return bootZram(args[1:], stdout, stderr)
+	case "loop":
+		return bootLoop(args[1:], stdout, stderr)
+	case "recow":
+		return bootRecow(args[1:], stdout, stderr)
 	case "wrap":
 		return bootWrap(args[1:], stdout, stderr)
 	}
@@ -91,5 +117,113 @@ func bootWrap(args []string, stdout, stderr io.Writer) int {
 		return engine.ExitFailure
 	}
 	fmt.Fprintln(stdout, "/dev/"+name)
+	return 0
+}
+
+func bootOptions(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("boot options", "[--cmdline FILE]",
+		"Print livemigrate's kernel command line options as shell assignments.")
+	file := fs.String("cmdline", "/proc/cmdline", "where to read the command line")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	b, err := os.ReadFile(*file)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot options: %v\n", err)
+		return engine.ExitFailure
+	}
+	var mem uint64
+	if mi, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
+			mem = m["MemTotal"]
+		}
+	}
+	fmt.Fprint(stdout, bootopt.Parse(string(b)).Shell(mem))
+	return 0
+}
+
+func bootZram(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("boot zram", "--size BYTES", "Set up a zram device (compressed RAM) and print its node.")
+	size := fs.String("size", "", "uncompressed capacity, e.g. 2G or 2147483648")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	n, err := bootopt.ParseSize(*size)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot zram: --size %q: %v\n", *size, err)
+		return engine.ExitUsage
+	}
+	// zstd compresses best, lzo-rle and lz4 are faster; take what the kernel has.
+	d, err := overlay.SetupZram(n, []string{"zstd", "lzo-rle", "lz4", "lzo"})
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot zram: %v\n", err)
+		return engine.ExitFailure
+	}
+	fmt.Fprintln(stdout, d.Path)
+	return 0
+}
+
+func bootRecow(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("boot recow", "--name NAME --cow DEV [--detach-old]",
+		"Rebuild the unused snapshot NAME over the same origin with DEV as its COW,\nand print the old COW device.")
+	name := fs.String("name", "live-rw", "the snapshot's device-mapper name")
+	cow := fs.String("cow", "", "the new COW device")
+	detach := fs.Bool("detach-old", false, "detach the old COW if it is a loop device")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	if *cow == "" {
+		fmt.Fprintf(stderr, "livemigrate boot recow: --cow is required\n")
+		return engine.ExitUsage
+	}
+	old, err := overlay.ReplaceCOW(*name, *cow)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot recow: %v\n", err)
+		return engine.ExitFailure
+	}
+	if *detach && strings.HasPrefix(old.Name, "loop") {
+		if err := overlay.DetachLoop(old); err != nil && !errors.Is(err, overlay.ErrDetachDeferred) {
+			fmt.Fprintf(stderr, "livemigrate boot recow: detach the old COW %s: %v\n", old.Path, err)
+		}
+	}
+	fmt.Fprintln(stdout, old.Path)
+	return 0
+}
+
+func bootLoop(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("boot loop", "--file FILE [--read-only] [--create SIZE]",
+		"Attach FILE to a free loop device and print the device. With --create the\nfile is first made, sparse, of SIZE: the way a RAM-backed COW file is made.")
+	file := fs.String("file", "", "the backing file")
+	ro := fs.Bool("read-only", false, "attach read-only")
+	create := fs.String("create", "", "create FILE sparse with this size first (e.g. 2G)")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	if *file == "" {
+		fmt.Fprintf(stderr, "livemigrate boot loop: --file is required\n")
+		return engine.ExitUsage
+	}
+	if *create != "" {
+		n, err := bootopt.ParseSize(*create)
+		if err != nil {
+			fmt.Fprintf(stderr, "livemigrate boot loop: --create %q: %v\n", *create, err)
+			return engine.ExitUsage
+		}
+		f, err := os.OpenFile(*file, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		if err == nil {
+			err = f.Truncate(int64(n))
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "livemigrate boot loop: create %s: %v\n", *file, err)
+			return engine.ExitFailure
+		}
+	}
+	d, err := overlay.SetupLoop(*file, *ro)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot loop: %v\n", err)
+		return engine.ExitFailure
+	}
+	fmt.Fprintln(stdout, d.Path)
 	return 0
 }

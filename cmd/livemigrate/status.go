@@ -107,7 +107,8 @@ func renderStatus(s *engine.System) string {
 			u := s.COW
 			cow += fmt.Sprintf(": %s used of %s (%.1f%%)", humanize.IBytes(u.UsedSectors*512), humanize.IBytes(u.TotalSectors*512), 100*u.UsedFraction())
 			if u.ComprDataBytes > 0 {
-				cow += fmt.Sprintf(", zram %s compressed to %s", humanize.IBytes(u.OrigDataBytes), humanize.IBytes(u.ComprDataBytes))
+				cow += fmt.Sprintf(", zram %s compressed to %s (ratio %.2f, %s of RAM)", humanize.IBytes(u.OrigDataBytes), humanize.IBytes(u.ComprDataBytes),
+					float64(u.OrigDataBytes)/float64(u.ComprDataBytes), humanize.IBytes(u.MemUsedBytes))
 			}
 			if u.Failed() {
 				cow += " -- SNAPSHOT INVALID OR OVERFLOWED"
