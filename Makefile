@@ -64,7 +64,7 @@ clean:
 # Debian's apt (the scripts install missing host packages). One VM at a time.
 QEMU_T := test/qemu
 
-.PHONY: qemu-all qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
+.PHONY: qemu-all qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
 
 qemu-fetch:
 	$(QEMU_T)/fetch.sh
@@ -94,7 +94,13 @@ qemu-vmtest: build vmtest-bins
 qemu-all: build vmtest-bins
 	$(QEMU_T)/smoke.sh --no-build --stack livemigrate
 	$(QEMU_T)/vmtest.sh --no-build
+	$(QEMU_T)/refuse.sh --no-build
 	$(QEMU_T)/e2e.sh --no-build
+	$(QEMU_T)/e2e.sh --no-build --cow zram
+
+# Bad targets: each refused with its exit code, nothing written anywhere.
+qemu-refuse: build
+	$(QEMU_T)/refuse.sh --no-build
 
 qemu-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck

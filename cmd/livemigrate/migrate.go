@@ -134,28 +134,39 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if !fs.Changed("target") {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "no target device given", Hint: "name one with --target, e.g. --target /dev/sdb2 (see lsblk)"})
 	}
-	lk, err := lock()
+	// Preflight reads only, so a bad target is refused for what it is even
+	// while another livemigrate runs; the checks run again under the lock,
+	// since the other run may have changed things meanwhile.
+	preflight := func() (*engine.System, *engine.Plan, error) {
+		sys, err := engine.Observer{Root: "/"}.Observe()
+		if err != nil {
+			return nil, nil, err
+		}
+		plan, err := engine.Preflight(sys, inspectTarget(*target), engine.Request{Target: *target, Speed: speed})
+		return sys, plan, err
+	}
+	_, plan, err := preflight()
 	if err != nil {
 		return o.fail(stderr, "migrate", err)
 	}
-	defer lk.Close()
-
-	sys, err := engine.Observer{Root: "/"}.Observe()
-	if err != nil {
-		return o.fail(stderr, "migrate", err)
-	}
-	tgt := inspectTarget(*target)
-	plan, err := engine.Preflight(sys, tgt, engine.Request{Target: *target, Speed: speed})
-	if err != nil {
-		return o.fail(stderr, "migrate", err)
-	}
-	o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
 	if *dry {
+		// A dry run changes nothing and needs no lock.
+		o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
 		if !o.json {
 			fmt.Fprintln(stdout, "Dry run: nothing was changed.")
 		}
 		return 0
 	}
+	lk, err := lock()
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	defer lk.Close()
+	sys, plan, err := preflight()
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
 	if !*yes {
 		if err := confirm(plan, stdout); err != nil {
 			return o.fail(stderr, "migrate", err)

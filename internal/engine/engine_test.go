@@ -79,14 +79,15 @@ func TestPreflightRefusals(t *testing.T) {
 		{"not live", notLive, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitNotLive, "not on an md array"},
 		{"empty target", liveSystem(), Target{Err: blockdev.ErrNotExist}, "", ExitUsage, "no target"},
 		{"blank target", liveSystem(), Target{Err: blockdev.ErrNotExist}, "  ", ExitUsage, "no target"},
-		{"missing", liveSystem(), Target{Err: fmt.Errorf("/dev/nope: %w", blockdev.ErrNotExist)}, "/dev/nope", ExitNoDevice, "no such block device"},
+		{"missing", liveSystem(), Target{Err: fmt.Errorf("/dev/nope: %w", blockdev.ErrNotExist)}, "/dev/nope", ExitNoDevice, "no such file or device"},
 		{"regular file", liveSystem(), Target{Err: fmt.Errorf("/tmp/x is a regular file: %w", blockdev.ErrNotBlock)}, "/tmp/x", ExitNoDevice, "regular file"},
 		{"char device", liveSystem(), Target{Err: fmt.Errorf("/dev/null is a character device: %w", blockdev.ErrNotBlock)}, "/dev/null", ExitNoDevice, "character device"},
 		{"the array", liveSystem(), Target{Info: disk("md127", 9, 127, GiB)}, "/dev/md127", ExitLiveStack, "the array / runs on"},
 		{"live-rw", liveSystem(), Target{Info: disk("dm-1", 253, 1, GiB)}, "/dev/mapper/live-rw", ExitLiveStack, "live leg"},
 		{"live-base", liveSystem(), Target{Info: disk("dm-0", 253, 0, GiB)}, "/dev/mapper/live-base", ExitLiveStack, "part of the live stack"},
-		{"origin loop", liveSystem(), Target{Info: disk("loop1", 7, 1, GiB)}, "/dev/loop1", ExitLiveStack, "part of the live stack"},
-		{"cow loop", liveSystem(), Target{Info: disk("loop2", 7, 2, 32*GiB)}, "/dev/loop2", ExitLiveStack, "part of the live stack"},
+		{"origin loop", liveSystem(), Target{Info: disk("loop1", 7, 1, GiB)}, "/dev/loop1", ExitLiveStack, "is the origin of live-rw"},
+		{"cow loop", liveSystem(), Target{Info: disk("loop2", 7, 2, 32*GiB)}, "/dev/loop2", ExitLiveStack, "copy-on-write store of live-rw"},
+		{"squashfs loop", liveSystem(), Target{Info: disk("loop0", 7, 0, GiB)}, "/dev/loop0", ExitLiveStack, "part of the live stack"},
 		{"medium", liveSystem(), Target{Info: disk("sr0", 11, 0, 4*GiB)}, "/dev/sr0", ExitLiveStack, "holds the live medium"},
 		{"medium partition", usbSystem(), Target{Info: &blockdev.Info{Path: "/dev/sdb2", Name: "sdb2", Disk: "sdb", IsPartition: true, Major: 8, Minor: 18, SizeBytes: 8 * GiB, LogicalBlockSize: 512}}, "/dev/sdb2", ExitLiveStack, "holds the live medium"},
 		{"medium disk", usbSystem(), Target{Info: disk("sdb", 8, 16, 16*GiB)}, "/dev/sdb", ExitLiveStack, "holds the live medium"},
@@ -95,11 +96,11 @@ func TestPreflightRefusals(t *testing.T) {
 			d.Partitions = []string{"vdb1"}
 			d.PartMounts = []string{"/dev/vdb1 on /media/x"}
 		})}, "/dev/vdb", ExitInUse, "/dev/vdb1 on /media/x"},
-		{"md member", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"md5"} })}, "/dev/vdb", ExitInUse, "md array"},
+		{"md member", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"md5"} })}, "/dev/vdb", ExitInUse, "mdadm --stop /dev/md5"},
 		{"lvm", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"dm-7"} })}, "/dev/vdb", ExitInUse, "LVM"},
 		{"swap", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Swap = true })}, "/dev/vdb", ExitInUse, "swap"},
 		{"read-only", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.ReadOnly = true })}, "/dev/vdb", ExitReadOnly, "read-only"},
-		{"4Kn", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.LogicalBlockSize = 4096 })}, "/dev/vdb", ExitBlockSize, "device is 4096-byte sectors, array is 512"},
+		{"4Kn", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.LogicalBlockSize = 4096 })}, "/dev/vdb", ExitBlockSize, "device is 4096-byte sectors, array is 512; md cannot add a leg whose logical blocks are larger than the array's; use a disk with 512-byte logical sectors"},
 		{"one sector short", liveSystem(), Target{Info: disk("vdb", 254, 16, GiB-512)}, "/dev/vdb", ExitTooSmall, "needs at least"},
 		{"cow low", lowCOW, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitCOWHeadroom, "copy-on-write space left"},
 		{"ram low", lowRAM, Target{Info: disk("vdb", 254, 16, 2*GiB)}, "/dev/vdb", ExitCOWHeadroom, "32 MiB"},
@@ -118,6 +119,16 @@ func TestPreflightRefusals(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("message %q lacks %q", err, tt.want)
+			}
+			// No leftover formatting verbs or fmt's complaints.
+			for _, bad := range []string{"%!", "%d", "%s", "%v"} {
+				if strings.Contains(err.Error(), bad) {
+					t.Errorf("message %q contains %q", err, bad)
+				}
+			}
+			// Refusals about the target name it first.
+			if tt.code >= ExitNoDevice && tt.code <= ExitBlockSize && !strings.HasPrefix(err.Error(), tt.dev+": ") {
+				t.Errorf("message %q does not start with the device %q", err, tt.dev)
 			}
 			var r *Refusal
 			if errors.As(err, &r) && r.Hint == "" && tt.code != ExitUsage {

@@ -47,8 +47,8 @@ func (r *Refusal) Error() string {
 	return s
 }
 
-func refuse(code int, dev, reason, hint string, args ...any) *Refusal {
-	return &Refusal{Code: code, Device: dev, Reason: fmt.Sprintf(reason, args...), Hint: hint}
+func refuse(code int, dev, reason, hint string) *Refusal {
+	return &Refusal{Code: code, Device: dev, Reason: reason, Hint: hint}
 }
 
 // RunError is a failure during execution, with the state the system was left in.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
+	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -133,27 +134,29 @@ func COWHeadroom(sys *System) (uint64, bool) {
 // pure: everything it needs was gathered before, and it writes nothing.
 func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	if sys.NotLive != "" {
-		return nil, refuse(ExitNotLive, "", "%s", "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer", sys.NotLive)
+		return nil, refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
 	}
 	dev := req.Target
 	if strings.TrimSpace(dev) == "" {
-		return nil, refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2")
+		return nil, refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2 (see lsblk)")
 	}
 	if tgt.Err != nil || tgt.Info == nil {
 		switch {
 		case errors.Is(tgt.Err, blockdev.ErrNotBlock):
-			return nil, refuse(ExitNoDevice, dev, "%v", "name a disk or partition under /dev (see lsblk)", trimDev(tgt.Err, dev))
+			return nil, refuse(ExitNoDevice, dev, trimDev(tgt.Err, dev), "name a disk or partition under /dev (see lsblk)")
+		case errors.Is(tgt.Err, blockdev.ErrNotExist):
+			return nil, refuse(ExitNoDevice, dev, "no such file or device", "name a disk or partition under /dev (see lsblk)")
 		default:
-			return nil, refuse(ExitNoDevice, dev, "no such block device (%v)", "name a disk or partition under /dev (see lsblk)", tgt.Err)
+			return nil, refuse(ExitNoDevice, dev, fmt.Sprintf("cannot inspect it: %v", tgt.Err), "name a disk or partition under /dev (see lsblk)")
 		}
 	}
 	in := tgt.Info
 	a := sys.Array
 	if in.Major == a.Major && in.Minor == a.Minor {
-		return nil, refuse(ExitLiveStack, dev, "is %s, the array / runs on", "name the disk or partition to install to", a.Path)
+		return nil, refuse(ExitLiveStack, dev, isWhat(dev, a.Path, "the array / runs on"), "name the disk or partition to install to")
 	}
 	if sys.LiveLeg != nil && in.Major == sys.LiveLeg.Major && in.Minor == sys.LiveLeg.Minor {
-		return nil, refuse(ExitLiveStack, dev, "is the live leg of %s (the RAM-backed live root)", "name the disk or partition to install to", a.Path)
+		return nil, refuse(ExitLiveStack, dev, fmt.Sprintf("is the live leg of %s (the RAM-backed live root)", a.Path), "name the disk or partition to install to")
 	}
 	if st := sys.Stack; st != nil {
 		if md := st.MediumDisk.Name; md != "" && in.Disk == md {
@@ -161,11 +164,11 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 			if in.IsPartition {
 				what = "is a partition of /dev/" + md + ", the disk that holds the live medium"
 			}
-			return nil, refuse(ExitLiveStack, dev, "%s", "installing over the medium would destroy the system while it runs from it; use another disk", what)
+			return nil, refuse(ExitLiveStack, dev, what, "installing over the medium would destroy the system while it runs from it; use another disk")
 		}
-		for _, d := range st.Devices() {
-			if d.Major == in.Major && d.Minor == in.Minor && !(d.Major == 0 && d.Minor == 0) {
-				return nil, refuse(ExitLiveStack, dev, "is %s, part of the live stack", "name a disk other than the live medium", d.Name)
+		for _, r := range stackRoles(st) {
+			if r.dev.Major == in.Major && r.dev.Minor == in.Minor && !r.dev.IsZero() {
+				return nil, refuse(ExitLiveStack, dev, isWhat(dev, "/dev/"+r.dev.Name, r.role+", part of the live stack"), "the live system runs on it; name the disk or partition to install to")
 			}
 		}
 	}
@@ -178,13 +181,13 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		if m.Major == in.Major && m.Minor == in.Minor {
 			tgtMember = &m
 		} else if !m.Faulty() && sys.LiveLeg == nil && m.InSync() {
-			return nil, refuse(ExitNotLive, "", "/ was already migrated to %s", "run 'livemigrate status' to see where / lives", "/dev/"+m.Name)
+			return nil, refuse(ExitNotLive, "", "/ was already migrated to /dev/"+m.Name, "run 'livemigrate status' to see where / lives")
 		} else if !m.Faulty() {
-			return nil, refuse(ExitBusyArray, dev, "%s already has %s as a leg", "continue that migration with --target /dev/"+m.Name+", or remove it first", a.Path, "/dev/"+m.Name)
+			return nil, refuse(ExitBusyArray, dev, fmt.Sprintf("%s already has /dev/%s as a leg", a.Path, m.Name), "continue that migration with --target /dev/"+m.Name+", or stop it first")
 		}
 	}
 	if tgtMember == nil && sys.LiveLeg == nil {
-		return nil, refuse(ExitNotLive, "", "%s has no live leg: the live session was already migrated", "run 'livemigrate status' to see where / lives", a.Path)
+		return nil, refuse(ExitNotLive, "", a.Path+" has no live leg: the live session was already migrated", "run 'livemigrate status' to see where / lives")
 	}
 
 	p := &Plan{
@@ -210,10 +213,11 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 			return nil, refuse(ExitReadOnly, dev, "is read-only", "check the write-protect switch, or 'blockdev --setrw "+dev+"' if it was set read-only by software")
 		}
 		if sys.ArrayLBS != 0 && in.LogicalBlockSize > sys.ArrayLBS {
-			return nil, refuse(ExitBlockSize, dev, "device is %d-byte sectors, array is %d", "md cannot add a leg with larger logical blocks than the array; use a disk with %d-byte logical sectors", in.LogicalBlockSize, sys.ArrayLBS, sys.ArrayLBS)
+			return nil, refuse(ExitBlockSize, dev, fmt.Sprintf("device is %d-byte sectors, array is %d", in.LogicalBlockSize, sys.ArrayLBS),
+				fmt.Sprintf("md cannot add a leg whose logical blocks are larger than the array's; use a disk with %d-byte logical sectors", sys.ArrayLBS))
 		}
 		if in.SizeBytes < a.SizeBytes {
-			return nil, refuse(ExitTooSmall, dev, "is %s (%d bytes), the live root needs at least %s (%d bytes)", "choose a larger disk or partition", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(a.SizeBytes), a.SizeBytes)
+			return nil, refuse(ExitTooSmall, dev, fmt.Sprintf("is %s (%d bytes), the live root needs at least %s (%d bytes)", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(a.SizeBytes), a.SizeBytes), "choose a larger disk or partition")
 		}
 		p.Destroys = destroys(tgt)
 	} else {
@@ -223,7 +227,7 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		case tgtMember.InSync():
 			p.Resume = fmt.Sprintf("%s is already in sync with the live leg", dev)
 		case tgtMember.Faulty():
-			return nil, refuse(ExitBusyArray, dev, "is a failed leg of %s", "remove it with 'livemigrate abort --target "+dev+"' and check the disk", a.Path)
+			return nil, refuse(ExitBusyArray, dev, "is a failed leg of "+a.Path, fmt.Sprintf("check the disk (dmesg), take it out with 'mdadm %s --remove %s', then try again", a.Path, dev))
 		default:
 			p.Resume = fmt.Sprintf("%s is already being copied (%s)", dev, progressText(a))
 		}
@@ -234,10 +238,10 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		if free, ok := COWHeadroom(sys); ok {
 			p.COWFreeBytes = free
 			if sys.COW.Failed() {
-				return nil, refuse(ExitCOWHeadroom, "", "the live snapshot %s has overflowed or is invalid", "the live root can no longer take writes; save your files elsewhere and reboot", sys.Stack.DMName)
+				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("the live snapshot %s has overflowed or is invalid", sys.Stack.DMName), "the live root can no longer take writes; save your files elsewhere and reboot")
 			}
 			if free < p.COWNeedBytes {
-				return nil, refuse(ExitCOWHeadroom, "", "only %s of copy-on-write space left, the migration needs about %s", "free RAM (close programs, delete files written in the live session) and try again", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes))
+				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("only %s of copy-on-write space left, the migration needs about %s", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes)), "free RAM (close programs, delete files written in the live session) and try again")
 			}
 		} else {
 			p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
@@ -252,34 +256,80 @@ func trimDev(err error, dev string) string {
 	return strings.TrimPrefix(s, dev+" ")
 }
 
-// checkFree refuses a target that something uses.
+// checkFree refuses a target that something uses, and says how to free it.
 func checkFree(in *blockdev.Info, dev string) error {
-	var uses []string
+	var uses, fixes []string
 	for _, m := range in.Mounts {
 		uses = append(uses, "mounted on "+m)
+		fixes = append(fixes, "umount "+m)
 	}
-	uses = append(uses, in.PartMounts...)
+	for _, m := range in.PartMounts {
+		uses = append(uses, m)
+		if _, mp, ok := strings.Cut(m, " on "); ok {
+			fixes = append(fixes, "umount "+mp)
+		}
+	}
+	holders := append([]string(nil), in.Holders...)
+	for _, h := range in.PartHolders {
+		uses = append(uses, h)
+		if _, hd, ok := strings.Cut(h, " held by "); ok {
+			holders = append(holders, hd)
+		}
+	}
 	for _, h := range in.Holders {
 		uses = append(uses, "held by "+holderName(h))
 	}
-	uses = append(uses, in.PartHolders...)
+	for _, h := range holders {
+		switch {
+		case strings.HasPrefix(h, "md"):
+			fixes = append(fixes, "mdadm --stop /dev/"+h)
+		case strings.HasPrefix(h, "dm-"):
+			fixes = append(fixes, "close /dev/"+h+" (lvchange -an, cryptsetup close or dmsetup remove)")
+		}
+	}
 	if in.Swap {
 		uses = append(uses, "in use as swap")
+		fixes = append(fixes, "swapoff "+dev)
 	}
 	if len(uses) == 0 {
 		return nil
 	}
-	return refuse(ExitInUse, dev, "is in use: %s", "unmount it, swapoff it, or stop what holds it (md array, LVM), then try again", strings.Join(uses, ", "))
+	return refuse(ExitInUse, dev, "is in use: "+strings.Join(uses, ", "), "free it first ("+strings.Join(fixes, "; ")+"), then try again")
 }
 
-func holderName(h string) string {
-	switch {
-	case strings.HasPrefix(h, "md"):
-		return "/dev/" + h + " (md array)"
-	case strings.HasPrefix(h, "dm-"):
-		return "/dev/" + h + " (device-mapper: LVM, LUKS or similar)"
+// isWhat says what a refused device is, naming the kernel's device only when
+// the user named it some other way (a symlink, a /dev/mapper name).
+func isWhat(given, canonical, what string) string {
+	if given == canonical {
+		return "is " + what
 	}
-	return "/dev/" + h
+	return "is " + canonical + ", " + what
+}
+
+type stackRole struct {
+	dev  overlay.Dev
+	role string
+}
+
+// stackRoles names every device of the live stack by what it does there.
+func stackRoles(st *overlay.Stack) []stackRole {
+	rs := []stackRole{
+		{st.Snapshot, "the live snapshot " + st.DMName},
+		{st.Origin, "the origin of " + st.DMName + " (" + st.OriginFile + ")"},
+		{st.OriginLoop, "the loop over " + st.OriginFile},
+		{st.COW, "the copy-on-write store of " + st.DMName},
+		{st.SquashfsLoop, "the loop over " + st.SquashfsFile},
+		{st.Medium, "the live medium"},
+		{st.MediumDisk, "the disk of the live medium"},
+	}
+	for i, s := range st.Siblings {
+		name := ""
+		if i < len(st.SiblingNames) {
+			name = " " + st.SiblingNames[i]
+		}
+		rs = append(rs, stackRole{s, "the device-mapper device" + name + " over the live image"})
+	}
+	return rs
 }
 
 func destroys(t Target) []string {
@@ -295,7 +345,11 @@ func destroys(t Target) []string {
 		}
 		out = append(out, what)
 	}
-	out = append(out, fmt.Sprintf("everything else on %s (%s)", in.Path, humanize.IBytes(in.SizeBytes)))
+	rest := "everything on"
+	if len(out) > 0 {
+		rest = "everything else on"
+	}
+	out = append(out, fmt.Sprintf("%s %s (%s)", rest, in.Path, humanize.IBytes(in.SizeBytes)))
 	return out
 }
 
@@ -321,7 +375,11 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 			add(StepHotAdd, false, "Add %s to %s as its second leg", p.Target, p.ArrayPath)
 		}
 		add(StepRecover, false, "Copy %s from the live leg onto %s while the session runs", humanize.IBytes(p.CopyBytes), p.Target)
-		add(StepDropLive, true, "Remove the live leg %s from %s: from here on / lives on %s", "/dev/"+sys.LiveLeg.Name, p.ArrayPath, p.Target)
+		leg := "/dev/" + sys.LiveLeg.Name
+		if sys.Stack != nil && sys.Stack.Snapshot.Path != "" {
+			leg = sys.Stack.Snapshot.Path
+		}
+		add(StepDropLive, true, "Remove the live leg %s from %s: from here on / lives on %s", leg, p.ArrayPath, p.Target)
 	}
 	add(StepGrowArray, false, "Grow %s to fill %s (%s)", p.ArrayPath, p.Target, humanize.IBytes(p.TargetBytes))
 	fs := p.FSType
@@ -392,4 +450,14 @@ func (p *Plan) Render() string {
 		fmt.Fprintf(&b, "  %d. %s%s\n", i+1, s.Title, mark)
 	}
 	return b.String()
+}
+
+func holderName(h string) string {
+	switch {
+	case strings.HasPrefix(h, "md"):
+		return "/dev/" + h + " (md array)"
+	case strings.HasPrefix(h, "dm-"):
+		return "/dev/" + h + " (device-mapper: LVM, LUKS or similar)"
+	}
+	return "/dev/" + h
 }

@@ -8,7 +8,7 @@
 #
 #   run-vm.sh --dir DIR --append "CMDLINE" [--cdrom ISO] [--disk IMG]...
 #             [--initrd IMG] [--kernel VMLINUZ] [--timeout SECS] [--mem MiB]
-#             [--expect KEY=VALUE]...
+#             [--expect KEY=VALUE]... [--qemu-arg ARG]...
 #
 # Writes DIR/timing: wall seconds to the guest's scenario_start fact and to
 # poweroff. LM_ACCEL=kvm|tcg skips the KVM probe; LM_VERBOSE=1 follows the
@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 dir='' append='' cdrom='' initrd=$LM_OUT/initrd.img kernel='' timeout=300 mem=2048
-disks=() expects=()
+disks=() expects=() qextra=()
 while (($#)); do
 	case $1 in
 	--dir) dir=$2 ;;
@@ -30,6 +30,7 @@ while (($#)); do
 	--timeout) timeout=$2 ;;
 	--mem) mem=$2 ;;
 	--expect) expects+=("$2") ;;
+	--qemu-arg) qextra+=("$2") ;;
 	*) die "run-vm.sh: unknown argument $1" ;;
 	esac
 	shift 2
@@ -54,6 +55,8 @@ for d in "${disks[@]}"; do
 	# and keeps TCG runs from waiting on host fsyncs.
 	args+=(-drive "file=$d,format=raw,if=virtio,cache=unsafe,discard=unmap")
 done
+# Devices that need properties (serial numbers, block sizes, read-only).
+args+=("${qextra[@]}")
 printf '%q ' qemu-system-x86_64 "${args[@]}" >"$dir/cmdline"
 echo >>"$dir/cmdline"
 

@@ -37,6 +37,8 @@ dd if=/dev/urandom of=/root/session-data bs=1M count=16 2>/dev/null
 sync
 fact session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
 fact pre_cow "$(DM_DISABLE_UDEV=1 dmsetup status live-rw 2>&1)"
+fact pre_cow_kind "$(livemigrate status --json | sed -n 's/.*"COWKind": "\([a-z-]*\)".*/\1/p')"
+livemigrate status
 fact pre_mem "$(meminfo)"
 
 lmtest writer --file /root/records --acked /run/acked --interval 20ms >/run/writer.out 2>&1 &

@@ -19,8 +19,10 @@
 # Reports, for each case NAME: case_NAME="CODE FIRST-STDERR-LINE",
 # case_NAME_target (the path given, if any), case_NAME_stdout (bytes) and
 # case_NAME_stderr_lines. Around the cases: the state of md, dm, loops and
-# mounts (state_same), md127's members, `livemigrate status` exit codes and
-# sha256 of the disks the host cannot check itself. The host judges.
+# mounts, and the regular file's size and mtime (state_same), md127's
+# members, `livemigrate status` exit codes and the sha256 of the one disk
+# the host cannot check itself (its partition is mounted here; frozen with
+# fsfreeze so ext4 itself writes nothing during the cases). The host judges.
 set -u
 
 md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
@@ -73,6 +75,13 @@ mount -t ext4 -o noinit_itable "$part" /mnt/refuse-part || {
 	exit 1
 }
 fact part_keep_sha "$(sha256sum /mnt/refuse-part/keep-me | cut -d' ' -f1)"
+# Frozen, ext4 writes nothing more of its own (superblock, journal), so any
+# change to the disk's bytes from here on is someone else's; it stays
+# mounted, so it is just as much in use.
+fsfreeze --freeze /mnt/refuse-part || {
+	fact refuse_setup "fsfreeze --freeze /mnt/refuse-part failed"
+	exit 1
+}
 mdadm --build /dev/md5 --level=1 --raid-devices=1 --force "$mdmem" || {
 	fact refuse_setup "mdadm --build /dev/md5 on $mdmem failed"
 	exit 1
@@ -111,11 +120,11 @@ state() {
 	} >"$1" 2>&1
 }
 # sums FILE: sha256 of what the host cannot check after poweroff (the
-# mounted disk's image changes under the guest's own mount): the disk with
-# the mounted partition, whole, and the regular file.
+# image of the mounted disk changes under the guest's own mount and
+# unmount): that disk, whole, read past the page cache's old copy.
 sums() {
 	echo 3 >/proc/sys/vm/drop_caches
-	sha256sum "$parted" /tmp/refuse-file >"$1" 2>&1
+	sha256sum "$parted" >"$1" 2>&1
 }
 
 livemigrate status >/dev/null 2>&1
@@ -174,6 +183,7 @@ run_case positional_arg "" --yes "$good"
 # The good disks: accepted, plan printed, nothing written (--dry-run).
 run_case good_dry_run "$good" --target "$good" --dry-run
 fact good_plan "$(head -n1 /run/rf.out)"
+fact_file good_plan_text /run/rf.out
 fact good_dry_line "$(grep -c '^Dry run: nothing was changed\.$' /run/rf.out)"
 run_case exact_dry_run "$exact" --target "$exact" --dry-run
 fact exact_plan "$(head -n1 /run/rf.out)"
@@ -215,6 +225,7 @@ fact run_files "$(for f in /run/livemigrate*; do [ -e "$f" ] && printf '%s ' "$f
 
 # Leave the disks as found, and let e2fsck referee the mounted filesystem.
 fact part_keep_sha_after "$(sha256sum /mnt/refuse-part/keep-me | cut -d' ' -f1)"
+fsfreeze --unfreeze /mnt/refuse-part
 umount /mnt/refuse-part
 fact part_umount_rc "$?"
 e2fsck -fn "$part" >/run/rf.fsck 2>&1

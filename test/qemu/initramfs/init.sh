@@ -11,6 +11,7 @@
 #                   the host to find out whether a KVM guest boots at all).
 # Other options:
 #   lm.cowsize=SIZE size of the sparse COW file /overlay (default 1G)
+#   lm.cow=zram     the COW in compressed RAM (zram) instead of /overlay
 #   lm.stack=tools  build live-rw and the array with dmsetup/mdadm instead of
 #                   livemigrate (the independent reference, for comparison)
 #   lm.md=DEV       array device (default /dev/md127)
@@ -39,7 +40,7 @@ msg() { echo "lm-initrd: $*"; }
 fact() { [ -c /dev/ttyS1 ] && echo "$1=$2" >/dev/ttyS1; }
 
 # Parse the command line (busybox sh has no arrays; one pass with case).
-live='' root='' cowsize=1G stack=livemigrate md=/dev/md127 fsck=0 wait=60
+live='' root='' cowsize=1G cowkind=ram stack=livemigrate md=/dev/md127 fsck=0 wait=60
 shell=0 probe=0 rootmode=rw rootfstype=''
 # shellcheck disable=SC2013 # the command line is words, split on purpose
 for arg in $(cat /proc/cmdline); do
@@ -48,6 +49,7 @@ for arg in $(cat /proc/cmdline); do
 	root=*) root=${arg#root=} ;;
 	rootfstype=*) rootfstype=${arg#rootfstype=} ;;
 	lm.cowsize=*) cowsize=${arg#lm.cowsize=} ;;
+	lm.cow=*) cowkind=${arg#lm.cow=} ;;
 	lm.stack=*) stack=${arg#lm.stack=} ;;
 	lm.md=*) md=${arg#lm.md=} ;;
 	lm.fsck=*) fsck=${arg#lm.fsck=} ;;
@@ -162,8 +164,13 @@ if [ -n "$live" ]; then
 	origin=$(newloop -r "$rootimg") || fail "cannot loop $rootimg"
 	# The COW store, as dracut makes it: a sparse file in the initramfs root
 	# on its own loop device.
-	truncate -s "$cowsize" /overlay || fail "cannot create /overlay ($cowsize)"
-	cow=$(newloop /overlay) || fail "cannot loop /overlay"
+	if [ "$cowkind" = zram ]; then
+		modprobe zram || fail "no zram module"
+		cow=$(livemigrate boot zram --size "$cowsize") || fail "livemigrate boot zram failed"
+	else
+		truncate -s "$cowsize" /overlay || fail "cannot create /overlay ($cowsize)"
+		cow=$(newloop /overlay) || fail "cannot loop /overlay"
+	fi
 	msg "origin $origin, COW $cow"
 	fact live_origin "$origin"
 	fact live_cow "$cow"

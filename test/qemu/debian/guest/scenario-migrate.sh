@@ -1,0 +1,24 @@
+# shellcheck shell=sh
+# migrate (Debian live system): the harness's migrate scenario
+# (test/qemu/guest/scenario-migrate.sh, installed as harness-migrate.sh:
+# writer + `livemigrate migrate --target DEV --yes --json`, facts before,
+# during, after), framed by what a systemd system adds: where / is, which
+# units failed, and what systemd thinks of the mounts afterwards.
+#   lmtest.target=DEV (default /dev/vda)   lmtest.speed=fast|gentle
+set -u
+fact pre_root_source "$(findmnt -n -o SOURCE /)"
+fact_file pre_mdstat /proc/mdstat
+fact pre_live_rw_table "$(dmsetup table live-rw 2>&1)"
+# shellcheck source=../../guest/scenario-migrate.sh
+. /usr/lib/lmtest/harness-migrate.sh
+mrc=$?
+fact post_root_source "$(findmnt -n -o SOURCE /)"
+fact post_failed_units "$(systemctl --failed --no-legend --plain 2>&1 | tr '\n' ' ')"
+fact post_system_state "$(systemctl is-system-running 2>&1)"
+# systemd's mount units for the released live medium must not linger as
+# "active" over nothing (it would try to unmount them at shutdown).
+fact post_initramfs_units "$(systemctl list-units --no-legend --plain --all 'run-initramfs*' 2>&1 | tr '\n' ' ')"
+lsblk -o NAME,TYPE,SIZE,FSTYPE,MOUNTPOINT >/run/lsblk 2>&1
+fact_file post_lsblk /run/lsblk
+fact target_uuid "$(blkid -o value -s UUID "$(cmdline_get lmtest.target /dev/vda)" 2>&1)"
+[ "$mrc" = 0 ]

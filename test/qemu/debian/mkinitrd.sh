@@ -1,0 +1,146 @@
+#!/bin/bash
+# mkinitrd.sh FLAVOUR OUT: build one initrd flavour for the Debian live
+# system from the cached root (mkroot.sh), each in its own fresh copy of the
+# root so that the generators never see each other's configuration:
+#
+#   dracut            apt-get install dracut dracut-live (offline: mkroot.sh
+#                     downloaded them), then
+#                     dracut --no-hostonly --add "dmsquash-live $LM_DRACUT_MODULES"
+#   dracut-nosystemd  the same with --omit systemd (dracut's shell init)
+#   initramfs-tools   Debian's default generator (already in the root, it
+#                     comes with the kernel), with the livemigrate hook and
+#                     boot mode from initrd-hook/initramfs-tools if present
+#
+# LM_DRACUT_MODULES (default: "livemigrate" when
+# initrd-hook/dracut/90livemigrate exists) names extra dracut modules; the
+# livemigrate module is copied into the copy of the root from initrd-hook/.
+# LM_INITRD_HOOKS=0 leaves the livemigrate initramfs-tools hooks out.
+# Both need bin/livemigrate (static; `make build`), installed in the copy as
+# /usr/bin/livemigrate, where the hooks pick it up.
+#
+# Cached as $LM_CACHE/debian/initrd-FLAVOUR-KEY.img, KEY a hash of the root,
+# this script, the hook files and the livemigrate binary.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+DEB_DIR=$QEMU_DIR/debian
+
+flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|initramfs-tools OUT}
+out=${2:?usage: mkinitrd.sh FLAVOUR OUT}
+hookdir=$REPO_ROOT/initrd-hook
+lmbin=${LM_BIN:-$REPO_ROOT/bin/livemigrate}
+
+tarball=$("$DEB_DIR/mkroot.sh")
+# shellcheck source=/dev/null
+. "${tarball%.tar}.env"
+
+# What goes in, per flavour: the inputs of the cache key.
+inputs=("$0")
+case $flavour in
+dracut | dracut-nosystemd)
+	if [[ -z ${LM_DRACUT_MODULES+set} ]]; then
+		LM_DRACUT_MODULES=
+		[[ -d $hookdir/dracut/90livemigrate ]] && LM_DRACUT_MODULES=livemigrate
+	fi
+	mods="dmsquash-live${LM_DRACUT_MODULES:+ $LM_DRACUT_MODULES}"
+	if [[ " $mods " == *" livemigrate "* ]]; then
+		inputs+=("$hookdir"/dracut/90livemigrate/* "$lmbin")
+	fi
+	desc="dracut --add '$mods'"
+	;;
+initramfs-tools)
+	use_hooks=${LM_INITRD_HOOKS:-1}
+	[[ -f $hookdir/initramfs-tools/hooks/livemigrate ]] || use_hooks=0
+	if ((use_hooks)); then
+		inputs+=("$hookdir"/initramfs-tools/hooks/livemigrate "$hookdir"/initramfs-tools/scripts/livemigrate "$lmbin")
+	fi
+	desc="mkinitramfs (livemigrate hooks: $use_hooks)"
+	;;
+*) die "mkinitrd.sh: unknown flavour $flavour" ;;
+esac
+for f in "${inputs[@]}"; do [[ -r $f ]] || die "missing $f"; done
+key=$( {
+	echo "$ROOT_KEY $flavour ${mods:-} ${use_hooks:-}"
+	cat "${inputs[@]}"
+} | sha256sum | cut -c1-16)
+cached=$LM_CACHE/debian/initrd-$flavour-$key.img
+mkdir -p "$(dirname "$out")"
+if [[ -s $cached ]]; then
+	log "cached initrd $flavour: $cached"
+	cp "$cached" "$out"
+	exit 0
+fi
+
+mkdir -p "$LM_CACHE/tmp"
+work=$(mktemp -d "$LM_CACHE/tmp/initrd-$flavour.XXXXXX")
+root=$work/root
+mounts=()
+cleanup() {
+	local i
+	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+		umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+# chroot_mount TYPE SRC DIR [OPTS]: mount inside the copy, undone on exit.
+chroot_mount() {
+	mkdir -p "$root$3"
+	mount ${4:+-o "$4"} -t "$1" "$2" "$root$3"
+	mounts+=("$root$3")
+}
+
+t0=$EPOCHREALTIME
+mkdir -p "$root"
+tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
+log "root copy for $flavour in $(since "$t0") s"
+# The generators look at /proc (mounts, cmdline), /sys (modules) and /dev.
+chroot_mount proc proc /proc
+chroot_mount sysfs sysfs /sys
+mkdir -p "$root/dev"
+mount --bind /dev "$root/dev"
+mounts+=("$root/dev")
+if [[ -x $lmbin ]]; then
+	file -b "$lmbin" | grep -q 'statically linked' || die "$lmbin is not static"
+	install -m 0755 "$lmbin" "$root/usr/bin/livemigrate"
+fi
+
+t1=$EPOCHREALTIME
+case $flavour in
+dracut | dracut-nosystemd)
+	# Offline install: the package lists and .debs of the root's own build.
+	cp -a "$ROOT_LISTS/." "$root/var/lib/apt/lists/"
+	mount --bind "$ROOT_DEBS" "$root/var/cache/apt/archives"
+	mounts+=("$root/var/cache/apt/archives")
+	# Installing dracut makes its postinst build an initrd for every
+	# kernel (about as long as our own build); we throw that one away,
+	# so tell dracut's kernel hook to skip it.
+	chroot "$root" env DEBIAN_FRONTEND=noninteractive INITRD=No \
+		apt-get install -y -qq --no-download -o APT::Sandbox::User=root \
+		dracut dracut-live >&2
+	log "dracut installed in $(since "$t1") s"
+	if [[ " $mods " == *" livemigrate "* ]]; then
+		rm -rf "$root/usr/lib/dracut/modules.d/90livemigrate"
+		cp -r "$hookdir/dracut/90livemigrate" "$root/usr/lib/dracut/modules.d/90livemigrate"
+		chmod 0755 "$root"/usr/lib/dracut/modules.d/90livemigrate/*.sh
+	fi
+	args=(--force --no-hostonly --add "$mods" --kver "$KVER")
+	[[ $flavour == dracut-nosystemd ]] && args+=(--omit systemd)
+	t2=$EPOCHREALTIME
+	chroot "$root" dracut "${args[@]}" /tmp/initrd.img >&2
+	log "dracut ${args[*]}: $(since "$t2") s"
+	;;
+initramfs-tools)
+	if ((use_hooks)); then
+		install -m 0755 "$hookdir/initramfs-tools/hooks/livemigrate" "$root/etc/initramfs-tools/hooks/livemigrate"
+		install -m 0644 "$hookdir/initramfs-tools/scripts/livemigrate" "$root/etc/initramfs-tools/scripts/livemigrate"
+	fi
+	t2=$EPOCHREALTIME
+	chroot "$root" mkinitramfs -o /tmp/initrd.img "$KVER" >&2
+	log "mkinitramfs: $(since "$t2") s"
+	;;
+esac
+install -m 0644 "$root/tmp/initrd.img" "$cached.tmp"
+mv "$cached.tmp" "$cached"
+cp "$cached" "$out"
+log "initrd $flavour ($desc): $(du -h "$out" | cut -f1), $(since "$t0") s in all"

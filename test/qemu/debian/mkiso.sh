@@ -1,0 +1,170 @@
+#!/bin/bash
+# mkiso.sh [OUTDIR]: the Debian live medium, the way Fedora-style live media
+# are laid out (what dracut's dmsquash-live expects):
+#
+#   live.iso (iso9660, volume id LIVETEST, BIOS + UEFI bootable by GRUB)
+#     LiveOS/squashfs.img   lz4 squashfs holding LiveOS/rootfs.img (ext4,
+#                           sized tight: used space + a little slack)
+#     boot/vmlinuz          the root's kernel
+#     boot/initrd-F.img     one initrd per flavour F (mkinitrd.sh)
+#     boot/grub/grub.cfg    one entry per flavour
+#
+# The live root is the cached Debian root (mkroot.sh) plus what the tests
+# need: /usr/bin/livemigrate and /usr/bin/lmtest (static, `make build`),
+# lmtest.service with /usr/lib/lmtest/{run,lib.sh,scenario-*.sh}.
+#
+# OUTDIR (default $LM_OUT/debian) also gets vmlinuz, initrd-F.img (for
+# direct kernel boot with -cdrom, which skips GRUB and saves time under
+# TCG) and live.env (sizes, UUID, kernel version).
+#
+# Knobs: LM_FLAVOURS (default "dracut dracut-nosystemd initramfs-tools"),
+# LM_LABEL (LIVETEST), LM_ROOTFS_EXTRA_MIB (free space in rootfs.img),
+# LM_ROOTFS_PAYLOAD_MIB (random data checked after migration),
+# LM_GRUB_APPEND (added to every GRUB entry, e.g. a test scenario),
+# LM_GRUB_DEFAULT (entry id to boot, default the first), LM_GRUB_TIMEOUT (3),
+# LM_ISO_NAME (live.iso).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+DEB_DIR=$QEMU_DIR/debian
+
+outdir=${1:-$LM_OUT/debian}
+label=${LM_LABEL:-LIVETEST}
+read -ra flavours <<<"${LM_FLAVOURS:-dracut dracut-nosystemd initramfs-tools}"
+iso_name=${LM_ISO_NAME:-live.iso}
+need_pkgs squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin e2fsprogs
+mkdir -p "$outdir"
+outdir=$(cd "$outdir" && pwd)
+
+T=$EPOCHREALTIME
+tarball=$("$DEB_DIR/mkroot.sh")
+# shellcheck source=/dev/null
+. "${tarball%.tar}.env"
+declare -A took=()
+took[root]=$(since "$T")
+
+for f in "${flavours[@]}"; do
+	t=$EPOCHREALTIME
+	"$DEB_DIR/mkinitrd.sh" "$f" "$outdir/initrd-$f.img"
+	took[initrd-$f]=$(since "$t")
+done
+
+mkdir -p "$LM_CACHE/tmp"
+work=$(mktemp -d "$LM_CACHE/tmp/debiso.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+
+t=$EPOCHREALTIME
+mkdir -p "$root"
+tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
+took[extract]=$(since "$t")
+
+# The binaries under test. lmtest is required (the scenarios need it);
+# a live root without livemigrate still boots (for the pipeline itself).
+for b in lmtest livemigrate; do
+	src=$REPO_ROOT/bin/$b
+	if [[ -x $src ]]; then
+		file -b "$src" | grep -q 'statically linked' || die "$src is not static"
+		install -m 0755 "$src" "$root/usr/bin/$b"
+	elif [[ $b == lmtest ]]; then
+		die "$src missing; run make build"
+	else
+		log "WARNING: $src missing; the live root has no livemigrate"
+	fi
+done
+# The test hooks: the harness's fact helpers and scenarios (the Debian
+# scenarios build on the busybox harness's migrate and verify), the Debian
+# runner and scenarios, and the service that starts them.
+install -d "$root/usr/lib/lmtest"
+install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/usr/lib/lmtest/lib.sh"
+install -m 0644 "$QEMU_DIR/guest/scenario-migrate.sh" "$root/usr/lib/lmtest/harness-migrate.sh"
+install -m 0644 "$QEMU_DIR/guest/scenario-verify.sh" "$root/usr/lib/lmtest/harness-verify.sh"
+install -m 0644 "$DEB_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
+install -m 0755 "$DEB_DIR/guest/run" "$root/usr/lib/lmtest/run"
+install -m 0644 "$DEB_DIR/guest/lmtest.service" "$root/etc/systemd/system/lmtest.service"
+ln -sf /etc/systemd/system/lmtest.service "$root/etc/systemd/system/multi-user.target.wants/lmtest.service"
+
+payload_sha=
+if ((${LM_ROOTFS_PAYLOAD_MIB:-0} > 0)); then
+	install -d "$root/usr/share/lmtest"
+	head -c "${LM_ROOTFS_PAYLOAD_MIB}M" /dev/urandom >"$root/usr/share/lmtest/payload"
+	payload_sha=$(sha256sum "$root/usr/share/lmtest/payload" | cut -d' ' -f1)
+fi
+
+# rootfs.img: ext4 straight from the directory (mkfs.ext4 -d, no loop
+# mount), sized like real live images: used space + 8% + 64 MiB for the
+# journal, metadata and a little room, in 4 MiB steps. A filesystem that
+# nearly fills its image makes growing it on the target meaningful.
+t=$EPOCHREALTIME
+used_kib=$(du -sk --apparent-size "$root" | cut -f1)
+size_mib=$(((used_kib * 108 / 100 / 1024 + 64 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
+img=$work/sq/LiveOS/rootfs.img
+mkdir -p "$(dirname "$img")"
+truncate -s "${size_mib}M" "$img"
+mkfs.ext4 -q -F -b 4096 -m 0 -L debian-live -d "$root" "$img"
+uuid=$(blkid -o value -s UUID "$img")
+free_kib=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Free blocks/ { print $2 * 4 }')
+took[rootfs]=$(since "$t")
+
+# lz4: larger than xz/zstd but made in seconds and cheap to read back under
+# TCG (squashfs decompression is the slow part of md recovery there).
+t=$EPOCHREALTIME
+iso=$work/iso
+mkdir -p "$iso/LiveOS" "$iso/boot/grub"
+mksquashfs "$work/sq" "$iso/LiveOS/squashfs.img" -comp lz4 -noappend -no-xattrs -quiet >/dev/null
+took[squashfs]=$(since "$t")
+
+install -m 0644 "$root/boot/vmlinuz-$KVER" "$iso/boot/vmlinuz"
+install -m 0644 "$root/boot/vmlinuz-$KVER" "$outdir/vmlinuz"
+for f in "${flavours[@]}"; do
+	install -m 0644 "$outdir/initrd-$f.img" "$iso/boot/initrd-$f.img"
+done
+
+# grub.cfg: GRUB on the serial console as well (tests read ttyS0), one entry
+# per flavour. The last console= is /dev/console, so ttyS0 is last.
+{
+	cat <<EOF
+# Debian live test medium (livemigrate test/qemu/debian/mkiso.sh)
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=${LM_GRUB_TIMEOUT:-3}
+set default=${LM_GRUB_DEFAULT:-0}
+EOF
+	for f in "${flavours[@]}"; do
+		case $f in
+		dracut | dracut-nosystemd) args="root=live:CDLABEL=$label rd.live.image" ;;
+		initramfs-tools) args="boot=livemigrate root=live:CDLABEL=$label" ;;
+		esac
+		cat <<EOF
+menuentry "Debian live ($f)" --id $f {
+	linux /boot/vmlinuz $args console=tty0 console=ttyS0,115200 ${LM_GRUB_APPEND:-}
+	initrd /boot/initrd-$f.img
+}
+EOF
+	done
+} >"$iso/boot/grub/grub.cfg"
+
+t=$EPOCHREALTIME
+grub-mkrescue -o "$outdir/$iso_name.tmp" "$iso" -- -volid "$label" >"$work/grub-mkrescue.log" 2>&1 ||
+	{ cat "$work/grub-mkrescue.log" >&2; die "grub-mkrescue failed"; }
+mv "$outdir/$iso_name.tmp" "$outdir/$iso_name"
+took[iso]=$(since "$t")
+
+cat >"$outdir/live.env" <<ENV
+LIVE_ISO=$outdir/$iso_name
+LIVE_LABEL=$label
+LIVE_KVER=$KVER
+LIVE_KERNEL=$outdir/vmlinuz
+LIVE_FLAVOURS="${flavours[*]}"
+ROOTFS_UUID=$uuid
+ROOTFS_MIB=$size_mib
+ROOTFS_USED_KIB=$used_kib
+ROOTFS_FREE_KIB=$free_kib
+SQUASHFS_BYTES=$(stat -c %s "$iso/LiveOS/squashfs.img")
+ISO_BYTES=$(stat -c %s "$outdir/$iso_name")
+PAYLOAD_SHA256=$payload_sha
+ENV
+for k in "${!took[@]}"; do printf 'TOOK_%s=%s\n' "${k//-/_}" "${took[$k]}"; done >>"$outdir/live.env"
+log "live medium $outdir/$iso_name: $(du -h "$outdir/$iso_name" | cut -f1); rootfs.img $size_mib MiB ($used_kib KiB used, $free_kib KiB free), squashfs $(du -h "$iso/LiveOS/squashfs.img" | cut -f1), UUID $uuid"
+log "timings (s): $(for k in "${!took[@]}"; do printf '%s=%s ' "$k" "${took[$k]}"; done)"

@@ -1,0 +1,220 @@
+#!/bin/bash
+# run.sh: boot the Debian live medium (mkiso.sh) under QEMU, one VM at a
+# time, and check what the guest reports on its facts port (ttyS1).
+#
+#   run.sh [--flavour dracut|dracut-nosystemd|initramfs-tools]
+#          [--scenario boot|reboot|migrate|grub-bios|grub-uefi]
+#          [--no-build] [--no-images] [--timeout SECS] [--mem MiB]
+#          [--target-size 4G] [--speed fast|gentle] [--append "ARGS"]
+#
+#   boot      direct kernel boot (-kernel/-initrd + -cdrom), the "boot"
+#             scenario, then `systemctl poweroff`
+#   reboot    the same, ending with `systemctl reboot` (QEMU runs with
+#             -no-reboot, so a completed reboot exits QEMU)
+#   migrate   live boot with an empty target disk: `livemigrate migrate`
+#             under a writer, `systemctl poweroff`; then the target alone
+#             (direct kernel boot, root=UUID=, same flavour's initrd): the
+#             "verify" scenario, ending with `systemctl reboot`
+#   grub-bios / grub-uefi
+#             the ISO through GRUB (SeaBIOS / OVMF), "boot" scenario
+#
+# Prints, per boot: host seconds to the scenario (≈ boot to multi-user +
+# the wait for the boot to finish), systemd-analyze's line, seconds from
+# the shutdown request to QEMU's exit, and how the guest ended (power
+# down / restart, from the console). Files in $LM_OUT/debian/runs/NAME/.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+DEB_DIR=$QEMU_DIR/debian
+
+flavour=dracut scenario=boot build=1 images=1 timeout=300 mem=3072
+tsize=4G speed=fast extra=''
+while (($#)); do
+	case $1 in
+	--flavour) flavour=$2; shift ;;
+	--scenario) scenario=$2; shift ;;
+	--no-build) build=0 ;;
+	--no-images) images=0 ;;
+	--timeout) timeout=$2; shift ;;
+	--mem) mem=$2; shift ;;
+	--target-size) tsize=$2; shift ;;
+	--speed) speed=$2; shift ;;
+	--append) extra=$2; shift ;;
+	*) die "run.sh: unknown argument $1" ;;
+	esac
+	shift
+done
+case $flavour in
+dracut | dracut-nosystemd | initramfs-tools) ;;
+*) die "run.sh: unknown flavour $flavour" ;;
+esac
+
+out=$LM_OUT/debian
+need_pkgs qemu-system-x86 ovmf e2fsprogs xorriso
+if ((build)); then make -C "$REPO_ROOT" build >&2; fi
+if ((images)); then "$DEB_DIR/mkiso.sh" "$out"; fi
+# shellcheck source=/dev/null
+. "$out/live.env"
+initrd=$out/initrd-$flavour.img
+[[ -s $initrd ]] || die "no $initrd (LM_FLAVOURS when building?)"
+
+# The live boot line of each flavour. Shutdown for tests: mdadm-shutdown
+# reruns the initrd generator and dracut-shutdown unpacks the initrd back
+# to /run (tens of seconds under TCG each); a real system keeps them, the
+# image does too, only the tests mask them. rd.emergency / panic: a failed
+# initrd powers off instead of waiting at a shell until the host timeout.
+case $flavour in
+dracut*) live_args="root=live:CDLABEL=$LIVE_LABEL rd.live.image rd.emergency=poweroff" ;;
+initramfs-tools) live_args="boot=livemigrate root=live:CDLABEL=$LIVE_LABEL" ;;
+esac
+test_args="systemd.mask=mdadm-shutdown.service systemd.mask=dracut-shutdown.service"
+
+# watch_end DIR: in the background, note the host time at which the guest
+# says it is about to shut down (fact end=...), for the shutdown timing.
+watch_end() {
+	local dir=$1 start=$EPOCHREALTIME
+	(
+		while sleep 0.2; do
+			if grep -q '^end=' "$dir/facts.txt" 2>/dev/null; then
+				since "$start" >"$dir/t_end_request"
+				break
+			fi
+		done
+	) &
+	echo $!
+}
+
+# report NAME DIR: one summary line per boot, from the host's timing and
+# the guest's facts and console.
+report() {
+	local name=$1 dir=$2 f=$2/facts.txt ending="none" t_req t_tot t_scen
+	t_scen=$(awk -F= '$1 == "boot_to_scenario" { print $2 }' "$dir/timing" 2>/dev/null)
+	t_tot=$(awk -F= '$1 == "total" { print $2 }' "$dir/timing" 2>/dev/null)
+	t_req=$(cat "$dir/t_end_request" 2>/dev/null || echo '')
+	if grep -q 'reboot: Power down' "$dir/console.log"; then ending="power-down"; fi
+	if grep -q 'reboot: Restarting system' "$dir/console.log"; then ending="restart"; fi
+	local shut=n/a
+	[[ -n $t_req && -n $t_tot ]] && shut=$(awk -v a="$t_req" -v b="$t_tot" 'BEGIN { printf "%.1f", b - a }')
+	log "[$name] boot to scenario ${t_scen:-?} s (host); $(facts_get "$f" analyze); shutdown ${shut} s; ended: $ending; total ${t_tot:-?} s"
+	printf '%s\n' "$ending" >"$dir/ending"
+	# Stop jobs that time out or units that fail on the way down are what
+	# makes a shutdown with / on md on dm unclean.
+	grep -aE 'A stop job is running|Failed (unmounting|deactivating|to (start|stop))|timed out|Timed out' "$dir/console.log" |
+		tr -d '\r' | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | sort -u | head -n 10 >&2 || true
+}
+
+# vm NAME EXPECTED_ENDING RUN-VM-ARGS...: one direct-kernel boot through
+# ../run-vm.sh, with the shutdown watcher and the summary.
+vm() {
+	local name=$1 want=$2 dir=$out/runs/$1 wpid rc=0
+	shift 2
+	mkdir -p "$dir"
+	rm -f "$dir"/{facts.txt,console.log,t_end_request}
+	wpid=$(watch_end "$dir")
+	"$QEMU_DIR/run-vm.sh" --dir "$dir" --kernel "$LIVE_KERNEL" --initrd "$initrd" --timeout "$timeout" --mem "$mem" "$@" || rc=$?
+	kill "$wpid" 2>/dev/null || true
+	report "$name" "$dir"
+	((rc == 0)) || die "[$name] run-vm.sh failed (rc=$rc); see $dir"
+	[[ $(cat "$dir/ending") == "$want" ]] || die "[$name] guest did not end with $want (see $dir/console.log)"
+}
+
+# grub_vm NAME bios|uefi: boot the ISO through GRUB. The ISO's grub.cfg is
+# replaced (xorriso replays the boot records of the original) by one whose
+# default entry is this flavour with the "boot" scenario: the same medium
+# otherwise, made in seconds.
+grub_vm() {
+	local name=$1 fw=$2 dir=$out/runs/$1 iso start wpid rc=0
+	mkdir -p "$dir"
+	rm -f "$dir"/{facts.txt,console.log,t_end_request,timing}
+	iso=$dir/grubtest.iso
+	xorriso -osirrox on -indev "$LIVE_ISO" -extract /boot/grub/grub.cfg "$dir/grub.cfg.orig" >/dev/null 2>&1
+	sed -e "s/^set default=.*/set default=$flavour/" -e 's/^set timeout=.*/set timeout=1/' \
+		-e "s|^\(\tlinux .*\)$|\1 $test_args lmtest.scenario=boot $extra|" \
+		"$dir/grub.cfg.orig" >"$dir/grub.cfg"
+	rm -f "$iso"
+	xorriso -indev "$LIVE_ISO" -outdev "$iso" -boot_image any replay \
+		-map "$dir/grub.cfg" /boot/grub/grub.cfg >"$dir/xorriso.log" 2>&1 ||
+		{ cat "$dir/xorriso.log" >&2; die "xorriso could not rewrite the ISO"; }
+	local fwargs=()
+	if [[ $fw == uefi ]]; then
+		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$dir/vars.fd"
+		fwargs=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+			-drive "if=pflash,format=raw,unit=1,file=$dir/vars.fd")
+	fi
+	local args=(-nodefaults -display none -monitor none -no-reboot -machine pc -accel tcg
+		-smp 2 -m "$mem" "${fwargs[@]}"
+		-drive "file=$iso,media=cdrom,readonly=on,if=ide,index=2" -boot d
+		-serial "file:$dir/console.log" -serial "file:$dir/facts.txt")
+	printf '%q ' qemu-system-x86_64 "${args[@]}" >"$dir/cmdline"
+	log "booting $iso through GRUB ($fw), timeout ${timeout}s"
+	start=$EPOCHREALTIME
+	wpid=$(watch_end "$dir")
+	timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
+	local qpid=$! t_scen=
+	while kill -0 "$qpid" 2>/dev/null; do
+		if [[ -z $t_scen ]] && grep -q '^scenario_start=' "$dir/facts.txt" 2>/dev/null; then
+			t_scen=$(since "$start")
+		fi
+		sleep 0.2
+	done
+	wait "$qpid" || rc=$?
+	kill "$wpid" 2>/dev/null || true
+	printf 'boot_to_scenario=%s\ntotal=%s\nrc=%s\n' "${t_scen:-none}" "$(since "$start")" "$rc" >"$dir/timing"
+	report "$name" "$dir"
+	((rc == 0)) || { tail -n 20 "$dir/console.log" >&2; die "[$name] QEMU rc=$rc"; }
+	[[ $(facts_get "$dir/facts.txt" scenario_rc) == 0 ]] || die "[$name] scenario failed"
+	[[ $(cat "$dir/ending") == power-down ]] || die "[$name] guest did not power down"
+	# GRUB's menu on the serial console proves it was GRUB that booted.
+	grep -aq 'Debian live' "$dir/console.log" || die "[$name] no GRUB menu on the console"
+}
+
+# show_boot DIR: the facts of the "boot" scenario worth a look.
+show_boot() {
+	local f=$1/facts.txt k
+	for k in system_state root_source root_fstype live_rw_table dm_ls status sessions sudo_live failed_units_n; do
+		log "  $k: $(facts_get "$f" "$k")"
+	done
+	log "  mdstat: $(facts_lines "$f" mdstat | tr '\n' '|')"
+}
+
+case $scenario in
+boot | reboot)
+	end=poweroff want=power-down
+	[[ $scenario == reboot ]] && end=reboot want=restart
+	vm "$flavour-$scenario" "$want" --cdrom "$LIVE_ISO" \
+		--append "$live_args $test_args lmtest.scenario=boot lmtest.end=$end $extra" \
+		--expect scenario_rc=0
+	show_boot "$out/runs/$flavour-$scenario"
+	;;
+grub-bios) grub_vm "$flavour-grub-bios" bios; show_boot "$out/runs/$flavour-grub-bios" ;;
+grub-uefi) grub_vm "$flavour-grub-uefi" uefi; show_boot "$out/runs/$flavour-grub-uefi" ;;
+migrate)
+	target=$out/runs/$flavour-target.img
+	rm -f "$target"
+	truncate -s "$tsize" "$target"
+	live=$out/runs/$flavour-migrate
+	vm "$flavour-migrate" power-down --cdrom "$LIVE_ISO" --disk "$target" \
+		--append "$live_args $test_args lmtest.scenario=migrate lmtest.target=/dev/vda lmtest.speed=$speed $extra" \
+		--expect scenario_rc=0 --expect migrate_rc=0
+	F=$live/facts.txt
+	for k in pre_root_source migrate_seconds recovered_bytes recovery_bps acked post_root_source post_dm post_loops post_live_mounted post_failed_units post_system_state post_initramfs_units; do
+		log "  $k: $(facts_get "$F" "$k")"
+	done
+	acked=$(facts_get "$F" acked)
+	session_sha=$(facts_get "$F" session_sha)
+	uuid=$(blkid -o value -s UUID "$target")
+	[[ $uuid == "$ROOTFS_UUID" ]] || log "WARNING: target UUID $uuid is not the live root's ($ROOTFS_UUID)"
+	# The target alone: no medium, plain root=UUID=, then a clean reboot.
+	vm "$flavour-verify" restart --disk "$target" \
+		--append "root=UUID=$uuid rw $test_args lmtest.scenario=verify lmtest.upto=$acked lmtest.end=reboot $extra" \
+		--expect scenario_rc=0 --expect verify_rc=0 --expect mdstat_arrays=0 --expect dm_devices=0 \
+		--expect "session_sha=$session_sha"
+	V=$out/runs/$flavour-verify/facts.txt
+	for k in root_source root_fstype verify dpkg_verify_rc dpkg_verify_lines dpkg_verify_seconds system_state; do
+		log "  $k: $(facts_get "$V" "$k")"
+	done
+	e2fsck -fn "$target" >&2 || die "host e2fsck found problems on the target"
+	;;
+*) die "run.sh: unknown scenario $scenario" ;;
+esac
+log "run.sh $flavour $scenario OK"
