@@ -552,3 +552,33 @@ func TestStackFileRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+func TestRunSpeedToggle(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	var evs []Event
+	r := runner(k, sys, &evs)
+	r.Emit = func(e Event) {
+		evs = append(evs, e)
+		if e.Type == EvProgress && e.Progress.Percent == 25 {
+			r.SetSpeed(SpeedGentle)
+		}
+	}
+	if _, err := r.Run(context.Background(), plan(t, sys)); err != nil {
+		t.Fatal(err)
+	}
+	calls := strings.Join(k.calls, "|")
+	// fast at the start, md's own limits when toggled to gentle, and the
+	// originals restored at the end.
+	if !strings.Contains(calls, "hot-add /dev/vdb|speed sync_speed_min=1000/false|speed sync_speed_max=200000/false|fail 253:1") {
+		t.Errorf("calls = %q", k.calls)
+	}
+}
+
+func TestCandidatesSkipsVirtualDevices(t *testing.T) {
+	for name, skip := range map[string]bool{"loop0": true, "dm-1": true, "md127": true, "zram0": true, "sda": false, "vdb": false, "nvme0n1": false, "sr0": false} {
+		if skipDisk(name) != skip {
+			t.Errorf("skipDisk(%s) = %v", name, !skip)
+		}
+	}
+}

@@ -41,6 +41,22 @@ type Runner struct {
 	MountPoint string
 	// NoRelease leaves the live stack in place (for inspection in tests).
 	NoRelease bool
+
+	speedCh chan Speed
+	toggled bool
+}
+
+// SetSpeed switches between fast and gentle while md copies (the wizard's
+// toggle). It takes effect at the next progress sample; outside the copy
+// it is ignored, because the plan already tuned and will restore md.
+func (r *Runner) SetSpeed(s Speed) {
+	if r.speedCh == nil {
+		return
+	}
+	select {
+	case r.speedCh <- s:
+	default:
+	}
 }
 
 // Result sums up a finished run.
@@ -87,6 +103,9 @@ func (r *Runner) emit(e Event) {
 // and the run finishes, because stopping there would leave a half state.
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
+	if r.speedCh == nil {
+		r.speedCh = make(chan Speed, 1)
+	}
 	pastNoReturn := false
 	interruptNoted := false
 	for _, st := range p.Steps {
@@ -220,13 +239,35 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 	return "", fmt.Errorf("unknown step %q", st.Kind)
 }
 
+// restoreSpeed puts md's limits back as they were before the run. It always
+// writes both: a mid-run toggle may have changed them whatever the plan said.
 func (r *Runner) restoreSpeed(p *Plan) error {
-	if p.Speed != SpeedFast {
+	if p.Speed != SpeedFast && !r.toggled {
 		return nil
 	}
 	err1 := r.K.SetSpeed(p.Array, "sync_speed_min", p.SpeedMin)
 	err2 := r.K.SetSpeed(p.Array, "sync_speed_max", p.SpeedMax)
 	return errors.Join(err1, err2)
+}
+
+// applySpeed switches md's limits mid-copy.
+func (r *Runner) applySpeed(p *Plan, s Speed) error {
+	r.toggled = true
+	var err error
+	if s == SpeedFast {
+		err = errors.Join(
+			r.K.SetSpeed(p.Array, "sync_speed_min", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}),
+			r.K.SetSpeed(p.Array, "sync_speed_max", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}))
+	} else {
+		err = errors.Join(
+			r.K.SetSpeed(p.Array, "sync_speed_min", p.SpeedMin),
+			r.K.SetSpeed(p.Array, "sync_speed_max", p.SpeedMax))
+	}
+	if err != nil {
+		return fmt.Errorf("switch recovery to %s: %w", s, err)
+	}
+	r.emit(Event{Type: EvWarning, Step: StepRecover, Message: "recovery speed: " + string(s)})
+	return nil
 }
 
 // COW warning thresholds, as fractions of what the migration needs.
@@ -307,6 +348,13 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 			pr.ETASeconds = float64(total-done) / avg
 		}
 		r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
+		select {
+		case s := <-r.speedCh:
+			if err := r.applySpeed(p, s); err != nil {
+				r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
+			}
+		default:
+		}
 		r.sleep(ctx, poll)
 		if ctx.Err() != nil {
 			return "", r.abort(p, StepRecover, ExitInterrupted, errors.New("interrupted during recovery"))
