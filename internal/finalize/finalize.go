@@ -1,0 +1,379 @@
+// Package finalize owns turning the migrated root into an installed system,
+// on the running system after the filesystem has grown: the ESP and
+// /etc/fstab, a regular initramfs without the live hooks, the boot loader
+// for BIOS and UEFI, and the scrubbing of what belonged only to the live
+// session (autologin, passwordless sudo, machine-id, SSH host keys). Each
+// action detects what the distribution ships and says what is missing
+// instead of guessing. File edits work below a root directory so they are
+// tested on fake trees; commands go through a Runner.
+package finalize
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Runner runs a command and returns its combined output.
+type Runner func(name string, args ...string) ([]byte, error)
+
+// ExecRunner runs commands for real.
+func ExecRunner(name string, args ...string) ([]byte, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLines(out, 3))
+	}
+	return out, nil
+}
+
+func lastLines(b []byte, n int) string {
+	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, " / ")
+}
+
+// Env is what finalize works on.
+type Env struct {
+	Root     string // "/" on the running system
+	Run      Runner
+	LookPath func(string) (string, error)
+
+	Disk     string // the whole disk that boots: GRUB for BIOS goes there
+	RootDev  string // the partition (or disk) / now lives on, e.g. /dev/vdb3
+	ESP      string // the EFI system partition to format and mount, "" for none
+	FSUUID   string // UUID of the root filesystem
+	FSType   string
+	Hostname string // "" keeps the current one
+	// LiveUser is the live session's user; "" finds it (autologin, or uid 1000).
+	LiveUser string
+	// Password, when set, becomes the live user's password; otherwise the
+	// account is locked and finalize says how to set one.
+	Password string
+	// SetPassword replaces chpasswd in tests.
+	SetPassword func(user, password string) error
+}
+
+func (e *Env) path(p string) string { return filepath.Join(e.Root, p) }
+
+func (e *Env) lookPath(name string) (string, error) {
+	if e.LookPath != nil {
+		return e.LookPath(name)
+	}
+	// Search the target root's usual directories, not this process's PATH.
+	for _, d := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(e.path(p)); err == nil && st.Mode()&0o111 != 0 && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not installed", name)
+}
+
+// Family is the distribution family, which decides the tool names.
+type Family string
+
+const (
+	Debian  Family = "debian"
+	Fedora  Family = "fedora"
+	Unknown Family = "unknown"
+)
+
+// DetectFamily reads /etc/os-release (ID, ID_LIKE).
+func (e *Env) DetectFamily() Family {
+	b, _ := os.ReadFile(e.path("/etc/os-release"))
+	return FamilyFromOSRelease(string(b))
+}
+
+// FamilyFromOSRelease maps os-release's ID and ID_LIKE to a family.
+func FamilyFromOSRelease(s string) Family {
+	ids := ""
+	for _, l := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if ok && (k == "ID" || k == "ID_LIKE") {
+			ids += " " + strings.Trim(v, `"'`)
+		}
+	}
+	switch {
+	case strings.Contains(ids, "debian") || strings.Contains(ids, "ubuntu"):
+		return Debian
+	case strings.Contains(ids, "fedora") || strings.Contains(ids, "rhel") || strings.Contains(ids, "centos"):
+		return Fedora
+	}
+	return Unknown
+}
+
+// Action is one finalize step.
+type Action struct {
+	Name  string
+	Title string
+	Run   func(e *Env) (string, error)
+}
+
+// Actions lists what finalize does, in order.
+func Actions() []Action {
+	return []Action{
+		{"esp", "Format and mount the EFI system partition", (*Env).esp},
+		{"fstab", "Write /etc/fstab by UUID", (*Env).fstab},
+		{"machine-id", "Give the installed system its own machine-id", (*Env).machineID},
+		{"ssh-host-keys", "Regenerate the SSH host keys", (*Env).sshKeys},
+		{"live-user", "Remove autologin and passwordless sudo of the live session", (*Env).liveUser},
+		{"hostname", "Set the hostname", (*Env).hostname},
+		{"initramfs", "Build a regular initramfs without the live hooks", (*Env).initramfs},
+		{"bootloader", "Install GRUB for BIOS and UEFI", (*Env).bootloader},
+	}
+}
+
+// Result of one action.
+type Result struct {
+	Name    string `json:"name"`
+	Title   string `json:"title"`
+	Message string `json:"message"`
+	Err     string `json:"error,omitempty"`
+}
+
+// Run runs every action, reporting each through emit as it starts and ends;
+// it goes on past failures (a missing SSH server must not stop the boot
+// loader) and returns them joined.
+func Run(e *Env, emit func(r Result, done bool)) ([]Result, error) {
+	if e.Run == nil {
+		e.Run = ExecRunner
+	}
+	var out []Result
+	var errs []error
+	for _, a := range Actions() {
+		r := Result{Name: a.Name, Title: a.Title}
+		if emit != nil {
+			emit(r, false)
+		}
+		msg, err := a.Run(e)
+		r.Message = msg
+		if err != nil {
+			r.Err = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", a.Name, err))
+		}
+		if emit != nil {
+			emit(r, true)
+		}
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (e *Env) esp() (string, error) {
+	if e.ESP == "" {
+		return "no EFI system partition in partition mode: skipped", nil
+	}
+	mkfs, err := e.lookPath("mkfs.vfat")
+	if err != nil {
+		return "", fmt.Errorf("cannot format %s: mkfs.vfat is missing (install dosfstools)", e.ESP)
+	}
+	if _, err := e.Run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(e.path("/boot/efi"), 0o755); err != nil {
+		return "", err
+	}
+	if _, err := e.Run("mount", "-t", "vfat", "-o", "umask=0077", e.ESP, "/boot/efi"); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s formatted FAT32 and mounted on /boot/efi", e.ESP), nil
+}
+
+func (e *Env) espUUID() string {
+	if e.ESP == "" {
+		return ""
+	}
+	out, err := e.Run("blkid", "-o", "value", "-s", "UUID", e.ESP)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (e *Env) fstab() (string, error) {
+	if e.FSUUID == "" {
+		return "", errors.New("the root filesystem has no UUID to mount it by")
+	}
+	old, _ := os.ReadFile(e.path("/etc/fstab"))
+	fsType := e.FSType
+	if fsType == "" {
+		fsType = "auto"
+	}
+	pass := "1"
+	if fsType == "xfs" || fsType == "btrfs" {
+		pass = "0" // their fsck is a no-op
+	}
+	lines := FstabFor(string(old), fmt.Sprintf("UUID=%s / %s defaults 0 %s", e.FSUUID, fsType, pass), e.espUUID())
+	if err := writeFileAtomic(e.path("/etc/fstab"), []byte(lines), 0o644); err != nil {
+		return "", err
+	}
+	return "root by UUID=" + e.FSUUID, nil
+}
+
+// FstabFor rewrites an fstab for the installed system: the live session's
+// entries for / and /boot/efi (and anything naming the live medium or the
+// live overlay) go, the user's other entries stay, and root (and the ESP
+// when there is one) are added by UUID.
+func FstabFor(old, rootLine, espUUID string) string {
+	var keep []string
+	for _, l := range strings.Split(old, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+			if f[1] == "/" || (espUUID != "" && f[1] == "/boot/efi") ||
+				strings.Contains(f[0], "live-rw") || strings.Contains(f[0], "/dev/md127") ||
+				strings.HasPrefix(f[1], "/run/initramfs") {
+				continue
+			}
+		}
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	out := []string{"# written by livemigrate for the installed system", rootLine}
+	if espUUID != "" {
+		out = append(out, fmt.Sprintf("UUID=%s /boot/efi vfat umask=0077 0 1", espUUID))
+	}
+	for _, l := range keep {
+		if l == "# written by livemigrate for the installed system" {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func (e *Env) machineID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(b)
+	if err := writeFileAtomic(e.path("/etc/machine-id"), []byte(id+"\n"), 0o444); err != nil {
+		return "", err
+	}
+	// D-Bus keeps a copy on older systems; a link makes it follow.
+	dbus := e.path("/var/lib/dbus/machine-id")
+	if st, err := os.Lstat(dbus); err == nil && st.Mode().IsRegular() {
+		if err := writeFileAtomic(dbus, []byte(id+"\n"), 0o444); err != nil {
+			return "", err
+		}
+	}
+	return "new machine-id " + id + " (in use from the next boot)", nil
+}
+
+func (e *Env) sshKeys() (string, error) {
+	keys, _ := filepath.Glob(e.path("/etc/ssh/ssh_host_*_key*"))
+	if len(keys) == 0 {
+		if _, err := e.lookPath("sshd"); err != nil {
+			return "no SSH server installed: nothing to do", nil
+		}
+	}
+	for _, k := range keys {
+		if err := os.Remove(k); err != nil {
+			return "", err
+		}
+	}
+	kg, err := e.lookPath("ssh-keygen")
+	if err != nil {
+		return fmt.Sprintf("removed %d live host keys; ssh-keygen is missing, so sshd makes new ones at its next start", len(keys)), nil
+	}
+	if _, err := e.Run(kg, "-A"); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("replaced %d host key files shared with every copy of the live image", len(keys)), nil
+}
+
+func (e *Env) hostname() (string, error) {
+	if e.Hostname == "" {
+		return "kept", nil
+	}
+	if !ValidHostname(e.Hostname) {
+		return "", fmt.Errorf("hostname %q: use letters, digits and hyphens, at most 63 characters", e.Hostname)
+	}
+	old, _ := os.ReadFile(e.path("/etc/hostname"))
+	if err := writeFileAtomic(e.path("/etc/hostname"), []byte(e.Hostname+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	hosts, _ := os.ReadFile(e.path("/etc/hosts"))
+	if err := writeFileAtomic(e.path("/etc/hosts"), []byte(HostsFor(string(hosts), strings.TrimSpace(string(old)), e.Hostname)), 0o644); err != nil {
+		return "", err
+	}
+	return "hostname " + e.Hostname, nil
+}
+
+// ValidHostname is RFC 1123's label rule.
+func ValidHostname(h string) bool {
+	if h == "" || len(h) > 63 || h[0] == '-' || h[len(h)-1] == '-' {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// HostsFor replaces the old hostname on the 127.0.1.1 line (Debian's
+// convention) or adds that line.
+func HostsFor(hosts, old, name string) string {
+	var out []string
+	done := false
+	for _, l := range strings.Split(strings.TrimRight(hosts, "\n"), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 1 && f[0] == "127.0.1.1" {
+			out = append(out, "127.0.1.1\t"+name)
+			done = true
+			continue
+		}
+		if l != "" || len(out) > 0 {
+			out = append(out, l)
+		}
+	}
+	if !done {
+		out = append(out, "127.0.1.1\t"+name)
+	}
+	_ = old
+	return strings.Join(out, "\n") + "\n"
+}
+
+func writeFileAtomic(p string, b []byte, mode fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := p + ".livemigrate-tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// sortedGlob is filepath.Glob, sorted, below the root.
+func (e *Env) sortedGlob(pattern string) []string {
+	ms, _ := filepath.Glob(e.path(pattern))
+	sort.Strings(ms)
+	return ms
+}
+
+func containsAny(b []byte, subs ...string) bool {
+	for _, s := range subs {
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}

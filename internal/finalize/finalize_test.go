@@ -1,0 +1,226 @@
+package finalize
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeRoot is a Debian live root as a live image leaves it.
+func fakeRoot(t *testing.T) (string, *[]string, *Env) {
+	t.Helper()
+	root := t.TempDir()
+	w := func(p, s string, mode os.FileMode) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w("/etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n", 0o644)
+	w("/etc/fstab", "# live\n/dev/mapper/live-rw / ext4 defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\nUUID=abcd /data ext4 defaults 0 2\n", 0o644)
+	w("/etc/machine-id", "0123456789abcdef0123456789abcdef\n", 0o444)
+	w("/etc/ssh/ssh_host_ed25519_key", "k", 0o600)
+	w("/etc/ssh/ssh_host_ed25519_key.pub", "k", 0o644)
+	w("/etc/systemd/system/getty@tty1.service.d/autologin.conf", "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin live --noclear %I $TERM\n", 0o644)
+	w("/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf", "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin live --keep-baud 115200 %I $TERM\n", 0o644)
+	w("/etc/systemd/system/getty@tty2.service.d/other.conf", "[Service]\nTTYVTDisallocate=no\n", 0o644)
+	w("/etc/sudoers.d/live", "live ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+	w("/etc/sudoers.d/admins", "%admins ALL=(ALL) ALL\nops ALL=(ALL) NOPASSWD: /usr/bin/systemctl\n", 0o440)
+	w("/etc/gdm3/daemon.conf", "[daemon]\nAutomaticLoginEnable = true\nAutomaticLogin = live\n", 0o644)
+	w("/etc/lightdm/lightdm.conf", "[Seat:*]\nautologin-user=live\n", 0o644)
+	w("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nlive:x:1000:1000:Live:/home/live:/bin/bash\n", 0o644)
+	w("/etc/hostname", "debian-live\n", 0o644)
+	w("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tdebian-live\n", 0o644)
+	w("/lib/modules/6.1.0-56-amd64/modules.dep", "", 0o644)
+	w("/boot/vmlinuz-6.1.0-56-amd64", "", 0o644)
+	w("/boot/initrd.img-6.1.0-56-amd64", "", 0o644)
+	w("/etc/initramfs-tools/hooks/livemigrate", "#!/bin/sh\n", 0o755)
+	w("/etc/initramfs-tools/scripts/livemigrate", "", 0o644)
+	for _, b := range []string{"/usr/sbin/update-initramfs", "/usr/sbin/grub-install", "/usr/sbin/grub-mkconfig", "/usr/bin/ssh-keygen", "/usr/sbin/mkfs.vfat"} {
+		w(b, "#!/bin/sh\n", 0o755)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "/usr/lib/grub/i386-pc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "/usr/lib/grub/x86_64-efi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	e := &Env{Root: root, Disk: "/dev/vdb", RootDev: "/dev/vdb3", ESP: "/dev/vdb2", FSUUID: "1111-root", FSType: "ext4",
+		Run: func(name string, args ...string) ([]byte, error) {
+			calls = append(calls, name+" "+strings.Join(args, " "))
+			if name == "blkid" {
+				return []byte("AB12-CD34\n"), nil
+			}
+			return nil, nil
+		}}
+	return root, &calls, e
+}
+
+func read(t *testing.T, root, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, p))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func TestRunDebianWholeDisk(t *testing.T) {
+	root, calls, e := fakeRoot(t)
+	e.Hostname = "workstation"
+	var events []string
+	res, err := Run(e, func(r Result, done bool) {
+		if done {
+			events = append(events, r.Name)
+		}
+	})
+	if err != nil {
+		t.Fatalf("Run: %v (%+v)", err, res)
+	}
+	if strings.Join(events, ",") != "esp,fstab,machine-id,ssh-host-keys,live-user,hostname,initramfs,bootloader" {
+		t.Errorf("events = %v", events)
+	}
+	fstab := read(t, root, "/etc/fstab")
+	for _, want := range []string{"UUID=1111-root / ext4 defaults 0 1", "UUID=AB12-CD34 /boot/efi vfat umask=0077 0 1", "UUID=abcd /data ext4 defaults 0 2", "tmpfs /tmp"} {
+		if !strings.Contains(fstab, want) {
+			t.Errorf("fstab lacks %q:\n%s", want, fstab)
+		}
+	}
+	if strings.Contains(fstab, "live-rw") {
+		t.Errorf("fstab keeps the live root:\n%s", fstab)
+	}
+	if id := read(t, root, "/etc/machine-id"); id == "0123456789abcdef0123456789abcdef\n" || len(strings.TrimSpace(id)) != 32 {
+		t.Errorf("machine-id = %q", id)
+	}
+	if k, _ := filepath.Glob(filepath.Join(root, "/etc/ssh/ssh_host_*")); len(k) != 0 {
+		t.Errorf("old host keys left: %v", k)
+	}
+	for _, gone := range []string{"/etc/systemd/system/getty@tty1.service.d/autologin.conf", "/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf", "/etc/sudoers.d/live", "/etc/initramfs-tools/hooks/livemigrate", "/etc/initramfs-tools/scripts/livemigrate"} {
+		if _, err := os.Stat(filepath.Join(root, gone)); err == nil {
+			t.Errorf("%s still there", gone)
+		}
+	}
+	if read(t, root, "/etc/systemd/system/getty@tty2.service.d/other.conf") == "" {
+		t.Error("unrelated getty drop-in removed")
+	}
+	if s := read(t, root, "/etc/sudoers.d/admins"); !strings.Contains(s, "%admins ALL=(ALL) ALL") || strings.Contains(s, "NOPASSWD") {
+		t.Errorf("sudoers admins = %q", s)
+	}
+	if s := read(t, root, "/etc/gdm3/daemon.conf"); !strings.Contains(s, "AutomaticLoginEnable=false") {
+		t.Errorf("gdm = %q", s)
+	}
+	if s := read(t, root, "/etc/lightdm/lightdm.conf"); strings.Contains(s, "\nautologin-user=live") {
+		t.Errorf("lightdm = %q", s)
+	}
+	if read(t, root, "/etc/hostname") != "workstation\n" || !strings.Contains(read(t, root, "/etc/hosts"), "127.0.1.1\tworkstation") {
+		t.Errorf("hostname/hosts = %q %q", read(t, root, "/etc/hostname"), read(t, root, "/etc/hosts"))
+	}
+	want := []string{
+		"/usr/sbin/mkfs.vfat -F 32 -n EFI /dev/vdb2",
+		"mount -t vfat -o umask=0077 /dev/vdb2 /boot/efi",
+		"blkid -o value -s UUID /dev/vdb2",
+		"/usr/bin/ssh-keygen -A",
+		"passwd -l live",
+		"/usr/sbin/update-initramfs -u -k 6.1.0-56-amd64",
+		"/usr/sbin/grub-install --target=i386-pc --boot-directory=/boot /dev/vdb",
+		"/usr/sbin/grub-install --target=x86_64-efi --efi-directory=/boot/efi --boot-directory=/boot --removable --no-nvram",
+		"/usr/sbin/grub-mkconfig -o /boot/grub/grub.cfg",
+	}
+	if strings.Join(*calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(*calls, "\n"), strings.Join(want, "\n"))
+	}
+	var lu Result
+	for _, r := range res {
+		if r.Name == "live-user" {
+			lu = r
+		}
+	}
+	if !strings.Contains(lu.Message, `"live" keeps its files`) || !strings.Contains(lu.Message, "passwd live") {
+		t.Errorf("live-user message = %q", lu.Message)
+	}
+}
+
+func TestPasswordChosen(t *testing.T) {
+	_, calls, e := fakeRoot(t)
+	var got string
+	e.Password = "s3cret"
+	e.SetPassword = func(u, p string) error { got = u + ":" + p; return nil }
+	if _, err := e.liveUser(); err != nil {
+		t.Fatal(err)
+	}
+	if got != "live:s3cret" {
+		t.Errorf("password set = %q", got)
+	}
+	for _, c := range *calls {
+		if strings.Contains(c, "s3cret") || strings.HasPrefix(c, "passwd -l") {
+			t.Errorf("call %q", c)
+		}
+	}
+}
+
+func TestDracutAndMissingTools(t *testing.T) {
+	root, calls, e := fakeRoot(t)
+	os.WriteFile(filepath.Join(root, "/usr/bin/dracut"), []byte("#!/bin/sh\n"), 0o755)
+	if _, err := e.initramfs(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(read(t, root, "/etc/dracut.conf.d/90-livemigrate-installed.conf"), "omit_dracutmodules+=\" livemigrate dmsquash-live") {
+		t.Error("dracut conf not written")
+	}
+	if (*calls)[len(*calls)-1] != "/usr/bin/dracut --force --kver 6.1.0-56-amd64" {
+		t.Errorf("calls = %q", *calls)
+	}
+	os.RemoveAll(filepath.Join(root, "/usr/lib/grub/x86_64-efi"))
+	msg, err := e.bootloader()
+	if err != nil || !strings.Contains(msg, "not for UEFI (install grub-efi-amd64-bin)") {
+		t.Errorf("bootloader = %q, %v", msg, err)
+	}
+	os.Remove(filepath.Join(root, "/usr/sbin/grub-install"))
+	if _, err := e.bootloader(); err == nil || !strings.Contains(err.Error(), "grub-pc-bin") {
+		t.Errorf("missing grub-install: %v", err)
+	}
+	e.ESP = ""
+	if msg, err := e.esp(); err != nil || !strings.Contains(msg, "skipped") {
+		t.Errorf("esp in partition mode = %q %v", msg, err)
+	}
+}
+
+func TestFamilyAndHostname(t *testing.T) {
+	for in, want := range map[string]Family{
+		"ID=debian\n": Debian, "ID=ubuntu\nID_LIKE=debian\n": Debian, `ID="fedora"`: Fedora,
+		"ID=rocky\nID_LIKE=\"rhel centos fedora\"\n": Fedora, "ID=arch\n": Unknown, "": Unknown,
+	} {
+		if got := FamilyFromOSRelease(in); got != want {
+			t.Errorf("family(%q) = %s, want %s", in, got, want)
+		}
+	}
+	for h, ok := range map[string]bool{"box": true, "my-box-2": true, "-x": false, "x-": false, "": false, "a.b": false, "a b": false, strings.Repeat("a", 64): false} {
+		if ValidHostname(h) != ok {
+			t.Errorf("ValidHostname(%q) = %v", h, !ok)
+		}
+	}
+	if got := HostsFor("127.0.0.1 localhost\n", "", "box"); got != "127.0.0.1 localhost\n127.0.1.1\tbox\n" {
+		t.Errorf("HostsFor = %q", got)
+	}
+}
+
+func FuzzFstabFor(f *testing.F) {
+	f.Add("/dev/mapper/live-rw / ext4 defaults 0 0\nUUID=x /data ext4 defaults 0 2\n", "AB")
+	f.Fuzz(func(t *testing.T, old, esp string) {
+		out := FstabFor(old, "UUID=r / ext4 defaults 0 1", esp)
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[1] == "/" && !strings.HasPrefix(f[0], "#") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d root entries in %q", n, out)
+		}
+	})
+}
