@@ -74,16 +74,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return engine.ExitUsage
 }
 
-func runWizard(stdout, stderr io.Writer) int {
-	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
-		fmt.Fprintf(stderr, "livemigrate: the wizard needs a terminal, and standard input or output is not one.\n"+
-			"To migrate from a script, run: livemigrate migrate --target DEVICE --yes\n")
-		return engine.ExitUsage
-	}
-	fmt.Fprint(stdout, usage)
-	return 0
-}
-
 // newFlags makes a flag set that prints its own help and returns ExitUsage
 // on errors.
 func newFlags(name, synopsis, about string) *pflag.FlagSet {

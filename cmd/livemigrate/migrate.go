@@ -16,6 +16,7 @@ import (
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
@@ -120,6 +121,9 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let md yield to the desktop's I/O")
 	noEject := fs.Bool("no-eject", false, "do not eject the CD after releasing it")
 	keep := fs.Bool("keep-live-stack", false, "do not release the live stack at the end (release later with 'livemigrate release')")
+	noFinalize := fs.Bool("no-finalize", false, "only move the data: leave fstab, boot loader, initramfs and the live session's settings alone")
+	hostname := fs.String("hostname", "", "hostname of the installed system (default: keep the live one)")
+	pwFile := fs.String("password-file", "", "file whose first line becomes the live user's password (default: the account is locked and you are told how to set one)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
@@ -130,6 +134,20 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	speed, err := engine.ParseSpeed(*speedFlag)
 	if err != nil {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: err.Error()})
+	}
+	password := ""
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--password-file: %v", err)})
+		}
+		password, _, _ = strings.Cut(string(b), "\n")
+		if password == "" {
+			return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "--password-file " + *pwFile + " is empty"})
+		}
+	}
+	if *hostname != "" && !finalize.ValidHostname(*hostname) {
+		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", *hostname)})
 	}
 	if !fs.Changed("target") {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "no target device given", Hint: "name one with --target, e.g. --target /dev/sdb2 (see lsblk)"})
@@ -142,7 +160,8 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return nil, nil, err
 		}
-		plan, err := engine.Preflight(sys, inspectTarget(*target), engine.Request{Target: *target, Speed: speed})
+		plan, err := engine.Preflight(sys, inspectTarget(*target), engine.Request{Target: *target, Speed: speed,
+			NoFinalize: *noFinalize, Hostname: *hostname, Password: password})
 		return sys, plan, err
 	}
 	_, plan, err := preflight()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
@@ -159,7 +160,7 @@ func eqKinds(a, b []StepKind) bool {
 }
 
 func TestPreflightPlans(t *testing.T) {
-	full := []StepKind{StepTune, StepHotAdd, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease}
+	full := []StepKind{StepTune, StepHotAdd, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepFinalize, StepRestoreSpeed, StepRelease}
 
 	p, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, 2*GiB), FS: &resize.Probe{Type: "xfs", Label: "old"}}, Request{Target: "/dev/vdb"})
 	if err != nil {
@@ -213,7 +214,7 @@ func TestPreflightPlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !eqKinds(kinds(p), []StepKind{StepTune, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease}) || !strings.Contains(p.Resume, "recover 25.0%") {
+	if !eqKinds(kinds(p), []StepKind{StepTune, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepFinalize, StepRestoreSpeed, StepRelease}) || !strings.Contains(p.Resume, "recover 25.0%") {
 		t.Errorf("resume plan = %v %q", kinds(p), p.Resume)
 	}
 
@@ -221,7 +222,7 @@ func TestPreflightPlans(t *testing.T) {
 	sys = liveSystem()
 	sys.Array.Members = []mdraid.Member{{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024}}
 	sys.LiveLeg = nil
-	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb", NoFinalize: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,14 +243,15 @@ func TestParseSpeed(t *testing.T) {
 // fakeKernel simulates md: a hot-added leg is copied step by step on every
 // ReadArray, and faults can be injected.
 type fakeKernel struct {
-	a          *mdraid.Array
-	calls      []string
-	stepSect   uint64
-	failAt     uint64 // fail the target once recovery passes this many sectors
-	growFSErr  error
-	releaseErr error
-	onRead     func(n int)
-	reads      int
+	a           *mdraid.Array
+	calls       []string
+	stepSect    uint64
+	failAt      uint64 // fail the target once recovery passes this many sectors
+	growFSErr   error
+	releaseErr  error
+	finalizeErr error
+	onRead      func(n int)
+	reads       int
 }
 
 func newFake(sys *System) *fakeKernel {
@@ -346,6 +348,11 @@ func (k *fakeKernel) COWUsage(*overlay.Stack) (overlay.Usage, error) {
 	return overlay.Usage{UsedSectors: 32 * MiB / 512, TotalSectors: 512 * MiB / 512}, nil
 }
 
+func (k *fakeKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error) {
+	k.calls = append(k.calls, "finalize "+spec.Disk+" "+spec.RootDev+" "+spec.FSUUID)
+	return []finalize.Result{{Name: "fstab"}}, k.finalizeErr
+}
+
 func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
 	k.calls = append(k.calls, "release")
 	return overlay.ReleaseReport{COWBytesFreed: 32 * MiB, Ejected: true}, k.releaseErr
@@ -382,7 +389,7 @@ func TestRunHappyPath(t *testing.T) {
 	want := []string{
 		"speed sync_speed_min=2000000/true", "speed sync_speed_max=2000000/true",
 		"hot-add /dev/vdb", "fail 253:1", "remove 253:1", "grow-array", "grow-fs /dev/md127",
-		"speed sync_speed_min=1000/false", "speed sync_speed_max=200000/false", "release",
+		"finalize /dev/vdb /dev/vdb 0b4f-test", "speed sync_speed_min=1000/false", "speed sync_speed_max=200000/false", "release",
 	}
 	if fmt.Sprint(k.calls) != fmt.Sprint(want) {
 		t.Errorf("calls:\n got %q\nwant %q", k.calls, want)
@@ -580,5 +587,22 @@ func TestCandidatesSkipsVirtualDevices(t *testing.T) {
 		if skipDisk(name) != skip {
 			t.Errorf("skipDisk(%s) = %v", name, !skip)
 		}
+	}
+}
+
+func TestRunFinalizeFailure(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.finalizeErr = errors.New("bootloader: grub-install is missing")
+	var evs []Event
+	res, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitFinalizeFailed || !strings.Contains(err.Error(), "migrated") {
+		t.Fatalf("err = %v", err)
+	}
+	// The live stack is still released: RAM is not held hostage by a
+	// missing boot loader.
+	_ = res
+	if k.calls[len(k.calls)-1] != "release" {
+		t.Errorf("calls = %q", k.calls)
 	}
 }

@@ -8,24 +8,25 @@ import (
 // Exit codes. Each refusal class has its own so scripts can tell them apart;
 // docs/livemigrate.8.md lists them and must stay in step.
 const (
-	ExitOK            = 0
-	ExitFailure       = 1  // unexpected failure; the message says what state the system is in
-	ExitUsage         = 2  // bad flags or arguments
-	ExitNotLive       = 3  // / is not on a livemigrate root (md build-mode RAID1 with a live leg)
-	ExitDeclined      = 4  // the confirmation was not given
-	ExitLocked        = 5  // another livemigrate is running
-	ExitNoDevice      = 10 // target does not exist or is not a block device
-	ExitLiveStack     = 11 // target is part of the live stack (medium, array, live-rw, loops)
-	ExitInUse         = 12 // target or one of its partitions is mounted, swap, or held (md, LVM, dm)
-	ExitTooSmall      = 13 // target is smaller than the live root
-	ExitReadOnly      = 14 // target is read-only
-	ExitBlockSize     = 15 // target's logical block size is larger than the array's
-	ExitCOWHeadroom   = 16 // not enough copy-on-write space left to finish safely
-	ExitBusyArray     = 17 // the array is already migrating to another device
-	ExitAborted       = 20 // migration failed or was stopped before the point of no return; live session intact
-	ExitGrowFailed    = 21 // migrated, but the filesystem could not be grown
-	ExitReleaseFailed = 22 // migrated, but part of the live stack could not be released
-	ExitInterrupted   = 130
+	ExitOK             = 0
+	ExitFailure        = 1  // unexpected failure; the message says what state the system is in
+	ExitUsage          = 2  // bad flags or arguments
+	ExitNotLive        = 3  // / is not on a livemigrate root (md build-mode RAID1 with a live leg)
+	ExitDeclined       = 4  // the confirmation was not given
+	ExitLocked         = 5  // another livemigrate is running
+	ExitNoDevice       = 10 // target does not exist or is not a block device
+	ExitLiveStack      = 11 // target is part of the live stack (medium, array, live-rw, loops)
+	ExitInUse          = 12 // target or one of its partitions is mounted, swap, or held (md, LVM, dm)
+	ExitTooSmall       = 13 // target is smaller than the live root
+	ExitReadOnly       = 14 // target is read-only
+	ExitBlockSize      = 15 // target's logical block size is larger than the array's
+	ExitCOWHeadroom    = 16 // not enough copy-on-write space left to finish safely
+	ExitBusyArray      = 17 // the array is already migrating to another device
+	ExitAborted        = 20 // migration failed or was stopped before the point of no return; live session intact
+	ExitGrowFailed     = 21 // migrated, but the filesystem could not be grown
+	ExitReleaseFailed  = 22 // migrated, but part of the live stack could not be released
+	ExitFinalizeFailed = 23 // migrated, but not (fully) made bootable on its own
+	ExitInterrupted    = 130
 )
 
 // Refusal is a preflight verdict: nothing has been written.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
@@ -41,4 +42,10 @@ func (k *SysKernel) ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overl
 	o := k.Release
 	o.UsageBefore = before
 	return overlay.Release(k.Host, k.Act, s, o)
+}
+
+func (k *SysKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error) {
+	e := &finalize.Env{Root: "/", Run: finalize.ExecRunner, Disk: spec.Disk, RootDev: spec.RootDev, ESP: spec.ESP,
+		FSUUID: spec.FSUUID, FSType: spec.FSType, Hostname: spec.Hostname, Password: spec.Password}
+	return finalize.Run(e, emit)
 }

@@ -41,6 +41,12 @@ func ParseSpeed(s string) (Speed, error) {
 type Request struct {
 	Target string
 	Speed  Speed
+	// NoFinalize only moves the data: no fstab, boot loader, initramfs or
+	// scrubbing of live-only state.
+	NoFinalize bool
+	Hostname   string
+	// Password becomes the live user's password; empty locks the account.
+	Password string
 }
 
 // Target is what preflight knows of the target device.
@@ -60,6 +66,7 @@ const (
 	StepDropLive     StepKind = "remove-live-leg"
 	StepGrowArray    StepKind = "grow-array"
 	StepGrowFS       StepKind = "grow-filesystem"
+	StepFinalize     StepKind = "finalize"
 	StepRestoreSpeed StepKind = "restore-recovery-speed"
 	StepRelease      StepKind = "release-live-stack"
 )
@@ -95,6 +102,19 @@ type Plan struct {
 	SpeedMax     mdraid.SpeedLimit `json:"-"`
 	COWNeedBytes uint64            `json:"cow_need_bytes"`
 	COWFreeBytes uint64            `json:"cow_free_bytes"`
+	// Finalize is what the finalize step works on; nil with --no-finalize.
+	Finalize *FinalizeSpec `json:"finalize,omitempty"`
+}
+
+// FinalizeSpec says where the installed system boots from.
+type FinalizeSpec struct {
+	Disk     string `json:"disk"`     // whole disk for GRUB's BIOS part
+	RootDev  string `json:"root_dev"` // the partition / lives on
+	ESP      string `json:"esp,omitempty"`
+	FSUUID   string `json:"fs_uuid"`
+	FSType   string `json:"fs_type"`
+	Hostname string `json:"hostname,omitempty"`
+	Password string `json:"-"`
 }
 
 // Has reports whether the plan contains step k.
@@ -198,6 +218,12 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 	if p.Speed == "" {
 		p.Speed = SpeedFast
+	}
+	if !req.NoFinalize {
+		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, Hostname: req.Hostname, Password: req.Password}
+		if sys.RootFS != nil {
+			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
+		}
 	}
 	if sys.RootFS != nil {
 		p.FSType = string(sys.RootFS.Type)
@@ -387,6 +413,16 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 		fs = "filesystem"
 	}
 	add(StepGrowFS, false, "Grow the %s filesystem on / to fill the array", fs)
+	if f := p.Finalize; f != nil {
+		what := "fstab by UUID, a new machine-id and SSH host keys, no autologin or passwordless sudo, an initramfs without the live hooks, GRUB on " + f.Disk
+		if f.ESP != "" {
+			what += " and " + f.ESP
+		}
+		if f.Hostname != "" {
+			what += ", hostname " + f.Hostname
+		}
+		add(StepFinalize, false, "Make it an installed system: %s", what)
+	}
 	if sys.LiveLeg != nil {
 		add(StepRestoreSpeed, false, "Restore %s's recovery speed limits", p.ArrayPath)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
@@ -25,6 +26,7 @@ type Kernel interface {
 	GrowFS(mountpoint, device string) (resize.Result, error)
 	COWUsage(s *overlay.Stack) (overlay.Usage, error)
 	ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overlay.ReleaseReport, error)
+	Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error)
 }
 
 // Runner executes plans.
@@ -68,6 +70,7 @@ type Result struct {
 	FS              *resize.Result         `json:"filesystem,omitempty"`
 	Release         *overlay.ReleaseReport `json:"release,omitempty"`
 	COWPeakBytes    uint64                 `json:"cow_peak_bytes"`
+	Finalize        []finalize.Result      `json:"finalize,omitempty"`
 }
 
 func (r *Runner) now() time.Time {
@@ -145,11 +148,18 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 			case StepRelease:
 				code = ExitReleaseFailed
 				state += "; run 'livemigrate release' again once the reason is fixed"
+			case StepFinalize:
+				code = ExitFinalizeFailed
+				state += "; it is not fully set up to boot on its own: fix what the step names and run the same migrate command again"
 			}
 			r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
 			re = &RunError{Code: code, Step: st.Kind, State: state, Err: err}
-			// A failed grow must not keep the live stack in RAM: release anyway.
-			if st.Kind == StepGrowFS && p.Has(StepRelease) && !r.NoRelease && r.Stack != nil {
+			// A failed grow or finalize must not keep the live stack in RAM:
+			// restore md's limits and release anyway.
+			if st.Kind == StepGrowFS || st.Kind == StepFinalize {
+				_ = r.restoreSpeed(p)
+			}
+			if (st.Kind == StepGrowFS || st.Kind == StepFinalize) && p.Has(StepRelease) && !r.NoRelease && r.Stack != nil {
 				if rep, rerr := r.K.ReleaseStack(r.Stack, nil); rerr == nil {
 					res.Release = &rep
 				}
@@ -215,6 +225,21 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 			return fmt.Sprintf("%s already fills the array (%s)", fr.Type, humanize.IBytes(fr.NewSize)), nil
 		}
 		return fmt.Sprintf("%s grown from %s to %s", fr.Type, humanize.IBytes(fr.OldSize), humanize.IBytes(fr.NewSize)), nil
+	case StepFinalize:
+		rs, err := r.K.Finalize(p.Finalize, func(fr finalize.Result, done bool) {
+			if done {
+				msg := fr.Title + ": " + fr.Message
+				if fr.Err != "" {
+					msg = fr.Title + ": FAILED: " + fr.Err
+				}
+				r.emit(Event{Type: EvProgress, Step: StepFinalize, Message: msg})
+			}
+		})
+		res.Finalize = rs
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d actions done", len(rs)), nil
 	case StepRestoreSpeed:
 		if err := r.restoreSpeed(p); err != nil {
 			return "", err
