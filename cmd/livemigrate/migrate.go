@@ -121,6 +121,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let md yield to the desktop's I/O")
 	noEject := fs.Bool("no-eject", false, "do not eject the CD after releasing it")
 	keep := fs.Bool("keep-live-stack", false, "do not release the live stack at the end (release later with 'livemigrate release')")
+	raw := fs.Bool("raw-disk", false, "with a whole disk as target: put the filesystem on the bare disk, no partition table (it then cannot boot by itself)")
 	noFinalize := fs.Bool("no-finalize", false, "only move the data: leave fstab, boot loader, initramfs and the live session's settings alone")
 	hostname := fs.String("hostname", "", "hostname of the installed system (default: keep the live one)")
 	pwFile := fs.String("password-file", "", "file whose first line becomes the live user's password (default: the account is locked and you are told how to set one)")
@@ -161,7 +162,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 			return nil, nil, err
 		}
 		plan, err := engine.Preflight(sys, inspectTarget(*target), engine.Request{Target: *target, Speed: speed,
-			NoFinalize: *noFinalize, Hostname: *hostname, Password: password})
+			NoFinalize: *noFinalize, Hostname: *hostname, Password: password, RawDisk: *raw})
 		return sys, plan, err
 	}
 	_, plan, err := preflight()
@@ -235,13 +236,13 @@ func confirm(p *engine.Plan, stdout io.Writer) error {
 	if !isTerminal(os.Stdin) {
 		return &engine.Refusal{Code: engine.ExitDeclined, Reason: "confirmation needed and standard input is not a terminal", Hint: "add --yes to migrate from a script"}
 	}
-	fmt.Fprintf(stdout, "\nEverything on %s will be destroyed. Type %s to go on: ", p.Target, p.Target)
+	fmt.Fprintf(stdout, "\nEverything on %s will be destroyed. Type %s to go on: ", p.Given, p.Given)
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return &engine.Refusal{Code: engine.ExitDeclined, Reason: "no confirmation given", Hint: "nothing was changed"}
 	}
-	if strings.TrimSpace(line) != p.Target {
-		return &engine.Refusal{Code: engine.ExitDeclined, Reason: fmt.Sprintf("typed %q, not %q", strings.TrimSpace(line), p.Target), Hint: "nothing was changed"}
+	if strings.TrimSpace(line) != p.Given {
+		return &engine.Refusal{Code: engine.ExitDeclined, Reason: fmt.Sprintf("typed %q, not %q", strings.TrimSpace(line), p.Given), Hint: "nothing was changed"}
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func (wizardEngine) Preflight(sys *engine.System, req engine.Request) (*engine.P
 // Start does what migrate does after the confirmation: under the lock it
 // observes and plans again (another run may have changed things), saves the
 // live stack for 'release', and runs the plan in the background.
-func (w wizardEngine) Start(confirmed *engine.Plan, emit func(engine.Event)) (tui.Migration, error) {
+func (w wizardEngine) Start(req engine.Request, confirmed *engine.Plan, emit func(engine.Event)) (tui.Migration, error) {
 	lk, err := lock()
 	if err != nil {
 		return nil, err
@@ -52,7 +52,7 @@ func (w wizardEngine) Start(confirmed *engine.Plan, emit func(engine.Event)) (tu
 		lk.Close()
 		return nil, err
 	}
-	plan, err := w.Preflight(sys, engine.Request{Target: confirmed.Target, Speed: confirmed.Speed})
+	plan, err := w.Preflight(sys, req)
 	if err != nil {
 		lk.Close()
 		return nil, err
@@ -90,7 +90,7 @@ func samePlan(a, b *engine.Plan) bool {
 		}
 		return out
 	}
-	return a.Target == b.Target && a.Resume == b.Resume && a.Speed == b.Speed &&
+	return a.Target == b.Target && a.Disk == b.Disk && a.Resume == b.Resume && a.Speed == b.Speed &&
 		slices.Equal(kinds(a), kinds(b)) && slices.Equal(a.Destroys, b.Destroys)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/partition"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -162,7 +163,7 @@ func eqKinds(a, b []StepKind) bool {
 func TestPreflightPlans(t *testing.T) {
 	full := []StepKind{StepTune, StepHotAdd, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepFinalize, StepRestoreSpeed, StepRelease}
 
-	p, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, 2*GiB), FS: &resize.Probe{Type: "xfs", Label: "old"}}, Request{Target: "/dev/vdb"})
+	p, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, 2*GiB), FS: &resize.Probe{Type: "xfs", Label: "old"}}, Request{Target: "/dev/vdb", RawDisk: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +194,13 @@ func TestPreflightPlans(t *testing.T) {
 	}
 
 	// Exactly the live root's size is enough.
-	if _, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, GiB)}, Request{Target: "/dev/vdb"}); err != nil {
+	if _, err := Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, GiB)}, Request{Target: "/dev/vdb", RawDisk: true}); err != nil {
 		t.Errorf("exact size refused: %v", err)
 	}
 	// A smaller logical block size is fine for md.
 	sys := liveSystem()
 	sys.ArrayLBS = 4096
-	if _, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb"}); err != nil {
+	if _, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true}); err != nil {
 		t.Errorf("512 target on 4096 array refused: %v", err)
 	}
 
@@ -250,6 +251,7 @@ type fakeKernel struct {
 	growFSErr   error
 	releaseErr  error
 	finalizeErr error
+	hotAddAs    mdraid.Member
 	onRead      func(n int)
 	reads       int
 }
@@ -287,7 +289,11 @@ func (k *fakeKernel) ReadArray(string) (*mdraid.Array, error) {
 
 func (k *fakeKernel) HotAdd(md, dev string) error {
 	k.calls = append(k.calls, "hot-add "+dev)
-	k.a.Members = append(k.a.Members, mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024})
+	m := mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024}
+	if k.hotAddAs.Name != "" {
+		m.Name, m.Major, m.Minor = k.hotAddAs.Name, k.hotAddAs.Major, k.hotAddAs.Minor
+	}
+	k.a.Members = append(k.a.Members, m)
 	k.a.SyncAction, k.a.SyncCompleted = "recover", &mdraid.Progress{Total: k.a.SizeBytes / 512}
 	return nil
 }
@@ -353,6 +359,12 @@ func (k *fakeKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, boo
 	return []finalize.Result{{Name: "fstab"}}, k.finalizeErr
 }
 
+func (k *fakeKernel) Partition(disk string, l *partition.Layout, root string) (uint32, uint32, error) {
+	k.calls = append(k.calls, fmt.Sprintf("partition %s %d parts, root %s", disk, len(l.Parts), root))
+	k.hotAddAs = mdraid.Member{Name: "vdb3", Major: 254, Minor: 19}
+	return 254, 19, nil
+}
+
 func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
 	k.calls = append(k.calls, "release")
 	return overlay.ReleaseReport{COWBytesFreed: 32 * MiB, Ejected: true}, k.releaseErr
@@ -370,7 +382,7 @@ func runner(k *fakeKernel, sys *System, evs *[]Event) *Runner {
 
 func plan(t *testing.T, sys *System) *Plan {
 	t.Helper()
-	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb"})
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +539,7 @@ func TestRunResumeFromSynced(t *testing.T) {
 	sys.LiveLeg = &sys.Array.Members[0]
 	k := newFake(sys)
 	in := disk("vdb", 254, 16, 2*GiB)
-	p, err := Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	p, err := Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb", RawDisk: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,5 +616,61 @@ func TestRunFinalizeFailure(t *testing.T) {
 	_ = res
 	if k.calls[len(k.calls)-1] != "release" {
 		t.Errorf("calls = %q", k.calls)
+	}
+}
+
+func TestWholeDiskMode(t *testing.T) {
+	sys := liveSystem()
+	in := disk("vdb", 254, 16, 4*GiB)
+	p, err := Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb", Hostname: "box"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eqKinds(kinds(p), []StepKind{StepTune, StepPartition, StepHotAdd, StepRecover, StepDropLive, StepGrowArray, StepGrowFS, StepFinalize, StepRestoreSpeed, StepRelease}) {
+		t.Errorf("plan = %v", kinds(p))
+	}
+	if p.Given != "/dev/vdb" || p.Target != "/dev/vdb3" || p.Disk != "/dev/vdb" || p.Layout == nil || len(p.Layout.Parts) != 3 {
+		t.Errorf("plan = %+v", p)
+	}
+	if f := p.Finalize; f == nil || f.Disk != "/dev/vdb" || f.RootDev != "/dev/vdb3" || f.ESP != "/dev/vdb2" || f.Hostname != "box" {
+		t.Errorf("finalize = %+v", p.Finalize)
+	}
+	text := p.Render()
+	for _, want := range []string{"whole disk /dev/vdb", "New partitions on /dev/vdb:", "/dev/vdb2", "EFI", "Partition /dev/vdb (GPT)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, text)
+		}
+	}
+	k := newFake(sys)
+	var evs []Event
+	if _, err := runner(k, sys, &evs).Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	calls := strings.Join(k.calls, "|")
+	for _, want := range []string{"partition /dev/vdb 3 parts, root /dev/vdb3|hot-add /dev/vdb3", "finalize /dev/vdb /dev/vdb3"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("calls lack %q: %q", want, k.calls)
+		}
+	}
+
+	// Run again after a kill: vdb3 is in the array, the user names the disk.
+	sys = liveSystem()
+	sys.Array.Members = append(sys.Array.Members, mdraid.Member{Name: "vdb3", Major: 254, Minor: 19, Slot: 1, States: []string{"spare"}, SizeKiB: 3 * GiB / 1024})
+	sys.LiveLeg = &sys.Array.Members[0]
+	in = disk("vdb", 254, 16, 4*GiB)
+	in.Partitions = []string{"vdb1", "vdb2", "vdb3"}
+	in.PartHolders = []string{"vdb3 held by md127"}
+	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Target != "/dev/vdb3" || p.Layout != nil || p.Finalize.ESP != "/dev/vdb2" || p.Finalize.Disk != "/dev/vdb" || p.Resume == "" {
+		t.Errorf("resumed plan = %+v %+v", p, p.Finalize)
+	}
+
+	// Too small for the boot partitions plus the root.
+	_, err = Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, GiB+1<<20)}, Request{Target: "/dev/vdb"})
+	if ExitCode(err) != ExitTooSmall || !strings.Contains(err.Error(), "/dev/vdb: is too small for a whole-disk install: it is 1.0 GiB") {
+		t.Errorf("tight disk: %v", err)
 	}
 }

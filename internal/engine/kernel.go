@@ -1,9 +1,15 @@
 package engine
 
 import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/partition"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -48,4 +54,18 @@ func (k *SysKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool
 	e := &finalize.Env{Root: "/", Run: finalize.ExecRunner, Disk: spec.Disk, RootDev: spec.RootDev, ESP: spec.ESP,
 		FSUUID: spec.FSUUID, FSType: spec.FSType, Hostname: spec.Hostname, Password: spec.Password}
 	return finalize.Run(e, emit)
+}
+
+func (k *SysKernel) Partition(disk string, l *partition.Layout, root string) (uint32, uint32, error) {
+	if err := partition.Write(disk, *l); err != nil {
+		return 0, 0, err
+	}
+	if err := partition.WaitForPartition(root, 10*time.Second); err != nil {
+		return 0, 0, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		return 0, 0, fmt.Errorf("partitioned %s, but %s: %w", disk, root, err)
+	}
+	return unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)), nil
 }

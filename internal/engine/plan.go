@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -10,6 +11,7 @@ import (
 	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/partition"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -41,6 +43,11 @@ func ParseSpeed(s string) (Speed, error) {
 type Request struct {
 	Target string
 	Speed  Speed
+	// RawDisk puts the filesystem on a whole disk without a partition
+	// table instead of partitioning it (no boot loader can go there).
+	RawDisk bool
+	// Rand makes partition GUIDs; nil is crypto/rand (tests fix it).
+	Rand io.Reader
 	// NoFinalize only moves the data: no fstab, boot loader, initramfs or
 	// scrubbing of live-only state.
 	NoFinalize bool
@@ -60,6 +67,7 @@ type Target struct {
 type StepKind string
 
 const (
+	StepPartition    StepKind = "partition"
 	StepTune         StepKind = "tune-recovery"
 	StepHotAdd       StepKind = "hot-add"
 	StepRecover      StepKind = "recover"
@@ -85,7 +93,8 @@ type Step struct {
 type Plan struct {
 	Array        string            `json:"array"` // md127
 	ArrayPath    string            `json:"array_path"`
-	Target       string            `json:"target"` // as given
+	Given        string            `json:"given"`  // the device as the user named it (confirmation)
+	Target       string            `json:"target"` // the device that becomes the leg
 	TargetName   string            `json:"target_name"`
 	TargetMajor  uint32            `json:"target_major"`
 	TargetMinor  uint32            `json:"target_minor"`
@@ -104,6 +113,11 @@ type Plan struct {
 	COWFreeBytes uint64            `json:"cow_free_bytes"`
 	// Finalize is what the finalize step works on; nil with --no-finalize.
 	Finalize *FinalizeSpec `json:"finalize,omitempty"`
+	// Layout is set in whole-disk mode: the disk is partitioned first and
+	// the root partition becomes the array's new leg.
+	Layout   *partition.Layout `json:"layout,omitempty"`
+	Disk     string            `json:"disk,omitempty"`
+	Describe []string          `json:"new_partitions,omitempty"`
 }
 
 // FinalizeSpec says where the installed system boots from.
@@ -172,6 +186,7 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 	in := tgt.Info
 	a := sys.Array
+	resumeDisk := ""
 	if in.Major == a.Major && in.Minor == a.Minor {
 		return nil, refuse(ExitLiveStack, dev, isWhat(dev, a.Path, "the array / runs on"), "name the disk or partition to install to")
 	}
@@ -196,10 +211,21 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	// A target that is already a member of the root array: an earlier run
 	// was stopped or lost its process. Continue it.
 	var tgtMember *mdraid.Member
+	partOf := map[string]bool{}
+	for _, pn := range in.Partitions {
+		partOf[pn] = true
+	}
 	for _, m := range sys.Others() {
 		m := m
 		if m.Major == in.Major && m.Minor == in.Minor {
 			tgtMember = &m
+		} else if partOf[m.Name] && !m.Faulty() {
+			// Whole-disk mode, continued: the disk was partitioned and its
+			// root partition is the leg.
+			tgtMember = &m
+			resumeDisk = dev
+			dev = "/dev/" + m.Name
+			in = &blockdev.Info{Path: dev, Name: m.Name, Major: m.Major, Minor: m.Minor, Disk: in.Name, IsPartition: true, SizeBytes: m.SizeKiB * 1024}
 		} else if !m.Faulty() && sys.LiveLeg == nil && m.InSync() {
 			return nil, refuse(ExitNotLive, "", "/ was already migrated to /dev/"+m.Name, "run 'livemigrate status' to see where / lives")
 		} else if !m.Faulty() {
@@ -211,7 +237,7 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 
 	p := &Plan{
-		Array: a.Name, ArrayPath: a.Path, Target: dev, TargetName: in.Name,
+		Array: a.Name, ArrayPath: a.Path, Given: req.Target, Target: dev, TargetName: in.Name,
 		TargetMajor: in.Major, TargetMinor: in.Minor, TargetBytes: in.SizeBytes,
 		LiveLeg: sys.LiveLeg, CopyBytes: a.SizeBytes, Speed: req.Speed,
 		SpeedMin: a.SpeedMin, SpeedMax: a.SpeedMax,
@@ -221,6 +247,10 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 	if !req.NoFinalize {
 		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, Hostname: req.Hostname, Password: req.Password}
+		if resumeDisk != "" {
+			// Resuming a whole-disk install: the ESP is the disk's second partition.
+			p.Finalize.Disk, p.Finalize.ESP = resumeDisk, partition.PartitionPath(resumeDisk, 2)
+		}
 		if sys.RootFS != nil {
 			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
 		}
@@ -246,6 +276,33 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 			return nil, refuse(ExitTooSmall, dev, fmt.Sprintf("is %s (%d bytes), the live root needs at least %s (%d bytes)", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(a.SizeBytes), a.SizeBytes), "choose a larger disk or partition")
 		}
 		p.Destroys = destroys(tgt)
+		if !in.IsPartition && !req.RawDisk {
+			lbs := in.LogicalBlockSize
+			if lbs == 0 {
+				lbs = 512
+			}
+			l, err := partition.PlanInstall(in.SizeBytes, lbs, a.SizeBytes, req.Rand)
+			if err != nil {
+				why := err.Error()
+				if i := strings.Index(why, "the disk is "); i >= 0 {
+					why = strings.TrimSuffix(why[i+len("the disk is "):], "; choose a larger disk")
+				}
+				return nil, refuse(ExitTooSmall, dev, "is too small for a whole-disk install: it is "+why, "choose a larger disk, or install into an existing partition")
+			}
+			p.Layout, p.Disk = &l, dev
+			p.Describe = l.Describe(dev)
+			root := partition.PartitionPath(dev, len(l.Parts))
+			p.Target = root
+			p.TargetName = ""
+			p.TargetMajor, p.TargetMinor = 0, 0 // known once the kernel made the partition
+			if rp, ok := l.Part(len(l.Parts)); ok {
+				p.TargetBytes = rp.Sectors * uint64(l.SectorSize)
+			}
+			if p.Finalize != nil {
+				p.Finalize.Disk, p.Finalize.RootDev = dev, root
+				p.Finalize.ESP = partition.PartitionPath(dev, 2)
+			}
+		}
 	} else {
 		switch {
 		case tgtMember.InSync() && sys.LiveLeg == nil:
@@ -397,6 +454,9 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 		} else {
 			add(StepTune, false, "Keep md's recovery throttling (gentle mode: the session stays responsive)")
 		}
+		if p.Layout != nil {
+			add(StepPartition, false, "Partition %s (GPT): %s", p.Disk, strings.Join(trimFields(p.Describe), "; "))
+		}
 		if member == nil {
 			add(StepHotAdd, false, "Add %s to %s as its second leg", p.Target, p.ArrayPath)
 		}
@@ -462,7 +522,11 @@ func releaseSummary(sys *System) string {
 // Render prints the plan for people.
 func (p *Plan) Render() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Plan: install the running live system onto %s (%s)\n", p.Target, humanize.IBytes(p.TargetBytes))
+	if p.Disk != "" {
+		fmt.Fprintf(&b, "Plan: install the running live system onto the whole disk %s (root partition %s, %s)\n", p.Disk, p.Target, humanize.IBytes(p.TargetBytes))
+	} else {
+		fmt.Fprintf(&b, "Plan: install the running live system onto %s (%s)\n", p.Target, humanize.IBytes(p.TargetBytes))
+	}
 	if p.Resume != "" {
 		fmt.Fprintf(&b, "  Continuing: %s\n", p.Resume)
 	}
@@ -470,6 +534,12 @@ func (p *Plan) Render() string {
 		fmt.Fprintf(&b, "  This destroys:\n")
 		for _, d := range p.Destroys {
 			fmt.Fprintf(&b, "    - %s\n", d)
+		}
+	}
+	if len(p.Describe) > 0 {
+		fmt.Fprintf(&b, "  New partitions on %s:\n", p.Disk)
+		for _, d := range p.Describe {
+			fmt.Fprintf(&b, "    %s\n", d)
 		}
 	}
 	if p.COWNeedBytes > 0 && p.COWFreeBytes > 0 {
@@ -496,4 +566,13 @@ func holderName(h string) string {
 		return "/dev/" + h + " (device-mapper: LVM, LUKS or similar)"
 	}
 	return "/dev/" + h
+}
+
+// trimFields squeezes the column padding of Describe's lines.
+func trimFields(ls []string) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return out
 }

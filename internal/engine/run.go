@@ -11,6 +11,7 @@ import (
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/partition"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -27,6 +28,9 @@ type Kernel interface {
 	COWUsage(s *overlay.Stack) (overlay.Usage, error)
 	ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overlay.ReleaseReport, error)
 	Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error)
+	// Partition writes l to disk and returns the device number of the
+	// partition root once the kernel shows it.
+	Partition(disk string, l *partition.Layout, root string) (major, minor uint32, err error)
 }
 
 // Runner executes plans.
@@ -184,6 +188,13 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 			return "", err
 		}
 		return fmt.Sprintf("recovery floor %d MB/s", FastFloorKBs/1000), nil
+	case StepPartition:
+		maj, min, err := r.K.Partition(p.Disk, p.Layout, p.Target)
+		if err != nil {
+			return "", err
+		}
+		p.TargetMajor, p.TargetMinor = maj, min
+		return fmt.Sprintf("%s partitioned; root partition %s (%d:%d)", p.Disk, p.Target, maj, min), nil
 	case StepHotAdd:
 		if err := r.K.HotAdd(p.Array, p.Target); err != nil {
 			return "", err

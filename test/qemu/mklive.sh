@@ -24,6 +24,15 @@ mk_skeleton "$root"
 copy_with_libs "$root" mdadm e2fsck resize2fs blkid dumpe2fs mke2fs dmsetup
 # The other filesystems livemigrate grows, for the package tests in the VM.
 copy_with_libs "$root" mkfs.xfs xfs_repair mkfs.btrfs btrfs
+# tmux and a few terminal descriptions, for the wizard's test (scenario tui).
+copy_with_libs "$root" tmux
+for t in t/tmux-256color t/tmux s/screen s/screen-256color x/xterm x/xterm-256color l/linux; do
+	for d in /usr/share/terminfo /lib/terminfo; do
+		[[ -f $d/$t ]] && { install -D -m 0644 "$d/$t" "$root/usr/share/terminfo/$t"; break; }
+	done
+done
+# tmux insists on a UTF-8 locale; glibc's C.UTF-8 is 400 KiB.
+if [[ -d /usr/lib/locale/C.utf8 ]]; then mkdir -p "$root/usr/lib/locale" && cp -r /usr/lib/locale/C.utf8 "$root/usr/lib/locale/"; fi
 for t in ext2 ext3 ext4; do ln -sf mke2fs "$root/usr/sbin/mkfs.$t"; done
 install_busybox "$root"
 install_modules "$root" "$kver"

@@ -54,7 +54,7 @@ declare -A size=(
 	[rf-ro]=$big
 	[rf-parted]=$big
 	[rf-mdmem]=$big
-	[rf-good]=$big
+	[rf-good]=$((ROOTFS_BYTES + 400 * 1024 * 1024)) # room for the boot partitions too
 	[rf-exact]=$ROOTFS_BYTES
 )
 serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-good rf-exact)
@@ -128,6 +128,7 @@ cases=(
 	"positional_arg 2 -"
 	"good_dry_run 0 -"
 	"exact_dry_run 0 -"
+	"exact_whole_disk 13 dev"
 )
 n=0 passed=0 failed=0
 rows=()
@@ -153,7 +154,8 @@ for c in "${cases[@]}"; do
 	else
 		[[ -z $msg ]] || why+=("stderr not empty")
 		plan=$(fv "${name%_dry_run}_plan")
-		[[ $plan == "Plan: install the running live system onto $target "* ]] || why+=("no plan for $target: '$plan'")
+		[[ $plan == "Plan: install the running live system onto $target "* ||
+			$plan == "Plan: install the running live system onto the whole disk $target "* ]] || why+=("no plan for $target: '$plan'")
 		[[ $(fv "${name%_dry_run}_dry_line") == 1 ]] || why+=("no 'Dry run: nothing was changed.' line")
 	fi
 	if [[ $name == metachar && $(fv metachar_pwned) != no ]]; then why+=("/tmp/pwned exists: the path was run by a shell"); fi

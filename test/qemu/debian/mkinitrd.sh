@@ -109,6 +109,8 @@ t1=$EPOCHREALTIME
 case $flavour in
 dracut | dracut-nosystemd)
 	# Offline install: the package lists and .debs of the root's own build.
+	# No recommends (lvm2, nfs, iscsi, python...): mkroot.sh downloaded
+	# exactly the hard dependencies, and the initrd needs none of those.
 	cp -a "$ROOT_LISTS/." "$root/var/lib/apt/lists/"
 	mount --bind "$ROOT_DEBS" "$root/var/cache/apt/archives"
 	mounts+=("$root/var/cache/apt/archives")
@@ -116,7 +118,7 @@ dracut | dracut-nosystemd)
 	# kernel (about as long as our own build); we throw that one away,
 	# so tell dracut's kernel hook to skip it.
 	chroot "$root" env DEBIAN_FRONTEND=noninteractive INITRD=No \
-		apt-get install -y -qq --no-download -o APT::Sandbox::User=root \
+		apt-get install -y -qq --no-download --no-install-recommends -o APT::Sandbox::User=root \
 		dracut dracut-live >&2
 	log "dracut installed in $(since "$t1") s"
 	if [[ " $mods " == *" livemigrate "* ]]; then

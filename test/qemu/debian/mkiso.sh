@@ -114,6 +114,7 @@ mkdir -p "$iso/LiveOS" "$iso/boot/grub"
 mksquashfs "$work/sq" "$iso/LiveOS/squashfs.img" -comp lz4 -noappend -no-xattrs -quiet >/dev/null
 took[squashfs]=$(since "$t")
 
+# shellcheck disable=SC2153 # KVER comes from the root's .env
 install -m 0644 "$root/boot/vmlinuz-$KVER" "$iso/boot/vmlinuz"
 install -m 0644 "$root/boot/vmlinuz-$KVER" "$outdir/vmlinuz"
 for f in "${flavours[@]}"; do

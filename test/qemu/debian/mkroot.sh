@@ -17,7 +17,8 @@
 #
 # What is in the image, and why:
 #  - systemd-sysv, udev, kmod, util-linux, procps, iproute2, login/passwd:
-#    a normal small Debian system;
+#    a normal small Debian system; dbus + libpam-systemd so that logind
+#    runs and the autologin sessions are real sessions (as on live media);
 #  - linux-image-amd64 (pulls in initramfs-tools: Debian's default
 #    generator, one of the flavours under test);
 #  - e2fsprogs, mdadm, dmsetup: livemigrate's referees in the tests;
@@ -48,7 +49,7 @@ SOURCES=${LM_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 [[ -r $SOURCES ]] || die "no apt sources at $SOURCES (set LM_DEBIAN_SOURCES)"
 PKGS=(systemd-sysv linux-image-amd64 udev kmod util-linux e2fsprogs mdadm
 	dmsetup procps iproute2 sudo openssh-server login passwd
-	less ncurses-term)
+	dbus libpam-systemd less)
 # Downloaded (not installed) so that mkinitrd.sh can install the dracut
 # flavour offline in its own copy of the root.
 EXTRA_DEBS=(dracut dracut-live)

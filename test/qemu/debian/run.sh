@@ -80,7 +80,7 @@ watch_end() {
 				break
 			fi
 		done
-	) &
+	) >/dev/null & # not our stdout: $(watch_end) would wait for the loop
 	echo $!
 }
 
@@ -193,6 +193,10 @@ migrate)
 	rm -f "$target"
 	truncate -s "$tsize" "$target"
 	live=$out/runs/$flavour-migrate
+	# The boot plus md copying the whole root (squashfs decompression under
+	# TCG: minutes), so more than a plain boot's timeout.
+	timeout0=$timeout
+	timeout=$((timeout + 600))
 	vm "$flavour-migrate" power-down --cdrom "$LIVE_ISO" --disk "$target" \
 		--append "$live_args $test_args lmtest.scenario=migrate lmtest.target=/dev/vda lmtest.speed=$speed $extra" \
 		--expect scenario_rc=0 --expect migrate_rc=0
@@ -205,6 +209,8 @@ migrate)
 	uuid=$(blkid -o value -s UUID "$target")
 	[[ $uuid == "$ROOTFS_UUID" ]] || log "WARNING: target UUID $uuid is not the live root's ($ROOTFS_UUID)"
 	# The target alone: no medium, plain root=UUID=, then a clean reboot.
+	# dpkg --verify reads every packaged file: allow for it.
+	timeout=$((timeout0 + 300))
 	vm "$flavour-verify" restart --disk "$target" \
 		--append "root=UUID=$uuid rw $test_args lmtest.scenario=verify lmtest.upto=$acked lmtest.end=reboot $extra" \
 		--expect scenario_rc=0 --expect verify_rc=0 --expect mdstat_arrays=0 --expect dm_devices=0 \

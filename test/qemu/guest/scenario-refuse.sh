@@ -12,7 +12,8 @@
 #   rf-parted  msdos label, ext4 on partition 1, mounted here       -> 12 (both)
 #   rf-mdmem   the only leg of another md array (/dev/md5, built)   -> 12
 #   rf-good    blank, larger than the live root: --dry-run          -> 0
-#   rf-exact   blank, exactly the live root's size: --dry-run       -> 0
+#   rf-exact   blank, exactly the live root's size: --raw-disk --dry-run -> 0,
+#              as a whole-disk install (boot partitions too)        -> 13
 # The rest need no extra disk: paths that are not block devices, the live
 # stack itself, and usage errors.
 #
@@ -185,9 +186,10 @@ run_case good_dry_run "$good" --target "$good" --dry-run
 fact good_plan "$(head -n1 /run/rf.out)"
 fact_file good_plan_text /run/rf.out
 fact good_dry_line "$(grep -c '^Dry run: nothing was changed\.$' /run/rf.out)"
-run_case exact_dry_run "$exact" --target "$exact" --dry-run
+run_case exact_dry_run "$exact" --target "$exact" --raw-disk --dry-run
 fact exact_plan "$(head -n1 /run/rf.out)"
 fact exact_dry_line "$(grep -c '^Dry run: nothing was changed\.$' /run/rf.out)"
+run_case exact_whole_disk "$exact" --target "$exact" --yes
 
 # After: the same state, the same bytes, one member, status works.
 state /run/refuse.state.after

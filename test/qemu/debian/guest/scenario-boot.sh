@@ -28,7 +28,7 @@ fact kernel "$(uname -r)"
 # Autologin: the live user's sessions (tty1 and ttyS0).
 fact sessions "$(loginctl list-sessions --no-legend 2>&1 | awk '{ print $3 "@" $NF }' | sort | tr '\n' ' ')"
 fact sudo_live "$(su live -c 'sudo -n id -u' 2>&1)"
-fact ssh_host_keys "$(ls /etc/ssh/ssh_host_*_key 2>/dev/null | wc -l)"
+fact ssh_host_keys "$(find /etc/ssh -name 'ssh_host_*_key' | wc -l)"
 fact failed_units_n "$(systemctl --failed --no-legend --plain | wc -l)"
 fact mem "$(awk '/^(MemTotal|MemAvailable|Shmem):/ { printf "%s%d ", $1, $2 }' /proc/meminfo)"
 true

@@ -9,7 +9,7 @@ set -u
 fact pre_root_source "$(findmnt -n -o SOURCE /)"
 fact_file pre_mdstat /proc/mdstat
 fact pre_live_rw_table "$(dmsetup table live-rw 2>&1)"
-# shellcheck source=../../guest/scenario-migrate.sh
+# shellcheck source-path=SCRIPTDIR source=../../guest/scenario-migrate.sh
 . /usr/lib/lmtest/harness-migrate.sh
 mrc=$?
 fact post_root_source "$(findmnt -n -o SOURCE /)"

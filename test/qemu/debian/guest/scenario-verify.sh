@@ -11,7 +11,7 @@ fact root_fstype "$(findmnt -n -o FSTYPE /)"
 fact_file mdstat /proc/mdstat
 fact dm_ls "$(dmsetup ls 2>&1 | tr '\n' ' ')"
 fact analyze "$(systemd-analyze time 2>&1 | head -n1)"
-# shellcheck source=../../guest/scenario-verify.sh
+# shellcheck source-path=SCRIPTDIR source=../../guest/scenario-verify.sh
 . /usr/lib/lmtest/harness-verify.sh
 vrc=$?
 t0=$(cut -d' ' -f1 /proc/uptime)

@@ -1,0 +1,449 @@
+package tui
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+
+	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/finalize"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// probe wraps the wizard so a test can take its screen at a point of the
+// run: a snap message is answered with View() in order with the keys and
+// events sent before it.
+type probe struct{ m Model }
+
+type snap chan string
+
+func (p probe) Init() tea.Cmd { return p.m.Init() }
+func (p probe) View() string  { return p.m.View() }
+func (p probe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if s, ok := msg.(snap); ok {
+		s <- p.m.View()
+		return p, nil
+	}
+	m, cmd := p.m.Update(msg)
+	return probe{m.(Model)}, cmd
+}
+
+func asciiRenderer() *lipgloss.Renderer {
+	lipgloss.SetColorProfile(termenv.Ascii)
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	return r
+}
+
+type harness struct {
+	t  *testing.T
+	tm *teatest.TestModel
+	f  *fakeEngine
+}
+
+func start(t *testing.T, f *fakeEngine) *harness {
+	t.Helper()
+	m := New(f, Options{Renderer: asciiRenderer()})
+	tm := teatest.NewTestModel(t, probe{m}, teatest.WithInitialTermSize(80, 24))
+	return &harness{t: t, tm: tm, f: f}
+}
+
+// screen is the wizard's current view, once everything sent before was
+// handled.
+func (h *harness) screen() string {
+	h.t.Helper()
+	s := make(snap, 1)
+	h.tm.Send(s)
+	select {
+	case v := <-s:
+		return v
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no screen after 5s")
+	}
+	return ""
+}
+
+// waitScreen polls until the screen contains want.
+func (h *harness) waitScreen(want string) string {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := h.screen()
+		if strings.Contains(v, want) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("screen never showed %q; last:\n%s", want, v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) key(k tea.KeyType) { h.tm.Send(tea.KeyMsg{Type: k}) }
+func (h *harness) runes(s string)    { h.tm.Type(s) }
+func (h *harness) golden(name, view string) {
+	h.t.Helper()
+	h.t.Run(name, func(t *testing.T) { teatest.RequireEqualOutput(t, []byte(view)) })
+}
+
+// final waits for the wizard to quit and returns its model.
+func (h *harness) final() Model {
+	h.t.Helper()
+	return h.tm.FinalModel(h.t, teatest.WithFinalTimeout(5*time.Second)).(probe).m
+}
+
+func checkFits(t *testing.T, view string, w, hgt int) {
+	t.Helper()
+	lines := strings.Split(view, "\n")
+	if len(lines) != hgt {
+		t.Errorf("screen has %d lines, want %d", len(lines), hgt)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide (> %d): %q", i+1, n, w, l)
+		}
+	}
+}
+
+func TestOverviewNotLive(t *testing.T) {
+	sys := &engine.System{RootMount: "/", RootSource: "/dev/sda1", RootFSType: "ext4", NotLive: "/ is on /dev/sda1 (ext4), not on an md array"}
+	h := start(t, newFake(sys))
+	v := h.waitScreen("cannot be installed")
+	h.golden("screen", v)
+	checkFits(t, v, 80, 24)
+	h.key(tea.KeyEnter) // stops there: no way on
+	if v := h.screen(); !strings.Contains(v, "cannot be installed") {
+		t.Fatalf("enter left the not-live overview:\n%s", v)
+	}
+	h.runes("q")
+	if got := h.final().ExitCode(); got != engine.ExitNotLive {
+		t.Errorf("exit code %d, want %d", got, engine.ExitNotLive)
+	}
+}
+
+func TestChooseTarget(t *testing.T) {
+	h := start(t, newFake(liveSystem()))
+	v := h.waitScreen("Headroom")
+	h.golden("overview", v)
+	h.key(tea.KeyEnter)
+	v = h.waitScreen("Choose the disk")
+	h.golden("targets", v)
+	checkFits(t, v, 80, 24)
+	// The cursor starts on the first usable device (sda2: sda is held by a
+	// mount of sda1) and skips the refused ones.
+	if !strings.Contains(v, "> "+"  /dev/sda2") {
+		t.Errorf("cursor not on /dev/sda2:\n%s", v)
+	}
+	h.key(tea.KeyDown)
+	if v := h.screen(); !strings.Contains(v, "> /dev/vda") {
+		t.Errorf("down did not skip the refused sr0 to vda:\n%s", v)
+	}
+	h.key(tea.KeyDown) // vdb is too small: stays on vda
+	if v := h.screen(); !strings.Contains(v, "> /dev/vda") {
+		t.Errorf("cursor left vda for a refused device:\n%s", v)
+	}
+	h.key(tea.KeyCtrlC)
+	if got := h.final().ExitCode(); got != engine.ExitInterrupted {
+		t.Errorf("ctrl+c before the run: exit %d, want 130", got)
+	}
+}
+
+// toReview goes from the start to the review screen for /dev/vda.
+func (h *harness) toReview(speed string) string {
+	h.t.Helper()
+	h.waitScreen("Headroom")
+	h.key(tea.KeyEnter)
+	h.waitScreen("Choose the disk")
+	h.key(tea.KeyDown)
+	h.key(tea.KeyEnter)
+	h.waitScreen("Options for /dev/vda")
+	if speed == "gentle" {
+		h.key(tea.KeyDown) // "make it boot on its own"
+		h.key(tea.KeyDown) // the hostname
+		h.runes("box1")
+		h.key(tea.KeyDown) // the speed
+		h.key(tea.KeyRight)
+	}
+	v := h.screen()
+	h.key(tea.KeyEnter)
+	h.waitScreen("Plan: install")
+	return v
+}
+
+func TestReviewConfirmation(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	opts := h.toReview("gentle")
+	h.golden("options", opts)
+	v := h.screen()
+	h.golden("review", v)
+	checkFits(t, v, 80, 24)
+	plan, err := f.Preflight(f.sys, engine.Request{Target: "/dev/vda", Speed: engine.SpeedGentle, Hostname: "box1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plan shown is the engine's, line for line (wrapped to the width),
+	// scrolled if it does not fit.
+	seen := v
+	for range 10 {
+		h.key(tea.KeyPgDown)
+		seen += h.screen()
+	}
+	for range 10 {
+		h.key(tea.KeyPgUp)
+	}
+	for _, l := range wrap(plan.Render(), 80) {
+		if !strings.Contains(seen, l) {
+			t.Errorf("review lacks plan line %q", l)
+		}
+	}
+	h.runes("/dev/vdb")
+	h.key(tea.KeyEnter)
+	v = h.waitScreen("nothing was changed")
+	h.golden("wrong", v)
+	select {
+	case <-f.started:
+		t.Fatal("a wrong confirmation started the run")
+	default:
+	}
+	h.runes("/dev/vda")
+	h.key(tea.KeyEnter)
+	select {
+	case p := <-f.started:
+		if p.Disk != "/dev/vda" || p.Speed != engine.SpeedGentle || p.Finalize == nil || p.Finalize.Hostname != "box1" {
+			t.Errorf("started %s at %s (finalize %+v), want /dev/vda gentle with hostname box1", p.Target, p.Speed, p.Finalize)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the right confirmation did not start the run")
+	}
+	h.waitScreen("Installing onto /dev/vda")
+	f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
+	h.waitScreen("Stopped")
+	h.runes("q")
+	h.final()
+}
+
+func progressAt(pc float64, used uint64) *engine.Progress {
+	total := uint64(212 * mib)
+	done := uint64(float64(total) * pc / 100)
+	return &engine.Progress{DoneBytes: done, TotalBytes: total, Percent: pc, SpeedBps: 36 * mib,
+		ETASeconds: float64(total-done) / float64(36*mib), COW: &engine.COWInfo{UsedBytes: used, TotalBytes: 1024 * mib}}
+}
+
+// playUntilRecovery runs the fake through tune and hot-add into the copy.
+func (h *harness) playUntilRecovery() *engine.Plan {
+	h.t.Helper()
+	h.toReview("fast")
+	h.runes("/dev/vda")
+	h.key(tea.KeyEnter)
+	var p *engine.Plan
+	select {
+	case p = <-h.f.started:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("run not started")
+	}
+	f := h.f
+	f.send(0, engine.Event{Type: engine.EvStepStart, Step: engine.StepTune, Message: p.Steps[0].Title})
+	f.send(0, engine.Event{Type: engine.EvStepDone, Step: engine.StepTune, Message: "recovery floor 2000 MB/s"})
+	f.send(time.Second, engine.Event{Type: engine.EvStepStart, Step: engine.StepHotAdd})
+	f.send(time.Second, engine.Event{Type: engine.EvStepDone, Step: engine.StepHotAdd})
+	f.send(time.Second, engine.Event{Type: engine.EvStepStart, Step: engine.StepRecover})
+	f.send(3*time.Second, engine.Event{Type: engine.EvProgress, Step: engine.StepRecover, Progress: progressAt(42.5, 18*mib)})
+	h.waitScreen("42.5%")
+	return p
+}
+
+func TestProgressToDone(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.playUntilRecovery()
+	v := h.screen()
+	h.golden("progress", v)
+	checkFits(t, v, 80, 24)
+
+	h.runes("f")
+	h.waitScreen("switching to gentle")
+	if got := f.run.Speeds(); len(got) != 1 || got[0] != engine.SpeedGentle {
+		t.Errorf("speed toggle sent %v, want [gentle]", got)
+	}
+	f.send(4*time.Second, engine.Event{Type: engine.EvWarning, Step: engine.StepRecover, Message: "recovery speed: gentle"})
+	h.waitScreen("speed gentle (f: fast)")
+
+	f.send(6*time.Second, engine.Event{Type: engine.EvProgress, Step: engine.StepRecover, Progress: progressAt(100, 19*mib)})
+	f.send(6*time.Second, engine.Event{Type: engine.EvStepDone, Step: engine.StepRecover})
+	for _, k := range []engine.StepKind{engine.StepDropLive, engine.StepGrowArray, engine.StepGrowFS, engine.StepFinalize, engine.StepRestoreSpeed, engine.StepRelease} {
+		f.send(7*time.Second, engine.Event{Type: engine.EvStepStart, Step: k})
+		if k == engine.StepFinalize {
+			// Finalize reports its actions as progress without a bar.
+			f.send(7*time.Second, engine.Event{Type: engine.EvProgress, Step: k, Message: "fstab: / by UUID"})
+			if v := h.waitScreen("fstab: / by UUID"); !strings.Contains(v, "100.0%") {
+				t.Errorf("a finalize message wiped the recovery bar:\n%s", v)
+			}
+		}
+		f.send(8*time.Second, engine.Event{Type: engine.EvStepDone, Step: k})
+	}
+	res := &engine.Result{RecoveredBytes: 212 * mib, RecoverySeconds: 5.9, RecoveryBps: 212 * mib / 5.9, ArrayBytes: 1 << 30,
+		FS:       &resize.Result{Type: "ext4", OldSize: 212 * mib, NewSize: 1 << 30},
+		Release:  &overlay.ReleaseReport{MemAvailableBefore: 1800 * mib, MemAvailableAfter: 1820 * mib, COWBytesFreed: 19 * mib, Ejected: true},
+		Finalize: []finalize.Result{{Name: "fstab", Title: "fstab", Message: "/ by UUID"}, {Name: "grub", Title: "boot loader", Message: "GRUB on /dev/vda"}}}
+	f.run.finish(res, nil)
+	v = h.waitScreen("Done: / now lives on /dev/vda")
+	h.golden("done", v)
+	checkFits(t, v, 80, 24)
+	h.runes("q")
+	if got := h.final().ExitCode(); got != 0 {
+		t.Errorf("exit code %d after a migration, want 0", got)
+	}
+}
+
+func TestFailureShowsError(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.playUntilRecovery()
+	f.send(5*time.Second, engine.Event{Type: engine.EvStepFailed, Step: engine.StepRecover, Message: "md failed /dev/vda during recovery (write errors: see dmesg)"})
+	f.send(5*time.Second, engine.Event{Type: engine.EvWarning, Step: engine.StepRecover, Message: "stopping: md failed /dev/vda during recovery (write errors: see dmesg); taking /dev/vda out of /dev/md127 again"})
+	f.run.finish(&engine.Result{}, &engine.RunError{Code: engine.ExitAborted, Step: engine.StepRecover,
+		State: "live session intact; /dev/vda was taken out of the array again",
+		Err:   errors.New("md failed /dev/vda during recovery (write errors: see dmesg)")})
+	v := h.waitScreen("The migration failed")
+	h.golden("error", v)
+	checkFits(t, v, 80, 24)
+	h.runes("q")
+	if got := h.final().ExitCode(); got != engine.ExitAborted {
+		t.Errorf("exit code %d, want %d", got, engine.ExitAborted)
+	}
+}
+
+func TestCtrlCDuringRecovery(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.playUntilRecovery()
+	h.key(tea.KeyCtrlC)
+	v := h.waitScreen("Stop the migration?")
+	h.golden("asks", v)
+	checkFits(t, v, 80, 24)
+	h.key(tea.KeyEsc) // keep waiting
+	if v := h.screen(); strings.Contains(v, "Stop the migration?") {
+		t.Fatalf("esc did not dismiss the question:\n%s", v)
+	}
+	select {
+	case <-f.run.cancelled:
+		t.Fatal("keep waiting cancelled the run")
+	default:
+	}
+	h.key(tea.KeyCtrlC)
+	h.waitScreen("Stop the migration?")
+	h.runes("a")
+	if !f.run.wasCancelled(t) {
+		t.Fatal("abort did not cancel the run")
+	}
+	h.waitScreen("Stopping: taking /dev/vda3 out")
+	f.send(6*time.Second, engine.Event{Type: engine.EvWarning, Step: engine.StepRecover, Message: "stopping: interrupted during recovery; taking /dev/vda out of /dev/md127 again"})
+	f.run.finish(&engine.Result{}, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepRecover,
+		State: "live session intact; /dev/vda was taken out of the array again", Err: errors.New("interrupted during recovery")})
+	v = h.waitScreen("Stopped. Nothing was changed.")
+	h.golden("stopped", v)
+	h.runes("q")
+	if got := h.final().ExitCode(); got != engine.ExitInterrupted {
+		t.Errorf("exit code %d, want 130", got)
+	}
+}
+
+func TestCtrlCAfterPointOfNoReturn(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.playUntilRecovery()
+	f.send(6*time.Second, engine.Event{Type: engine.EvStepDone, Step: engine.StepRecover})
+	f.send(6*time.Second, engine.Event{Type: engine.EvStepStart, Step: engine.StepDropLive})
+	h.waitScreen("finishing up")
+	h.key(tea.KeyCtrlC)
+	v := h.waitScreen("Past the point of no return")
+	h.golden("explains", v)
+	select {
+	case <-f.run.cancelled:
+		t.Fatal("ctrl+c after the point of no return cancelled the run")
+	default:
+	}
+	// An interrupt signal (SIGTERM) lets it finish, then quits.
+	h.tm.Send(Interrupt{})
+	f.run.finish(&engine.Result{}, nil)
+	if got := h.final().ExitCode(); got != 0 {
+		t.Errorf("exit code %d, want 0", got)
+	}
+}
+
+func TestResize(t *testing.T) {
+	h := start(t, newFake(liveSystem()))
+	h.waitScreen("Headroom")
+	h.tm.Send(tea.WindowSizeMsg{Width: 60, Height: 16})
+	v := h.screen()
+	checkFits(t, v, 60, 16)
+	h.key(tea.KeyEnter)
+	v = h.waitScreen("Choose")
+	checkFits(t, v, 60, 16)
+	h.key(tea.KeyCtrlC)
+	h.final()
+}
+
+// With NO_COLOR the wizard draws no colours or attributes, and on the Linux
+// console only ASCII: refused devices and states are still told in words.
+func TestPlainRendering(t *testing.T) {
+	view := func(r *lipgloss.Renderer, term string) string {
+		m := New(newFake(liveSystem()), Options{Renderer: r, Term: term})
+		sys := liveSystem()
+		mm, _ := m.Update(observedMsg{sys: sys, cands: candidates(sys)})
+		mm, _ = mm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		return mm.View()
+	}
+	tty := func() *lipgloss.Renderer {
+		return lipgloss.NewRenderer(&bytes.Buffer{}, termenv.WithTTY(true))
+	}
+	t.Setenv("TERM", "xterm-256color")
+	t.Setenv("NO_COLOR", "")
+	if v := view(tty(), "xterm-256color"); !strings.Contains(v, "\x1b[") {
+		t.Fatalf("a colour terminal got no styles; the NO_COLOR check below proves nothing:\n%s", v)
+	}
+	t.Setenv("NO_COLOR", "1")
+	v := view(tty(), "xterm-256color")
+	if strings.Contains(v, "\x1b") {
+		t.Errorf("NO_COLOR=1 still draws escape sequences:\n%q", v)
+	}
+	if !strings.Contains(v, "cannot be used: holds the live medium") {
+		t.Errorf("plain screen does not say why sr0 is refused:\n%s", v)
+	}
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "linux")
+	v = view(tty(), "linux")
+	for _, r := range ansi.Strip(v) {
+		if r > 0x7e {
+			t.Errorf("TERM=linux screen has non-ASCII %q:\n%s", r, v)
+			break
+		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"  8. Release the live stack: live-rw, COW loop2", []string{"  8. Release the", "     live stack:", "     live-rw, COW", "     loop2"}},
+		{"    - everything on /dev/vda", []string{"    - everything on", "      /dev/vda"}},
+		{"short", []string{"short"}},
+	} {
+		got := wrap(tc.in, 20)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("wrap(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

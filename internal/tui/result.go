@@ -1,0 +1,160 @@
+package tui
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/livemigrate/livemigrate/internal/engine"
+)
+
+func (m Model) viewDone() ([]string, bindings) {
+	p, r := m.plan, m.result
+	b := []string{m.th.good.Render("Done: / now lives on " + p.Target + ".")}
+	if r != nil {
+		if r.RecoveredBytes > 0 {
+			b = append(b, m.para(fmt.Sprintf("  Copied %s in %s (%s/s).", humanize.IBytes(r.RecoveredBytes), duration(secs(r.RecoverySeconds)), humanize.IBytes(uint64(r.RecoveryBps))))...)
+		}
+		if r.FS != nil && r.FS.Grown() {
+			b = append(b, m.para(fmt.Sprintf("  The %s filesystem grew from %s to %s.", r.FS.Type, humanize.IBytes(r.FS.OldSize), humanize.IBytes(r.FS.NewSize)))...)
+		}
+	}
+	b = append(b, "")
+	b = append(b, m.th.strong.Render("Freed"))
+	if r != nil && r.Release != nil {
+		rel := r.Release
+		b = append(b, m.para(fmt.Sprintf("  The live stack is gone: %s of RAM is available again (the session's changes held %s).", signedMiB(rel.MemGained()), humanize.IBytes(rel.COWBytesFreed)))...)
+		if rel.Ejected {
+			b = append(b, m.para("  The disc was ejected: take it away.")...)
+		} else {
+			b = append(b, m.para("  The live medium is no longer used: you can remove it.")...)
+		}
+	} else {
+		b = append(b, m.para("  The live stack was left in place; 'livemigrate release' frees it.")...)
+	}
+	b = append(b, "")
+	b = append(b, m.th.strong.Render("Next boot"))
+	if f := p.Finalize; f != nil {
+		b = append(b, m.para(fmt.Sprintf("  %s boots on its own (GRUB on %s) as an installed system: a plain %s filesystem, no md, no live layer. Remove the live medium and reboot when you like.", p.Target, f.Disk, fsName(p.FSType)))...)
+		if r != nil {
+			for _, fr := range r.Finalize {
+				b = append(b, m.para("    - "+fr.Title+": "+fr.Message)...)
+			}
+		}
+	} else {
+		b = append(b, m.para(fmt.Sprintf("  %s holds a plain %s filesystem: no md, no live layer. Nothing was set up to boot it (you chose so); boot it with this on the kernel command line:", p.Target, fsName(p.FSType)))...)
+		uuid := "<the UUID shown by 'livemigrate status'>"
+		if m.sys != nil && m.sys.RootFS != nil && m.sys.RootFS.UUID != "" {
+			uuid = m.sys.RootFS.UUID
+		}
+		b = append(b, "    "+m.th.strong.Render("root=UUID="+uuid))
+	}
+	b = append(b, "")
+	b = append(b, m.para("You can keep working in this session: it already runs from the disk.")...)
+	return b, bindings{m.keys.Quit}
+}
+
+func fsName(t string) string {
+	if t == "" {
+		return "root"
+	}
+	return t
+}
+
+func signedMiB(n int64) string {
+	if n < 0 {
+		return "-" + humanize.IBytes(uint64(-n))
+	}
+	return humanize.IBytes(uint64(n))
+}
+
+// viewError says what failed, what state the system is in, and what the
+// user can do.
+func (m Model) viewError() ([]string, bindings) {
+	var b []string
+	var re *engine.RunError
+	var rf *engine.Refusal
+	code := m.exit
+	switch {
+	case errors.As(m.err, &re):
+		head := "The migration failed."
+		switch {
+		case re.Code == engine.ExitInterrupted:
+			head = "Stopped. Nothing was changed."
+		case re.Code == engine.ExitGrowFailed || re.Code == engine.ExitReleaseFailed || re.Code == engine.ExitFinalizeFailed:
+			head = "Migrated, but not everything went through."
+		}
+		b = append(b, m.th.bad.Render(head), "")
+		step := string(re.Step)
+		if m.plan != nil {
+			for i, s := range m.plan.Steps {
+				if s.Kind == re.Step {
+					step = fmt.Sprintf("%d. %s", i+1, s.Title)
+				}
+			}
+		}
+		b = append(b, m.field("Step", step)...)
+		b = append(b, m.field("What failed", fmt.Sprint(re.Err))...)
+		b = append(b, m.field("State now", re.State)...)
+	case errors.As(m.err, &rf):
+		b = append(b, m.th.bad.Render("livemigrate cannot go on."), "")
+		what := rf.Reason
+		if rf.Device != "" {
+			what = rf.Device + " " + what
+		}
+		b = append(b, m.field("Why", what)...)
+		b = append(b, m.field("State now", "nothing was changed")...)
+		if rf.Hint != "" {
+			b = append(b, m.field("What to do", rf.Hint)...)
+		}
+	default:
+		b = append(b, m.th.bad.Render("Something went wrong."), "")
+		b = append(b, m.field("What failed", fmt.Sprint(m.err))...)
+	}
+	if adv := advice(code, m.plan); adv != "" {
+		b = append(b, m.field("What to do", adv)...)
+	}
+	if m.warning != "" {
+		b = append(b, m.field("Last warning", m.warning)...)
+	}
+	b = append(b, "", fmt.Sprintf("Exit code %d (see livemigrate(8)).", code))
+	return b, bindings{m.keys.Quit}
+}
+
+func (m Model) field(k, v string) []string {
+	var out []string
+	for i, l := range wrap(v, m.width-14) {
+		if i == 0 {
+			out = append(out, m.th.strong.Render(fmt.Sprintf("%-13s", k))+" "+l)
+		} else {
+			out = append(out, "              "+l)
+		}
+	}
+	return out
+}
+
+// advice is what the user can do after a run ended with code.
+func advice(code int, p *engine.Plan) string {
+	tgt := "the target"
+	if p != nil {
+		tgt = p.Target
+	}
+	switch code {
+	case engine.ExitInterrupted:
+		return "Nothing to undo. Run livemigrate again when you are ready."
+	case engine.ExitAborted:
+		return "Your live session runs as before. Check " + tgt + " (dmesg shows disk errors), then try again or choose another disk."
+	case engine.ExitGrowFailed:
+		return "/ is on " + tgt + " at its old size; grow it by hand (resize2fs, xfs_growfs or btrfs filesystem resize max /)."
+	case engine.ExitReleaseFailed:
+		return "Close what uses the live medium (a shell in /run/initramfs, a file manager), then run 'livemigrate release'."
+	case engine.ExitFinalizeFailed:
+		return "/ is on " + tgt + ", but it may not boot on its own yet. Fix what the step names, then run 'livemigrate migrate --target " + tgt + "' again: it finishes the setup."
+	case engine.ExitLocked:
+		return "Wait for the other livemigrate to finish; 'livemigrate status' shows how far it got."
+	case engine.ExitFailure:
+		return "Read the state above; 'livemigrate status' shows where / lives. If the process was stopped, running livemigrate again continues from what the kernel shows."
+	}
+	return ""
+}
