@@ -64,7 +64,7 @@ clean:
 # Debian's apt (the scripts install missing host packages). One VM at a time.
 QEMU_T := test/qemu
 
-.PHONY: qemu-all qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
+.PHONY: qemu-all qemu-tui qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
 
 qemu-fetch:
 	$(QEMU_T)/fetch.sh
@@ -97,6 +97,11 @@ qemu-all: build vmtest-bins
 	$(QEMU_T)/refuse.sh --no-build
 	$(QEMU_T)/e2e.sh --no-build
 	$(QEMU_T)/e2e.sh --no-build --cow zram
+	$(QEMU_T)/tui.sh --no-build
+
+# The wizard in tmux on the live system, driven by send-keys to a migration.
+qemu-tui: build
+	$(QEMU_T)/tui.sh --no-build
 
 # Bad targets: each refused with its exit code, nothing written anywhere.
 qemu-refuse: build
@@ -106,3 +111,42 @@ qemu-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
 	shellcheck -x -s bash $(QEMU_T)/*.sh
 	shellcheck -x -s sh $(QEMU_T)/initramfs/init.sh $(QEMU_T)/guest/*.sh
+
+# --- The Debian live ISO (test/qemu/debian) -----------------------------------
+# A real Debian bookworm live system (mmdebstrap, cached in $(LM_CACHE)/debian)
+# on a GRUB-bootable ISO with one initrd per flavour: dracut (dmsquash-live +
+# the livemigrate module), dracut without systemd, initramfs-tools
+# (boot=livemigrate). Boots take minutes under TCG; one VM at a time.
+DEBIAN_T        := test/qemu/debian
+DEBIAN_FLAVOURS ?= dracut dracut-nosystemd initramfs-tools
+
+.PHONY: debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-lint
+
+debian-root:
+	$(DEBIAN_T)/mkroot.sh
+
+debian-iso: build
+	$(DEBIAN_T)/mkiso.sh
+
+# Boot each flavour to multi-user with / on the md array; power off cleanly.
+debian-boot: debian-iso
+	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario boot || exit 1; done
+
+# The same ending with `systemctl reboot`.
+debian-reboot: debian-iso
+	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario reboot || exit 1; done
+
+# The ISO through GRUB, BIOS (SeaBIOS) and UEFI (OVMF).
+debian-grub: debian-iso
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
+
+# Migrate the live system onto a disk under a writer, power off, boot the
+# disk alone, verify, reboot.
+debian-migrate: debian-iso
+	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
+
+debian-lint:
+	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
+	shellcheck -x -s bash $(DEBIAN_T)/*.sh
+	shellcheck -x -s sh $(DEBIAN_T)/guest/run $(DEBIAN_T)/guest/*.sh

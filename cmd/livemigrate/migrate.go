@@ -61,7 +61,12 @@ func (o *out) event(e engine.Event) {
 		o.endLine()
 		fmt.Fprintf(o.w, "    warning: %s\n", e.Message)
 	case engine.EvProgress:
-		o.progress(e.Progress)
+		if e.Progress != nil {
+			o.progress(e.Progress)
+		}
+	case engine.EvInfo, engine.EvSpeed:
+		o.endLine()
+		fmt.Fprintf(o.w, "    %s\n", e.Message)
 	}
 }
 

@@ -12,6 +12,8 @@ const (
 	EvStepFailed EventType = "step-failed"
 	EvProgress   EventType = "progress"
 	EvWarning    EventType = "warning"
+	EvInfo       EventType = "info"  // a step's sub-action finished (finalize)
+	EvSpeed      EventType = "speed" // the recovery speed mode changed (Speed)
 	EvResult     EventType = "result"
 	EvError      EventType = "error"
 )
@@ -27,6 +29,7 @@ type Event struct {
 	Plan     *Plan     `json:"plan,omitempty"`
 	Result   *Result   `json:"result,omitempty"`
 	Code     int       `json:"code,omitempty"`
+	Speed    Speed     `json:"speed,omitempty"`
 }
 
 // Progress is a recovery sample.

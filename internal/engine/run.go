@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -48,7 +49,8 @@ type Runner struct {
 	// NoRelease leaves the live stack in place (for inspection in tests).
 	NoRelease bool
 
-	speedCh chan Speed
+	mu      sync.Mutex
+	pending Speed // a speed switch asked for and not applied yet
 	toggled bool
 }
 
@@ -56,13 +58,17 @@ type Runner struct {
 // toggle). It takes effect at the next progress sample; outside the copy
 // it is ignored, because the plan already tuned and will restore md.
 func (r *Runner) SetSpeed(s Speed) {
-	if r.speedCh == nil {
-		return
-	}
-	select {
-	case r.speedCh <- s:
-	default:
-	}
+	r.mu.Lock()
+	r.pending = s
+	r.mu.Unlock()
+}
+
+func (r *Runner) takeSpeed() Speed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.pending
+	r.pending = ""
+	return s
 }
 
 // Result sums up a finished run.
@@ -110,9 +116,6 @@ func (r *Runner) emit(e Event) {
 // and the run finishes, because stopping there would leave a half state.
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
-	if r.speedCh == nil {
-		r.speedCh = make(chan Speed, 1)
-	}
 	pastNoReturn := false
 	interruptNoted := false
 	for _, st := range p.Steps {
@@ -243,7 +246,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 				if fr.Err != "" {
 					msg = fr.Title + ": FAILED: " + fr.Err
 				}
-				r.emit(Event{Type: EvProgress, Step: StepFinalize, Message: msg})
+				r.emit(Event{Type: EvInfo, Step: StepFinalize, Message: msg})
 			}
 		})
 		res.Finalize = rs
@@ -302,7 +305,7 @@ func (r *Runner) applySpeed(p *Plan, s Speed) error {
 	if err != nil {
 		return fmt.Errorf("switch recovery to %s: %w", s, err)
 	}
-	r.emit(Event{Type: EvWarning, Step: StepRecover, Message: "recovery speed: " + string(s)})
+	r.emit(Event{Type: EvSpeed, Step: StepRecover, Speed: s, Message: "recovery speed: " + string(s)})
 	return nil
 }
 
@@ -384,12 +387,10 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 			pr.ETASeconds = float64(total-done) / avg
 		}
 		r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
-		select {
-		case s := <-r.speedCh:
+		if s := r.takeSpeed(); s != "" {
 			if err := r.applySpeed(p, s); err != nil {
 				r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
 			}
-		default:
 		}
 		r.sleep(ctx, poll)
 		if ctx.Err() != nil {

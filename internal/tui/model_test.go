@@ -276,7 +276,7 @@ func TestProgressToDone(t *testing.T) {
 	if got := f.run.Speeds(); len(got) != 1 || got[0] != engine.SpeedGentle {
 		t.Errorf("speed toggle sent %v, want [gentle]", got)
 	}
-	f.send(4*time.Second, engine.Event{Type: engine.EvWarning, Step: engine.StepRecover, Message: "recovery speed: gentle"})
+	f.send(4*time.Second, engine.Event{Type: engine.EvSpeed, Step: engine.StepRecover, Speed: engine.SpeedGentle, Message: "recovery speed: gentle"})
 	h.waitScreen("speed gentle (f: fast)")
 
 	f.send(6*time.Second, engine.Event{Type: engine.EvProgress, Step: engine.StepRecover, Progress: progressAt(100, 19*mib)})
@@ -284,8 +284,8 @@ func TestProgressToDone(t *testing.T) {
 	for _, k := range []engine.StepKind{engine.StepDropLive, engine.StepGrowArray, engine.StepGrowFS, engine.StepFinalize, engine.StepRestoreSpeed, engine.StepRelease} {
 		f.send(7*time.Second, engine.Event{Type: engine.EvStepStart, Step: k})
 		if k == engine.StepFinalize {
-			// Finalize reports its actions as progress without a bar.
-			f.send(7*time.Second, engine.Event{Type: engine.EvProgress, Step: k, Message: "fstab: / by UUID"})
+			// Finalize reports each of its actions as an info event.
+			f.send(7*time.Second, engine.Event{Type: engine.EvInfo, Step: k, Message: "fstab: / by UUID"})
 			if v := h.waitScreen("fstab: / by UUID"); !strings.Contains(v, "100.0%") {
 				t.Errorf("a finalize message wiped the recovery bar:\n%s", v)
 			}

@@ -13,10 +13,6 @@ import (
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
 
-// speedPrefix starts the warning the engine emits once a speed switch took
-// effect.
-const speedPrefix = "recovery speed: "
-
 // event folds one engine event into the model.
 func (m Model) event(e engine.Event) Model {
 	ev := eventMsg(e)
@@ -46,16 +42,16 @@ func (m Model) event(e engine.Event) Model {
 	case engine.EvProgress:
 		if e.Progress != nil && e.Step == engine.StepRecover {
 			m.prog = e.Progress
-		} else if e.Message != "" {
+		}
+	case engine.EvInfo:
+		if e.Message != "" {
 			m.stepNote[e.Step] = e.Message
 		}
+	case engine.EvSpeed:
+		m.runSpeed = e.Speed
+		m.speedAsked = ""
 	case engine.EvWarning:
-		if strings.HasPrefix(e.Message, speedPrefix) {
-			m.runSpeed = engine.Speed(strings.TrimPrefix(e.Message, speedPrefix))
-			m.speedAsked = ""
-		} else {
-			m.warning = e.Message
-		}
+		m.warning = e.Message
 	}
 	return m
 }
