@@ -188,25 +188,12 @@ func (h Host) Mounts() ([]Mount, error) {
 	return procfs.ParseMountinfo(f)
 }
 
-func parseDev(s string) (uint32, uint32, error) {
-	a, b, ok := strings.Cut(s, ":")
-	if !ok {
-		return 0, 0, fmt.Errorf("device number %q", s)
-	}
-	maj, err1 := strconv.ParseUint(a, 10, 32)
-	min, err2 := strconv.ParseUint(b, 10, 32)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("device number %q", s)
-	}
-	return uint32(maj), uint32(min), nil
-}
-
 func readDev(p string) (uint32, uint32, error) {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return 0, 0, err
 	}
-	return parseDev(strings.TrimSpace(string(b)))
+	return procfs.ParseDevNumber(strings.TrimSpace(string(b)))
 }
 
 func readUint(p string) (uint64, error) {

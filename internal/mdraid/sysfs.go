@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // Member is one leg of an array as the kernel sees it in
@@ -269,21 +271,7 @@ func readDevNumber(path string) (uint32, uint32, error) {
 }
 
 // ParseDevNumber parses "MAJ:MIN" as found in sysfs dev files.
-func ParseDevNumber(s string) (uint32, uint32, error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return 0, 0, fmt.Errorf("device number %q: want MAJOR:MINOR", s)
-	}
-	maj, err := strconv.ParseUint(a, 10, 32)
-	if err != nil {
-		return 0, 0, fmt.Errorf("device number %q: %w", s, err)
-	}
-	min, err := strconv.ParseUint(b, 10, 32)
-	if err != nil {
-		return 0, 0, fmt.Errorf("device number %q: %w", s, err)
-	}
-	return uint32(maj), uint32(min), nil
-}
+func ParseDevNumber(s string) (uint32, uint32, error) { return procfs.ParseDevNumber(s) }
 
 // ParseSyncCompleted parses md's sync_completed: "none", or "DONE / TOTAL"
 // in sectors. "delayed" and "pending" are reported as zero progress.

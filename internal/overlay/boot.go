@@ -12,6 +12,8 @@ import (
 
 	"github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // CreateSnapshot builds the dm snapshot name over origin with cow (device
@@ -201,7 +203,7 @@ func bindLoop(n int, backing *os.File, file string, readOnly bool) (Dev, error) 
 	d := Dev{Name: "loop" + strconv.Itoa(n), Path: "/dev/loop" + strconv.Itoa(n)}
 	// Minors are not always n (max_part shifts them): trust sysfs.
 	if s, err := os.ReadFile("/sys/class/block/" + d.Name + "/dev"); err == nil {
-		if d.Major, d.Minor, err = parseMajMin(string(s)); err != nil {
+		if d.Major, d.Minor, err = procfs.ParseDevNumber(string(s)); err != nil {
 			return Dev{}, err
 		}
 	} else {

@@ -109,7 +109,7 @@ func (h Host) resolve(d Dev) (Dev, error) {
 		if err != nil {
 			return Dev{}, fmt.Errorf("block device %s: %w", d.Name, err)
 		}
-		if d.Major, d.Minor, err = parseMajMin(s); err != nil {
+		if d.Major, d.Minor, err = procfs.ParseDevNumber(s); err != nil {
 			return Dev{}, fmt.Errorf("block device %s: %w", d.Name, err)
 		}
 	}
@@ -126,7 +126,7 @@ func (h Host) resolve(d Dev) (Dev, error) {
 
 // devByNumber resolves "7:1" as found in dm tables and mountinfo.
 func (h Host) devByNumber(majmin string) (Dev, error) {
-	ma, mi, err := parseMajMin(majmin)
+	ma, mi, err := procfs.ParseDevNumber(majmin)
 	if err != nil {
 		return Dev{}, err
 	}

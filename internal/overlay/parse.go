@@ -3,7 +3,6 @@ package overlay
 import (
 	"github.com/livemigrate/livemigrate/internal/procfs"
 
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,20 +118,6 @@ func ParseSnapshotTable(s string) (origin, cow string, persistent bool, chunk ui
 		}
 	}
 	return f[0], f[1], persistent, chunk, nil
-}
-
-// parseMajMin parses "7:1".
-func parseMajMin(s string) (major, minor uint32, err error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return 0, 0, fmt.Errorf("device number %q: want major:minor", s)
-	}
-	ma, err1 := strconv.ParseUint(a, 10, 32)
-	mi, err2 := strconv.ParseUint(b, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, fmt.Errorf("device number %q: %w", s, err)
-	}
-	return uint32(ma), uint32(mi), nil
 }
 
 // Mount is one line of /proc/self/mountinfo.

@@ -11,6 +11,8 @@ import (
 
 	devmapper "github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // SetupZram makes a zram device of size bytes (uncompressed capacity) for a
@@ -91,11 +93,11 @@ func ReplaceCOW(name, newCOW string) (old Dev, err error) {
 	if err != nil {
 		return Dev{}, fmt.Errorf("replace the COW of %s: %w", name, err)
 	}
-	omaj, omin, err := parseMajMin(origin)
+	omaj, omin, err := procfs.ParseDevNumber(origin)
 	if err != nil {
 		return Dev{}, err
 	}
-	cmaj, cmin, err := parseMajMin(cow)
+	cmaj, cmin, err := procfs.ParseDevNumber(cow)
 	if err != nil {
 		return Dev{}, err
 	}

@@ -69,7 +69,7 @@ func parseMountinfoLine(t string) (Mount, error) {
 	if m.ParentID, err = strconv.Atoi(f[1]); err != nil {
 		return Mount{}, fmt.Errorf("%q: parent id: %w", t, err)
 	}
-	if m.Major, m.Minor, err = parseMajMin(f[2]); err != nil {
+	if m.Major, m.Minor, err = ParseDevNumber(f[2]); err != nil {
 		return Mount{}, fmt.Errorf("%q: %w", t, err)
 	}
 	m.Root = Unescape(f[3])
@@ -139,8 +139,9 @@ func ParseMeminfo(r io.Reader) (map[string]uint64, error) {
 	return out, nil
 }
 
-// parseMajMin parses "7:1".
-func parseMajMin(s string) (major, minor uint32, err error) {
+// ParseDevNumber parses a device number as sysfs, mountinfo and dm tables
+// write it: "MAJOR:MINOR".
+func ParseDevNumber(s string) (major, minor uint32, err error) {
 	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
 	if !ok {
 		return 0, 0, fmt.Errorf("device number %q: want major:minor", s)

@@ -16,7 +16,7 @@ target=$(cmdline_get lmtest.target /dev/vda)
 speed=$(cmdline_get lmtest.speed fast)
 md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
 
-meminfo() { awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%d ", $1, $2 * 1024 }' /proc/meminfo; }
+meminfo() { awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo; }
 # num KEY: a number from the last "result" event of migrate --json.
 num() { grep '"event":"result"' /run/migrate.jsonl | tail -n1 | sed -n "s/.*\"$1\":\([0-9.e+]*\).*/\1/p"; }
 
