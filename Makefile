@@ -64,7 +64,7 @@ clean:
 # Debian's apt (the scripts install missing host packages). One VM at a time.
 QEMU_T := test/qemu
 
-.PHONY: qemu-all qemu-tui qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
+.PHONY: qemu-all qemu-faults qemu-tui qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
 
 qemu-fetch:
 	$(QEMU_T)/fetch.sh
@@ -98,10 +98,16 @@ qemu-all: build vmtest-bins
 	$(QEMU_T)/e2e.sh --no-build
 	$(QEMU_T)/e2e.sh --no-build --cow zram
 	$(QEMU_T)/tui.sh --no-build
+	$(QEMU_T)/faults.sh --no-build
 
 # The wizard in tmux on the live system, driven by send-keys to a migration.
 qemu-tui: build
 	$(QEMU_T)/tui.sh --no-build
+
+# Faults and interruptions: target errors and unplug mid-copy, COW nearly
+# full, signals at each step, SIGKILL and rerun, power cut, two at once.
+qemu-faults: build
+	$(QEMU_T)/faults.sh --no-build
 
 # Bad targets: each refused with its exit code, nothing written anywhere.
 qemu-refuse: build

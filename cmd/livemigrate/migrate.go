@@ -172,6 +172,15 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	}
 	_, plan, err := preflight()
 	if err != nil {
+		if engine.ExitCode(err) == engine.ExitBusyArray {
+			// The array being busy with another target is usually another
+			// livemigrate at work right now: say that, not how to continue it.
+			if lk, lerr := lock(); lerr != nil {
+				return o.fail(stderr, "migrate", lerr)
+			} else {
+				lk.Close()
+			}
+		}
 		return o.fail(stderr, "migrate", err)
 	}
 	if *dry {

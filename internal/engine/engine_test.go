@@ -330,6 +330,17 @@ func (k *fakeKernel) Remove(md string, maj, min uint32) error {
 	return nil
 }
 
+func (k *fakeKernel) RemoveByName(md, name string) error {
+	k.calls = append(k.calls, "remove-by-name "+name)
+	for i, m := range k.a.Members {
+		if m.Name == name {
+			k.a.Members = append(k.a.Members[:i], k.a.Members[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
 func (k *fakeKernel) SetSpeed(md, file string, l mdraid.SpeedLimit) error {
 	k.calls = append(k.calls, fmt.Sprintf("speed %s=%d/%v", file, l.KBs, l.Local))
 	return nil
@@ -672,5 +683,61 @@ func TestWholeDiskMode(t *testing.T) {
 	_, err = Preflight(liveSystem(), Target{Info: disk("vdb", 254, 16, GiB+1<<20)}, Request{Target: "/dev/vdb"})
 	if ExitCode(err) != ExitTooSmall || !strings.Contains(err.Error(), "/dev/vdb: is too small for a whole-disk install: it is 1.0 GiB") {
 		t.Errorf("tight disk: %v", err)
+	}
+}
+
+func TestResumeRestoresSystemSpeed(t *testing.T) {
+	sys := liveSystem()
+	// A killed fast run left its own limits behind.
+	sys.Array.SpeedMin = mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}
+	sys.Array.SpeedMax = mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}
+	p := plan(t, sys)
+	if p.SpeedMin.Local || p.SpeedMax.Local {
+		t.Errorf("limits to restore = %+v %+v, want the system defaults", p.SpeedMin, p.SpeedMax)
+	}
+}
+
+func TestRunTargetGone(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.onRead = func(n int) {
+		if n == 3 { // the disk is unplugged: md keeps a faulty member without a device
+			for i := range k.a.Members {
+				if k.a.Members[i].Name == "vdb" {
+					k.a.Members[i] = mdraid.Member{Name: "vdb", Slot: -1, States: []string{"faulty", "write_error"}, Gone: true}
+					k.a.SyncAction, k.a.SyncCompleted = "idle", nil
+				}
+			}
+		}
+	}
+	var evs []Event
+	p := plan(t, sys)
+	p.TargetName = "vdb"
+	_, err := runner(k, sys, &evs).Run(context.Background(), p)
+	if ExitCode(err) != ExitAborted || !strings.Contains(err.Error(), "disappeared") || !strings.Contains(err.Error(), "live session intact;") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(k.a.Members) != 1 || k.a.Members[0].Name != "dm-1" {
+		t.Errorf("members = %+v (calls %q)", k.a.Members, k.calls)
+	}
+}
+
+func TestLateInterruptIsNoted(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	var evs []Event
+	r := runner(k, sys, &evs)
+	r.Emit = func(e Event) {
+		evs = append(evs, e)
+		if e.Type == EvStepStart && e.Step == StepRelease {
+			cancel()
+		}
+	}
+	if _, err := r.Run(ctx, plan(t, sys)); err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != EvWarning || !strings.Contains(last.Message, "point of no return") {
+		t.Errorf("last event = %+v", last)
 	}
 }

@@ -34,6 +34,7 @@ func (k *SysKernel) Fail(md string, major, minor uint32) error {
 func (k *SysKernel) Remove(md string, major, minor uint32) error {
 	return k.MD.RemoveDevNum(md, major, minor)
 }
+func (k *SysKernel) RemoveByName(md, name string) error { return k.MD.RemoveByName(md, name) }
 func (k *SysKernel) SetSpeed(md, file string, l mdraid.SpeedLimit) error {
 	return k.MD.RestoreSpeed(md, file, l)
 }

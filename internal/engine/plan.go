@@ -240,7 +240,7 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		Array: a.Name, ArrayPath: a.Path, Given: req.Target, Target: dev, TargetName: in.Name,
 		TargetMajor: in.Major, TargetMinor: in.Minor, TargetBytes: in.SizeBytes,
 		LiveLeg: sys.LiveLeg, CopyBytes: a.SizeBytes, Speed: req.Speed,
-		SpeedMin: a.SpeedMin, SpeedMax: a.SpeedMax,
+		SpeedMin: originalLimit(a.SpeedMin), SpeedMax: originalLimit(a.SpeedMax),
 	}
 	if p.Speed == "" {
 		p.Speed = SpeedFast
@@ -324,7 +324,11 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("the live snapshot %s has overflowed or is invalid", sys.Stack.DMName), "the live root can no longer take writes; save your files elsewhere and reboot")
 			}
 			if free < p.COWNeedBytes {
-				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("only %s of copy-on-write space left, the migration needs about %s", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes)), "free RAM (close programs, delete files written in the live session) and try again")
+				hint := "the live session has written nearly all its copy-on-write space, and deleting files does not give it back: save your files elsewhere and boot again with a larger COW (rd.livemigrate.cowsize=, or rd.live.overlay.size= with dracut) or with zram (rd.livemigrate.cow=zram)"
+				if sys.MemAvail > 0 && free == sys.MemAvail {
+					hint = "the COW lives in RAM and RAM is nearly full: close programs to free memory, then try again"
+				}
+				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("only %s of copy-on-write space left, the migration needs about %s", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes)), hint)
 			}
 		} else {
 			p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
@@ -575,4 +579,14 @@ func trimFields(ls []string) []string {
 		out[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return out
+}
+
+// originalLimit undoes what a killed run may have left: livemigrate's own
+// fast value is not the user's setting, so the system default is what to
+// restore.
+func originalLimit(l mdraid.SpeedLimit) mdraid.SpeedLimit {
+	if l.Local && l.KBs == FastFloorKBs {
+		return mdraid.SpeedLimit{}
+	}
+	return l
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Kernel interface {
 	HotAdd(md, dev string) error
 	Fail(md string, major, minor uint32) error
 	Remove(md string, major, minor uint32) error
+	// RemoveByName takes a member out by its kernel name; it works when
+	// the device is gone.
+	RemoveByName(md, name string) error
 	SetSpeed(md, file string, l mdraid.SpeedLimit) error
 	GrowArray(md string) (uint64, error)
 	GrowFS(mountpoint, device string) (resize.Result, error)
@@ -175,6 +179,10 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 		r.emit(Event{Type: EvStepDone, Step: st.Kind, Message: msg})
 	}
+	if pastNoReturn && ctx.Err() != nil && !interruptNoted {
+		// The signal came during the last step: say so, the man page promises it.
+		r.emit(Event{Type: EvWarning, Message: "interrupt received after the point of no return: the migration was finished, which is the safe way out"})
+	}
 	return res, nil
 }
 
@@ -197,8 +205,20 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 			return "", err
 		}
 		p.TargetMajor, p.TargetMinor = maj, min
+		p.TargetName = filepath.Base(p.Target)
 		return fmt.Sprintf("%s partitioned; root partition %s (%d:%d)", p.Disk, p.Target, maj, min), nil
 	case StepHotAdd:
+		// A failed leg left behind by an earlier run (its disk gone or
+		// broken) would keep the array from taking the new one cleanly.
+		if a, err := r.K.ReadArray(p.Array); err == nil {
+			for _, m := range a.Members {
+				if m.Faulty() {
+					if err := r.K.RemoveByName(p.Array, m.Name); err != nil {
+						return "", fmt.Errorf("take the failed leg %s out of %s first: %w", m.Name, p.ArrayPath, err)
+					}
+				}
+			}
+		}
 		if err := r.K.HotAdd(p.Array, p.Target); err != nil {
 			return "", err
 		}
@@ -328,6 +348,9 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 		}
 		t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
 		if !ok {
+			if g, gone := a.Member(p.TargetName); gone && g.Gone {
+				return "", fmt.Errorf("%s disappeared during recovery (unplugged or removed); md failed it", p.Target)
+			}
 			return "", fmt.Errorf("md dropped %s from %s during recovery (the device disappeared or failed)", p.Target, p.ArrayPath)
 		}
 		if t.Faulty() {
@@ -413,7 +436,17 @@ func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
 	r.emit(Event{Type: EvWarning, Step: at, Message: fmt.Sprintf("stopping: %v; taking %s out of %s again", cause, p.Target, p.ArrayPath)})
 	var errs []error
 	if a, err := r.K.ReadArray(p.Array); err == nil {
-		if m, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor); ok {
+		for _, m := range a.Members {
+			isTarget := (m.Major == p.TargetMajor && m.Minor == p.TargetMinor && !m.Gone) || (p.TargetName != "" && m.Name == p.TargetName)
+			if !isTarget {
+				continue
+			}
+			if m.Gone {
+				if err := r.K.RemoveByName(p.Array, m.Name); err != nil {
+					errs = append(errs, fmt.Errorf("remove %s: %w", p.Target, err))
+				}
+				continue
+			}
 			if !m.Faulty() {
 				if err := r.K.Fail(p.Array, m.Major, m.Minor); err != nil {
 					errs = append(errs, fmt.Errorf("fail %s: %w", p.Target, err))

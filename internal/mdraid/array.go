@@ -364,3 +364,49 @@ func MaxComponentKiB(a *Array) (uint64, error) {
 	}
 	return min, nil
 }
+
+// RemoveByName takes member name (e.g. "vdc3") out of md through sysfs,
+// failing it first if needed. It works when the member's device node and
+// number are gone, which the ioctls need.
+func (c Controller) RemoveByName(md, name string) error {
+	mdn, err := NameOf(md)
+	if err != nil {
+		return err
+	}
+	state := filepath.Join(c.Sys.mdDir(mdn), "dev-"+name, "state")
+	if _, err := os.Stat(state); errors.Is(err, os.ErrNotExist) {
+		return nil // already out
+	}
+	a, err := c.Sys.Read(mdn)
+	if err != nil {
+		return fmt.Errorf("remove %s from %s: %w", name, mdn, err)
+	}
+	m, ok := a.Member(name)
+	if !ok {
+		return nil
+	}
+	if !m.Faulty() {
+		if m.InSync() {
+			n := 0
+			for _, o := range a.Members {
+				if o.InSync() {
+					n++
+				}
+			}
+			if n == 1 {
+				return fmt.Errorf("remove %s from %s: it is the array's last in-sync leg", name, mdn)
+			}
+		}
+		if err := os.WriteFile(state, []byte("faulty"), 0); err != nil {
+			return fmt.Errorf("fail %s in %s: %w", name, mdn, err)
+		}
+	}
+	var werr error
+	for i := 0; i < 50; i++ {
+		if werr = os.WriteFile(state, []byte("remove"), 0); werr == nil || errors.Is(werr, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("remove %s from %s: %w", name, mdn, werr)
+}

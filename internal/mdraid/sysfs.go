@@ -22,6 +22,9 @@ type Member struct {
 	States        []string `json:"states"` // in_sync, faulty, spare, write_mostly, blocked...
 	SizeKiB       uint64   `json:"size_kib"`
 	RecoveryStart uint64   `json:"recovery_start,omitempty"` // sectors already rebuilt onto this leg while recovering
+	// Gone: the device under this member has disappeared (its number is
+	// unknown); only RemoveByName can take it out.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Has reports whether the kernel lists state s for the member.
@@ -245,9 +248,13 @@ func readMember(dir string) (Member, error) {
 	if v, err := readTrim(filepath.Join(dir, "recovery_start")); err == nil && v != "none" {
 		m.RecoveryStart, _ = strconv.ParseUint(v, 10, 64)
 	}
-	// dev-X/block is a link to the component's sysfs directory.
+	// dev-X/block is a link to the component's sysfs directory. It
+	// dangles once the device is gone (a hot-unplugged disk): md still
+	// lists the member, faulty, until it is removed.
 	if maj, min, err := readDevNumber(filepath.Join(dir, "block", "dev")); err == nil {
 		m.Major, m.Minor = maj, min
+	} else if errors.Is(err, os.ErrNotExist) {
+		m.Gone = true
 	} else {
 		return m, fmt.Errorf("%s device number: %w", m.Name, err)
 	}

@@ -27,7 +27,8 @@ DEB_DIR=$QEMU_DIR/debian
 
 flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|initramfs-tools OUT}
 out=${2:?usage: mkinitrd.sh FLAVOUR OUT}
-hookdir=$REPO_ROOT/initrd-hook
+# LM_INITRD_HOOK_DIR: another copy of initrd-hook/ (to try a change).
+hookdir=${LM_INITRD_HOOK_DIR:-$REPO_ROOT/initrd-hook}
 lmbin=${LM_BIN:-$REPO_ROOT/bin/livemigrate}
 
 tarball=$("$DEB_DIR/mkroot.sh")

@@ -15,6 +15,7 @@
 #             under a writer, `systemctl poweroff`; then the target alone
 #             (direct kernel boot, root=UUID=, same flavour's initrd): the
 #             "verify" scenario, ending with `systemctl reboot`
+#   verify    only the second half of migrate (target of the last run)
 #   grub-bios / grub-uefi
 #             the ISO through GRUB (SeaBIOS / OVMF), "boot" scenario
 #
@@ -68,6 +69,11 @@ dracut*) live_args="root=live:CDLABEL=$LIVE_LABEL rd.live.image rd.emergency=pow
 initramfs-tools) live_args="boot=livemigrate root=live:CDLABEL=$LIVE_LABEL" ;;
 esac
 test_args="systemd.mask=mdadm-shutdown.service systemd.mask=dracut-shutdown.service"
+# Booting the target: a root that never shows up must end the boot (dracut
+# with systemd waits without limit otherwise). Not rootdelay=: the
+# initramfs-tools /init sleeps that long unconditionally (it gives up on a
+# missing root after 30 s by itself, and panic=1 then ends the VM).
+verify_args="rd.timeout=120 rd.emergency=poweroff"
 
 # watch_end DIR: in the background, note the host time at which the guest
 # says it is about to shut down (fact end=...), for the shutdown timing.
@@ -118,23 +124,34 @@ vm() {
 	[[ $(cat "$dir/ending") == "$want" ]] || die "[$name] guest did not end with $want (see $dir/console.log)"
 }
 
-# grub_vm NAME bios|uefi: boot the ISO through GRUB. The ISO's grub.cfg is
-# replaced (xorriso replays the boot records of the original) by one whose
-# default entry is this flavour with the "boot" scenario: the same medium
-# otherwise, made in seconds.
+# grub_vm NAME bios|uefi: boot the ISO through GRUB. A copy of the ISO
+# whose grub.cfg boots this flavour with the "boot" scenario by default:
+# the same files (extracted with xorriso), remade with grub-mkrescue, in
+# seconds. (Rewriting the ISO in place with xorriso's boot-image replay
+# fails on grub-mkrescue's overlapping GPT entries.)
 grub_vm() {
 	local name=$1 fw=$2 dir=$out/runs/$1 iso start wpid rc=0
 	mkdir -p "$dir"
-	rm -f "$dir"/{facts.txt,console.log,t_end_request,timing}
+	rm -rf "$dir"/{facts.txt,console.log,t_end_request,timing,tree}
 	iso=$dir/grubtest.iso
-	xorriso -osirrox on -indev "$LIVE_ISO" -extract /boot/grub/grub.cfg "$dir/grub.cfg.orig" >/dev/null 2>&1
-	sed -e "s/^set default=.*/set default=$flavour/" -e 's/^set timeout=.*/set timeout=1/' \
-		-e "s|^\(\tlinux .*\)$|\1 $test_args lmtest.scenario=boot $extra|" \
-		"$dir/grub.cfg.orig" >"$dir/grub.cfg"
+	xorriso -osirrox on -indev "$LIVE_ISO" -extract /LiveOS "$dir/tree/LiveOS" \
+		-extract /boot/vmlinuz "$dir/tree/boot/vmlinuz" \
+		-extract /boot/grub/grub.cfg "$dir/tree/boot/grub/grub.cfg" >"$dir/xorriso.log" 2>&1 ||
+		{ cat "$dir/xorriso.log" >&2; die "xorriso could not read $LIVE_ISO"; }
+	xorriso -osirrox on -indev "$LIVE_ISO" -extract "/boot/initrd-$flavour.img" "$dir/tree/boot/initrd-$flavour.img" >>"$dir/xorriso.log" 2>&1
+	chmod -R u+w "$dir/tree"
+	# Only this flavour's entry is kept (its initrd is the only one copied).
+	awk -v f="$flavour" -v extra="$test_args lmtest.scenario=boot $extra" '
+		/^menuentry / { keep = (index($0, "--id " f " {") > 0) }
+		/^menuentry / || inentry { inentry = !/^}/; if (!keep) next }
+		/^\tlinux / { $0 = $0 " " extra }
+		/^set timeout=/ { $0 = "set timeout=1" }
+		{ print }' "$dir/tree/boot/grub/grub.cfg" >"$dir/grub.cfg"
+	cp "$dir/grub.cfg" "$dir/tree/boot/grub/grub.cfg"
 	rm -f "$iso"
-	xorriso -indev "$LIVE_ISO" -outdev "$iso" -boot_image any replay \
-		-map "$dir/grub.cfg" /boot/grub/grub.cfg >"$dir/xorriso.log" 2>&1 ||
-		{ cat "$dir/xorriso.log" >&2; die "xorriso could not rewrite the ISO"; }
+	grub-mkrescue -o "$iso" "$dir/tree" -- -volid "$LIVE_LABEL" >"$dir/grub-mkrescue.log" 2>&1 ||
+		{ cat "$dir/grub-mkrescue.log" >&2; die "grub-mkrescue failed"; }
+	rm -rf "$dir/tree"
 	local fwargs=()
 	if [[ $fw == uefi ]]; then
 		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$dir/vars.fd"
@@ -204,22 +221,57 @@ migrate)
 	for k in pre_root_source migrate_seconds recovered_bytes recovery_bps acked post_root_source post_dm post_loops post_live_mounted post_failed_units post_system_state post_initramfs_units; do
 		log "  $k: $(facts_get "$F" "$k")"
 	done
+	;&
+verify)
+	# (Also on its own: the target and facts of the last migrate run.)
+	target=$out/runs/$flavour-target.img
+	F=$out/runs/$flavour-migrate/facts.txt
+	[[ -s $target && -s $F ]] || die "no migrated target of $flavour; run --scenario migrate"
 	acked=$(facts_get "$F" acked)
 	session_sha=$(facts_get "$F" session_sha)
-	uuid=$(blkid -o value -s UUID "$target")
-	[[ $uuid == "$ROOTFS_UUID" ]] || log "WARNING: target UUID $uuid is not the live root's ($ROOTFS_UUID)"
+	# livemigrate may partition the target: the root is the filesystem
+	# the guest had as / after the migration, found by its UUID.
+	uuid=$(facts_get "$F" post_root_uuid)
+	# (Older runs did not report it: take it from livemigrate's own status
+	# after the migration, else the live root's, which livemigrate keeps.)
+	[[ -n $uuid ]] || uuid=$(facts_get "$F" post_status | grep -o '"UUID": *"[^"]*"' | head -n1 | cut -d'"' -f4 || true)
+	[[ -n $uuid ]] || uuid=$ROOTFS_UUID
+	[[ -n $uuid ]] || die "cannot tell the target's root filesystem UUID"
+	[[ $uuid == "$ROOTFS_UUID" ]] || log "note: target UUID $uuid is not the live root's ($ROOTFS_UUID)"
+	timeout0=${timeout0:-$timeout}
 	# The target alone: no medium, plain root=UUID=, then a clean reboot.
 	# dpkg --verify reads every packaged file: allow for it.
 	timeout=$((timeout0 + 300))
 	vm "$flavour-verify" restart --disk "$target" \
-		--append "root=UUID=$uuid rw $test_args lmtest.scenario=verify lmtest.upto=$acked lmtest.end=reboot $extra" \
-		--expect scenario_rc=0 --expect verify_rc=0 --expect mdstat_arrays=0 --expect dm_devices=0 \
+		--append "root=UUID=$uuid rw $verify_args $test_args lmtest.scenario=verify lmtest.upto=$acked lmtest.end=reboot $extra" \
+		--expect scenario_rc=0 --expect verify_rc=0 --expect dm_devices=0 \
 		--expect "session_sha=$session_sha"
 	V=$out/runs/$flavour-verify/facts.txt
+	# No md array: /proc/mdstat lists none, or does not exist at all (no
+	# md module loaded: the harness's count is then empty).
+	[[ $(facts_get "$V" mdstat_arrays) =~ ^0?$ ]] || die "md arrays on the target: $(facts_lines "$V" mdstat | tr '\n' '|')"
 	for k in root_source root_fstype verify dpkg_verify_rc dpkg_verify_lines dpkg_verify_seconds system_state; do
 		log "  $k: $(facts_get "$V" "$k")"
 	done
-	e2fsck -fn "$target" >&2 || die "host e2fsck found problems on the target"
+	# The host's e2fsck as the last referee, on the partition (if any)
+	# that holds the root filesystem. Loops at the partitions' offsets:
+	# this host may have no udev to make loopNpM nodes.
+	part='' rc=99
+	while read -r pstart psize; do
+		loopdev=$(losetup --find --show --read-only --offset $((pstart * 512)) --sizelimit $((psize * 512)) "$target")
+		if [[ $(blkid -o value -s UUID "$loopdev" || true) == "$uuid" ]]; then
+			part="$target (sectors $pstart+$psize)"
+			rc=0
+			e2fsck -fn "$loopdev" >&2 || rc=$?
+		fi
+		losetup -d "$loopdev"
+		[[ -n $part ]] && break
+	done < <(# "IMG3 : start=  528384, size= 7860191, type=..." per partition,
+		# then the whole image (a target used without a partition table).
+		sfdisk -d "$target" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\), *size= *\([0-9]*\).*/\1 \2/p'
+		echo "0 $(($(stat -c %s "$target") / 512))")
+	((rc == 0)) || die "host e2fsck on ${part:-the target (no filesystem $uuid found)} failed (rc=$rc)"
+	log "host e2fsck -fn $part (UUID $uuid): clean"
 	;;
 *) die "run.sh: unknown scenario $scenario" ;;
 esac

@@ -134,11 +134,13 @@ newloop() {
 }
 
 move_and_switch() {
+	# Checked before /dev moves: fail reports on /dev/ttyS1, which must
+	# still be there for the host to learn why the boot stopped.
+	[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "no /sbin/init on the new root"
 	for d in run dev proc sys; do
 		mkdir -p "/newroot/$d" 2>/dev/null
 		mount --move "/$d" "/newroot/$d" || fail "cannot move /$d into the new root"
 	done
-	[ -x /newroot/sbin/init ] || [ -L /newroot/sbin/init ] || fail "no /sbin/init on the new root"
 	fact initrd_switch "$(cut -d' ' -f1 /newroot/proc/uptime)"
 	# switch_root empties the initramfs; /overlay survives only as the open,
 	# deleted backing file of the COW loop (as with dracut).

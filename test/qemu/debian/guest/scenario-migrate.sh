@@ -20,5 +20,8 @@ fact post_system_state "$(systemctl is-system-running 2>&1)"
 fact post_initramfs_units "$(systemctl list-units --no-legend --plain --all 'run-initramfs*' 2>&1 | tr '\n' ' ')"
 lsblk -o NAME,TYPE,SIZE,FSTYPE,MOUNTPOINT >/run/lsblk 2>&1
 fact_file post_lsblk /run/lsblk
-fact target_uuid "$(blkid -o value -s UUID "$(cmdline_get lmtest.target /dev/vda)" 2>&1)"
+# The filesystem now under / (on the target, maybe in a partition
+# livemigrate made): the next boot's root=UUID=.
+fact post_root_uuid "$(findmnt -n -o UUID /)"
+fact post_root_member "$(cd "/sys/block/${md#/dev/}/slaves" 2>&1 && echo *)"
 [ "$mrc" = 0 ]
