@@ -279,6 +279,30 @@ func cowFSType(s *Stack, ms []Mount) string {
 func discoverMedium(h Host, s *Stack, ms []Mount) error {
 	file := strings.TrimSuffix(s.OriginFile, deletedSuffix)
 	m, ok := mountFor(ms, file)
+	// The path the loop shows may no longer lead to the file: dracut
+	// lazily unmounts its squashfs once the origin loop holds rootfs.img,
+	// and the path then falls through to /run. The loop itself still knows
+	// which device its file lives on.
+	if st, err := h.querier().LoopStatus(s.OriginLoop); err == nil && (st.BackingMajor != 0 || st.BackingMinor != 0) &&
+		(!ok || m.Major != st.BackingMajor || m.Minor != st.BackingMinor) {
+		d, err := h.resolve(Dev{Major: st.BackingMajor, Minor: st.BackingMinor})
+		if err == nil && d.isLoop() {
+			s.SquashfsLoop = d // a squashfs with no mount left
+			b, err := h.loopBacking(d)
+			if err != nil || b == "" {
+				return fmt.Errorf("discover live stack: backing file of squashfs loop %s: not bound (%v)", d, err)
+			}
+			s.SquashfsFile = b
+			file = strings.TrimSuffix(b, deletedSuffix)
+			if m, ok = mountFor(ms, file); !ok || ramFS(m.FSType) || m.MountPoint == "/" {
+				if ok && ramFS(m.FSType) {
+					s.RAMImage = file
+				}
+				return nil
+			}
+			return setMedium(h, s, ms, m)
+		}
+	}
 	if !ok {
 		return nil // the origin file is outside our view; nothing more to release
 	}

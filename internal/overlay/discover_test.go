@@ -219,3 +219,39 @@ func TestDiscoverErrors(t *testing.T) {
 		t.Errorf("Discover without mountinfo: %v", err)
 	}
 }
+
+// dracut lazily unmounts /run/initramfs/squashfs once loop1 holds
+// rootfs.img: the path in loop1's backing_file then falls through to /run,
+// and only LOOP_GET_STATUS64's device number leads to the squashfs loop.
+func TestDiscoverLazySquashfs(t *testing.T) {
+	tr, q := dracutTree(t)
+	tr.write("/proc/self/mountinfo", mountRoot+mountCD)
+	q.loops["loop1"] = LoopStatus{BackingMajor: 7, BackingMinor: 0, BackingInode: 12}
+	h := tr.host(q)
+	s, err := Discover(h, Dev{Name: "dm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SquashfsMount != "" || s.SquashfsLoop.Name != "loop0" || s.SquashfsFile != squashfsImg || s.RAMImage != "" {
+		t.Errorf("squashfs = %q %+v %q, RAM image %q", s.SquashfsMount, s.SquashfsLoop, s.SquashfsFile, s.RAMImage)
+	}
+	if s.MediumMount != "/run/initramfs/live" || s.Medium.Name != "sr0" || !s.MediumIsCD {
+		t.Errorf("medium = %q %+v %v", s.MediumMount, s.Medium, s.MediumIsCD)
+	}
+	a := &fakeActuator{tr: tr}
+	tr.dropFromArray("dm-1")
+	rep, err := Release(h, a, s, ReleaseOptions{Eject: true})
+	if err != nil {
+		t.Fatalf("release: %v (%+v)", err, rep.Steps)
+	}
+	want := "detach loop0 (squashfs, backing " + squashfsImg + ", already unmounted)"
+	found := false
+	for _, st := range rep.Steps {
+		if st.What == want && st.Result == StepDone {
+			found = true
+		}
+	}
+	if !found || !rep.Ejected {
+		t.Errorf("steps = %+v, ejected %v", rep.Steps, rep.Ejected)
+	}
+}

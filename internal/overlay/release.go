@@ -123,6 +123,12 @@ func Release(h Host, a Actuator, s *Stack, opts ReleaseOptions) (ReleaseReport, 
 	}
 
 	mediumFree := originOK // nothing above the medium holds it any more
+	if s.SquashfsMount == "" && s.SquashfsLoop.isLoop() {
+		// Lazily unmounted already (dracut): the squashfs went away with
+		// the origin loop; its own loop is what still holds the medium.
+		what := fmt.Sprintf("detach %s (squashfs, backing %s, already unmounted)", s.SquashfsLoop, s.SquashfsFile)
+		mediumFree = r.blockedUnless(originOK, what, s.OriginLoop.Name) && r.detachLoop(what, s.SquashfsLoop, s.SquashfsFile)
+	}
 	if s.SquashfsMount != "" {
 		what := fmt.Sprintf("unmount %s (squashfs on %s)", s.SquashfsMount, s.SquashfsLoop)
 		sqOK := r.blockedUnless(originOK, what, s.OriginLoop.Name) && r.unmount(what, s.SquashfsMount, s.SquashfsLoop)
@@ -143,7 +149,7 @@ func Release(h Host, a Actuator, s *Stack, opts ReleaseOptions) (ReleaseReport, 
 			r.add(what, StepKept, nil)
 		default:
 			holder := s.SquashfsLoop.Name
-			if s.SquashfsMount == "" {
+			if s.SquashfsLoop.IsZero() {
 				holder = s.OriginLoop.Name
 			}
 			unmounted := r.blockedUnless(mediumFree, what, holder) && r.unmount(what, s.MediumMount, s.Medium)
