@@ -47,9 +47,10 @@ deps:
 	$(GO) mod download
 
 # Everything: static checks, unit tests, bounded fuzzing, then the proofs in
-# QEMU (package tests against the real md/dm, the live boot, refusals of
-# bad targets, the end-to-end migration).
-test: deps fmt-check vet unit fuzz qemu-all
+# QEMU: package tests against the real md/dm, the busybox live boot,
+# refusals of bad targets, faults, the wizard, the end-to-end migration on
+# both COW kinds, then the real Debian live ISO with each initrd flavour.
+test: deps fmt-check vet unit fuzz qemu-all debian-all
 
 # The demo: build the live image, boot it, migrate it onto a blank disk while
 # a writer runs, boot the disk alone and check it.
@@ -126,7 +127,7 @@ qemu-lint:
 DEBIAN_T        := test/qemu/debian
 DEBIAN_FLAVOURS ?= dracut dracut-nosystemd initramfs-tools
 
-.PHONY: debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-lint
+.PHONY: debian-all debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-lint
 
 debian-root:
 	$(DEBIAN_T)/mkroot.sh
@@ -151,6 +152,15 @@ debian-grub: debian-iso
 # disk alone, verify, reboot.
 debian-migrate: debian-iso
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
+
+# Everything the Debian ISO proves, for make test: each flavour migrates and
+# its target boots alone; dracut also reboots cleanly and boots through GRUB
+# on BIOS and UEFI.
+debian-all: debian-iso
+	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario reboot
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
 
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck

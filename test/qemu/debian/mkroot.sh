@@ -49,7 +49,11 @@ SOURCES=${LM_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 [[ -r $SOURCES ]] || die "no apt sources at $SOURCES (set LM_DEBIAN_SOURCES)"
 PKGS=(systemd-sysv linux-image-amd64 udev kmod util-linux e2fsprogs mdadm
 	dmsetup procps iproute2 sudo openssh-server login passwd
-	dbus libpam-systemd less)
+	dbus libpam-systemd less
+	# What finalize needs to make an install bootable on its own: GRUB's
+	# tools and both platforms' files (not grub-pc, whose postinst would
+	# want a disk), and mkfs.vfat for the ESP.
+	grub2-common grub-pc-bin grub-efi-amd64-bin dosfstools)
 # Downloaded (not installed) so that mkinitrd.sh can install the dracut
 # flavour offline in its own copy of the root.
 EXTRA_DEBS=(dracut dracut-live)
