@@ -153,12 +153,17 @@ debian-grub: debian-iso
 debian-migrate: debian-iso
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
 
-# Everything the Debian ISO proves, for make test: each flavour migrates and
-# its target boots alone; dracut also reboots cleanly and boots through GRUB
-# on BIOS and UEFI.
+# Everything the Debian ISO proves, for make test: each flavour reboots
+# cleanly before migrating, migrates under a writer and powers off, and its
+# target boots alone and reboots; the COW on zram boots with both hook kinds
+# and migrates with initramfs-tools; the ISO boots through GRUB on BIOS and
+# UEFI.
 debian-all: debian-iso
+	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario reboot || exit 1; done
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario reboot
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario zram
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario zram
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario migrate --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G"
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
 

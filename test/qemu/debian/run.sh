@@ -3,7 +3,7 @@
 # time, and check what the guest reports on its facts port (ttyS1).
 #
 #   run.sh [--flavour dracut|dracut-nosystemd|initramfs-tools]
-#          [--scenario boot|reboot|migrate|grub-bios|grub-uefi]
+#          [--scenario boot|reboot|zram|migrate|grub-bios|grub-uefi]
 #          [--no-build] [--no-images] [--timeout SECS] [--mem MiB]
 #          [--target-size 4G] [--speed fast|gentle] [--append "ARGS"]
 #
@@ -202,6 +202,23 @@ boot | reboot)
 		--append "$live_args $test_args lmtest.scenario=boot lmtest.end=$end $extra" \
 		--expect scenario_rc=0
 	show_boot "$out/runs/$flavour-$scenario"
+	;;
+zram)
+	# The COW in compressed RAM (rd.livemigrate.cow=zram): dracut swaps
+	# dmsquash-live's COW file for zram, initramfs-tools' boot mode makes
+	# zram directly. status must show a zram COW with data compressed.
+	vm "$flavour-zram" power-down --cdrom "$LIVE_ISO" \
+		--append "$live_args $test_args rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.scenario=boot lmtest.end=poweroff $extra" \
+		--expect scenario_rc=0
+	show_boot "$out/runs/$flavour-zram"
+	st=$(facts_get "$out/runs/$flavour-zram/facts.txt" status)
+	[[ $st == *'"COWKind": "zram"'* ]] || die "$flavour zram: the COW is not zram: ${st:0:300}"
+	[[ $(facts_get "$out/runs/$flavour-zram/facts.txt" root_source) == /dev/md127 ]] || die "$flavour zram: / is not on md127"
+	if [[ $st =~ \"OrigDataBytes\":\ ([0-9]+),\ *\"ComprDataBytes\":\ ([0-9]+) ]] && ((BASH_REMATCH[2] > 0)); then
+		log "$flavour zram: $((BASH_REMATCH[1] / 1024)) KiB of session data compressed to $((BASH_REMATCH[2] / 1024)) KiB"
+	else
+		die "$flavour zram: status shows no compressed data: ${st:0:300}"
+	fi
 	;;
 grub-bios) grub_vm "$flavour-grub-bios" bios; show_boot "$out/runs/$flavour-grub-bios" ;;
 grub-uefi) grub_vm "$flavour-grub-uefi" uefi; show_boot "$out/runs/$flavour-grub-uefi" ;;
