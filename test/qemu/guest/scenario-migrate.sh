@@ -47,9 +47,12 @@ sleep 2
 
 a0=$(cat /run/acked)
 t0=$(cut -d' ' -f1 /proc/uptime)
-# --no-finalize: this busybox root is no distribution (no GRUB, no
-# initramfs generator); finalize is proven on the Debian image.
-livemigrate migrate --target "$target" --yes --json --speed "$speed" --no-finalize >/run/migrate.jsonl 2>/run/migrate.err &
+# --no-finalize unless lmtest.finalize=1: the busybox root is no
+# distribution (no GRUB, no initramfs generator).
+fin=--no-finalize
+[ "$(cmdline_get lmtest.finalize 0)" = 1 ] && fin=
+# shellcheck disable=SC2086 # $fin is one optional word
+livemigrate migrate --target "$target" --yes --json --speed "$speed" $fin >/run/migrate.jsonl 2>/run/migrate.err &
 mpid=$!
 # While md copies, compare mdadm's view with livemigrate's every half second.
 # A sample is taken twice before it counts as a mismatch: the two tools read
