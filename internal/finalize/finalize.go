@@ -10,6 +10,7 @@ package finalize
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -20,14 +21,28 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Runner runs a command and returns its combined output.
 type Runner func(name string, args ...string) ([]byte, error)
 
+// CommandTimeout bounds each command finalize runs. Rebuilding an
+// initramfs under emulation takes minutes; anything past this is stuck,
+// and a stuck finalize must fail with the command's name rather than hold
+// the live stack (released after finalize) forever.
+var CommandTimeout = 15 * time.Minute
+
 // ExecRunner runs commands for real.
 func ExecRunner(name string, args ...string) ([]byte, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = nil // nothing may wait for an answer
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("%s %s: still running after %v, stopped: %s", name, strings.Join(args, " "), CommandTimeout, lastLines(out, 3))
+	}
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLines(out, 3))
 	}

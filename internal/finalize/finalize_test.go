@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeRoot is a Debian live root as a live image leaves it.
@@ -223,4 +224,21 @@ func FuzzFstabFor(f *testing.F) {
 			t.Fatalf("%d root entries in %q", n, out)
 		}
 	})
+}
+
+func TestExecRunnerTimeout(t *testing.T) {
+	old := CommandTimeout
+	CommandTimeout = 200 * time.Millisecond
+	defer func() { CommandTimeout = old }()
+	start := time.Now()
+	_, err := ExecRunner("sleep", "5")
+	if err == nil || !strings.Contains(err.Error(), "sleep 5: still running after 200ms, stopped") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+	if _, err := ExecRunner("false"); err == nil || !strings.Contains(err.Error(), "false") {
+		t.Errorf("false: %v", err)
+	}
 }
