@@ -179,18 +179,16 @@ func (c Controller) Fail(md, dev string) error {
 	return nil
 }
 
-// Remove takes a faulty or spare leg out of md. md may hold the leg busy for
-// a moment after it failed, so EBUSY is retried for a few seconds.
+// Remove takes a faulty or spare leg out of md; see RemoveDevNum.
 func (c Controller) Remove(md, dev string) error {
-	var err error
-	for i := 0; i < 50; i++ {
-		err = c.devOp(md, dev, ioHotRemove, "remove")
-		if !errors.Is(err, unix.EBUSY) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
+	maj, min, err := devNumber(dev)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", dev, err)
 	}
-	return err
+	if err := c.RemoveDevNum(md, maj, min); err != nil {
+		return fmt.Errorf("%s: %w", dev, err)
+	}
+	return nil
 }
 
 // FailDevNum and RemoveDevNum act on a member known only by its device number,
@@ -221,7 +219,8 @@ func (c Controller) FailDevNum(md string, major, minor uint32) error {
 	return c.devNumOp(md, major, minor, ioSetFaulty, "fail")
 }
 
-// RemoveDevNum: see FailDevNum.
+// RemoveDevNum takes a faulty or spare leg out of md. md may hold the leg
+// busy for a moment after it failed, so EBUSY is retried for a few seconds.
 func (c Controller) RemoveDevNum(md string, major, minor uint32) error {
 	var err error
 	for i := 0; i < 50; i++ {
