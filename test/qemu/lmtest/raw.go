@@ -7,39 +7,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/bootopt"
 )
 
 const rawChunk = 1 << 20 // 1 MiB, a multiple of any logical block size
 
-// parseSize reads "256M", "1G", "512K", "4096" (binary units) as bytes.
+// parseSize reads "256M", "1G", "512K", "4096" (binary units) as bytes,
+// with the product's own parser of sizes.
 func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	if s != "" {
-		switch strings.ToUpper(s[len(s)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		case "T":
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	n, err := bootopt.ParseSize(strings.TrimSpace(s))
+	if err != nil || n > 1<<62 {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
-	return n * mult, nil
+	return int64(n), nil
 }
 
 // rawPattern fills chunk number i with a pattern unique to its offset, so
