@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,18 @@ type SysKernel struct {
 	Host    overlay.Host
 	Act     overlay.Actuator
 	Release overlay.ReleaseOptions
+
+	// diskHold keeps a freshly partitioned disk locked against udev's
+	// partition reread until its root partition is in the array (see
+	// partition.WriteHeld).
+	diskHold io.Closer
+}
+
+func (k *SysKernel) releaseDisk() {
+	if k.diskHold != nil {
+		k.diskHold.Close()
+		k.diskHold = nil
+	}
 }
 
 // NewSysKernel returns the real kernel with the given release options.
@@ -27,7 +40,10 @@ func NewSysKernel(opts overlay.ReleaseOptions) *SysKernel {
 }
 
 func (k *SysKernel) ReadArray(name string) (*mdraid.Array, error) { return k.MD.Sys.Read(name) }
-func (k *SysKernel) HotAdd(md, dev string) error                  { return k.MD.HotAdd(md, dev) }
+func (k *SysKernel) HotAdd(md, dev string) error {
+	defer k.releaseDisk()
+	return k.MD.HotAdd(md, dev)
+}
 func (k *SysKernel) Fail(md string, major, minor uint32) error {
 	return k.MD.FailDevNum(md, major, minor)
 }
@@ -58,14 +74,19 @@ func (k *SysKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool
 }
 
 func (k *SysKernel) Partition(disk string, l *partition.Layout, root string) (uint32, uint32, error) {
-	if err := partition.Write(disk, *l); err != nil {
+	k.releaseDisk()
+	hold, err := partition.WriteHeld(disk, *l)
+	if err != nil {
 		return 0, 0, err
 	}
+	k.diskHold = hold
 	if err := partition.WaitForPartition(root, 10*time.Second); err != nil {
+		k.releaseDisk()
 		return 0, 0, err
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(root, &st); err != nil {
+		k.releaseDisk()
 		return 0, 0, fmt.Errorf("partitioned %s, but %s: %w", disk, root, err)
 	}
 	return unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)), nil

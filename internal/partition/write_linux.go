@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -34,17 +35,49 @@ import (
 // devPath may also be a regular image file, which gets the same bytes and
 // no kernel notification.
 func Write(devPath string, l Layout) error {
+	hold, err := WriteHeld(devPath, l)
+	if hold != nil {
+		hold.Close()
+	}
+	return err
+}
+
+// WriteHeld is Write that keeps the disk locked against udev until the
+// caller closes the returned file (nil for an image file or on error).
+//
+// Closing a disk that was open for writing makes udev synthesize a change
+// event, and for a whole disk systemd-udevd then rereads its partition
+// table (BLKRRPART) unless it can not take the disk's exclusive BSD lock.
+// That reread deletes and re-adds every partition: a partition handed to md
+// in between is gone under md ("disappeared during recovery", seen in the
+// Debian VM). So the lock moves, before the writable descriptor closes,
+// to a read-only one (whose close udev ignores), and the caller closes
+// that once the new partition is in use, when the kernel refuses a reread
+// anyway.
+func WriteHeld(devPath string, l Layout) (io.Closer, error) {
+	hold, err := write(devPath, l)
+	if err != nil && hold != nil {
+		hold.Close()
+		hold = nil
+	}
+	if hold == nil {
+		return nil, err
+	}
+	return hold, err
+}
+
+func write(devPath string, l Layout) (*os.File, error) {
 	primary, backup, backupOff, err := Encode(l)
 	if err != nil {
-		return fmt.Errorf("partition %s: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: %w", devPath, err)
 	}
 	fi, err := os.Stat(devPath)
 	if err != nil {
-		return fmt.Errorf("partition %s: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: %w", devPath, err)
 	}
 	isBlock := fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0
 	if !isBlock && !fi.Mode().IsRegular() {
-		return fmt.Errorf("partition %s: not a block device or image file (%v)", devPath, fi.Mode())
+		return nil, fmt.Errorf("partition %s: not a block device or image file (%v)", devPath, fi.Mode())
 	}
 	flags := os.O_RDWR
 	if isBlock {
@@ -56,9 +89,9 @@ func Write(devPath string, l Layout) error {
 	f, err := os.OpenFile(devPath, flags, 0)
 	if err != nil {
 		if errors.Is(err, unix.EBUSY) {
-			return fmt.Errorf("partition %s: the disk or one of its partitions is in use (mounted, swap, or held by md, dm or LVM); stop using it and retry: %w", devPath, err)
+			return nil, fmt.Errorf("partition %s: the disk or one of its partitions is in use (mounted, swap, or held by md, dm or LVM); stop using it and retry: %w", devPath, err)
 		}
-		return fmt.Errorf("partition %s: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: %w", devPath, err)
 	}
 	defer f.Close()
 
@@ -66,11 +99,11 @@ func Write(devPath string, l Layout) error {
 	var sysDir string
 	if isBlock {
 		if sysDir, size, err = checkWholeDisk(f, devPath, l.SectorSize); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if size != l.Bytes() {
-		return fmt.Errorf("partition %s: device is %d bytes but the layout was planned for %d bytes; plan again for this device", devPath, size, l.Bytes())
+		return nil, fmt.Errorf("partition %s: device is %d bytes but the layout was planned for %d bytes; plan again for this device", devPath, size, l.Bytes())
 	}
 
 	// udev takes a shared BSD lock on a whole disk while it probes it and
@@ -78,40 +111,54 @@ func Write(devPath string, l Layout) error {
 	// blkid from opening the old partitions (which would make BLKRRPART
 	// fail with EBUSY) and from probing a half-written table.
 	if err := lockDisk(f); err != nil {
-		return fmt.Errorf("partition %s: lock the disk against udev: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: lock the disk against udev: %w", devPath, err)
 	}
 
 	if isBlock {
 		if err := dropStale(int(f.Fd()), sysDir, wantExtents(l)); err != nil {
-			return fmt.Errorf("partition %s: nothing was written: %w", devPath, err)
+			return nil, fmt.Errorf("partition %s: nothing was written: %w", devPath, err)
 		}
 	}
 
 	ss := uint64(l.SectorSize)
 	for _, r := range wipeRegions(l) {
 		if err := zero(f, r[0], r[1]); err != nil {
-			return fmt.Errorf("partition %s: wipe old signatures at byte %d: %w", devPath, r[0], err)
+			return nil, fmt.Errorf("partition %s: wipe old signatures at byte %d: %w", devPath, r[0], err)
 		}
 	}
 	if _, err := f.WriteAt(backup, int64(backupOff)); err != nil {
-		return fmt.Errorf("partition %s: write backup GPT at LBA %d: %w", devPath, backupOff/ss, err)
+		return nil, fmt.Errorf("partition %s: write backup GPT at LBA %d: %w", devPath, backupOff/ss, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("partition %s: flush backup GPT: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: flush backup GPT: %w", devPath, err)
 	}
 	if _, err := f.WriteAt(primary, 0); err != nil {
-		return fmt.Errorf("partition %s: write primary GPT: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: write primary GPT: %w", devPath, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("partition %s: flush primary GPT: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: flush primary GPT: %w", devPath, err)
 	}
 	if !isBlock {
-		return nil
+		return nil, nil
 	}
 	if err := tellKernel(f, sysDir, l); err != nil {
-		return fmt.Errorf("partition %s: the new GPT is on disk but the kernel does not see it: %w", devPath, err)
+		return nil, fmt.Errorf("partition %s: the new GPT is on disk but the kernel does not see it: %w", devPath, err)
 	}
-	return nil
+	// Move the lock to a read-only descriptor before f (open for
+	// writing) closes; see WriteHeld.
+	ro, err := os.Open(devPath)
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: reopen to keep the lock: %w", devPath, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		ro.Close()
+		return nil, fmt.Errorf("partition %s: %w", devPath, os.NewSyscallError("flock", err))
+	}
+	if err := lockDisk(ro); err != nil {
+		ro.Close()
+		return nil, fmt.Errorf("partition %s: lock the disk against udev: %w", devPath, err)
+	}
+	return ro, nil
 }
 
 // checkWholeDisk returns the sysfs directory and size of the block device
