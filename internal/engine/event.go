@@ -12,7 +12,7 @@ const (
 	EvStepFailed EventType = "step-failed"
 	EvProgress   EventType = "progress"
 	EvWarning    EventType = "warning"
-	EvInfo       EventType = "info"  // a step's sub-action finished (finalize)
+	EvInfo       EventType = "info"  // a step's sub-action started or finished (finalize)
 	EvSpeed      EventType = "speed" // the recovery speed mode changed (Speed)
 	EvResult     EventType = "result"
 	EvError      EventType = "error"

@@ -261,13 +261,14 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 		return fmt.Sprintf("%s grown from %s to %s", fr.Type, humanize.IBytes(fr.OldSize), humanize.IBytes(fr.NewSize)), nil
 	case StepFinalize:
 		rs, err := r.K.Finalize(p.Finalize, func(fr finalize.Result, done bool) {
+			msg := fr.Title + "…"
 			if done {
-				msg := fr.Title + ": " + fr.Message
+				msg = fr.Title + ": " + fr.Message
 				if fr.Err != "" {
 					msg = fr.Title + ": FAILED: " + fr.Err
 				}
-				r.emit(Event{Type: EvInfo, Step: StepFinalize, Message: msg})
 			}
+			r.emit(Event{Type: EvInfo, Step: StepFinalize, Message: msg})
 		})
 		res.Finalize = rs
 		if err != nil {
