@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // kernels lists the kernel versions installed on the root: those with both
@@ -85,6 +87,69 @@ func (e *Env) initramfs() (string, error) {
 	return "", errors.New("neither dracut nor update-initramfs is installed: install one (initramfs-tools on Debian, dracut on Fedora)")
 }
 
+// GRUB cannot use the running root's device: the md array is in build
+// mode, with no superblock, so grub-install and grub-probe fail with "disk
+// `md127' not found" (they recognise md by the /dev/md name and then look
+// for its metadata). GRUB treats any other block device node as a plain
+// disk and reads it directly, and reading the array is reading the target
+// partition (RAID1 without a superblock keeps the data at offset 0). So
+// GRUB's tools run in a private mount namespace, chrooted into a second
+// mount of the same filesystem (the kernel hands back the mounted
+// superblock: one filesystem, two mount points) made through a node of
+// another name. For that mount GRUB writes a core image that finds /boot
+// by filesystem UUID (its cross-disk method), and grub-mkconfig writes
+// root=UUID=. The namespace, and with it every mount, ends with the
+// command.
+const grubRootScript = `set -eu
+node=$1 fstype=$2 esp=$3
+shift 3
+r=/run/livemigrate/grub-root
+mkdir -p "$r"
+mount -t "$fstype" "$node" "$r"
+for d in dev proc sys; do mount --rbind "/$d" "$r/$d"; done
+mount --bind /run "$r/run"
+if [ -n "$esp" ]; then mount --bind "$esp" "$r$esp"; fi
+exec chroot "$r" "$@"
+`
+
+// GrubRootNode is the array's second device node (see grubRootScript):
+// in /dev (the chroot shares it, and /run is mounted nodev, where a device
+// node cannot be opened), under a name that does not start with /dev/md.
+const GrubRootNode = "/dev/livemigrate-root"
+
+// grubRoot prepares the node for the running root's device and, if udev
+// made no /dev/disk/by-uuid link for the filesystem (grub-mkconfig writes
+// root=/dev/... without one), a temporary one. It returns the node and
+// the cleanup.
+func (e *Env) grubRoot() (string, func(), error) {
+	if e.GrubRoot != nil {
+		return e.GrubRoot()
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(e.path("/"), &st); err != nil {
+		return "", nil, err
+	}
+	_ = os.Remove(GrubRootNode)
+	if err := unix.Mknod(GrubRootNode, unix.S_IFBLK|0o600, int(st.Dev)); err != nil {
+		return "", nil, fmt.Errorf("a device node for / (%d:%d) at %s: %w", unix.Major(st.Dev), unix.Minor(st.Dev), GrubRootNode, err)
+	}
+	var link string
+	if e.FSUUID != "" {
+		l := "/dev/disk/by-uuid/" + e.FSUUID
+		if _, err := os.Stat(l); err != nil {
+			if os.MkdirAll(filepath.Dir(l), 0o755) == nil && os.Symlink(GrubRootNode, l) == nil {
+				link = l
+			}
+		}
+	}
+	return GrubRootNode, func() {
+		if link != "" {
+			_ = os.Remove(link)
+		}
+		_ = os.Remove(GrubRootNode)
+	}, nil
+}
+
 func (e *Env) bootloader() (string, error) {
 	fam := e.DetectFamily()
 	install, mkconfig, cfg, libdir := "grub-install", "grub-mkconfig", "/boot/grub/grub.cfg", "/usr/lib/grub"
@@ -99,34 +164,65 @@ func (e *Env) bootloader() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s is missing: install the GRUB tools package", mkconfig)
 	}
+	us, err := e.lookPath("unshare")
+	if err != nil {
+		return "", errors.New("unshare is missing: install util-linux")
+	}
 	if e.Disk == "" {
 		return "", errors.New("no boot disk known")
 	}
-	var did, missing []string
-	if e.hasDir(libdir, "i386-pc") {
-		if _, err := e.Run(gi, "--target=i386-pc", "--boot-directory=/boot", e.Disk); err != nil {
+	bios, efi := e.hasDir(libdir, "i386-pc"), e.ESP != "" && e.hasDir(libdir, "x86_64-efi")
+	var missing []string
+	if !bios {
+		missing = append(missing, "BIOS (install grub-pc-bin)")
+	}
+	if e.ESP != "" && !efi {
+		missing = append(missing, "UEFI (install grub-efi-amd64-bin)")
+	}
+	if !bios && !efi {
+		return "", fmt.Errorf("GRUB has no platform files for %s", strings.Join(missing, " or "))
+	}
+	node, cleanup, err := e.grubRoot()
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	fsType := e.FSType
+	if fsType == "" {
+		fsType = "auto"
+	}
+	espDir := ""
+	if efi {
+		espDir = "/boot/efi"
+	}
+	inRoot := func(args ...string) error {
+		out, err := e.Run(us, append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", grubRootScript, "livemigrate-grub", node, fsType, espDir}, args...)...)
+		if err != nil {
+			// Name the GRUB command, not the namespace script around it.
+			return fmt.Errorf("%s (run on %s, chrooted into a second mount of /): %s", strings.Join(args, " "), node, lastLines(out, 3))
+		}
+		return nil
+	}
+	// The partition table modules go into the core image by name: GRUB
+	// probes the filesystem's own device, which has none, but at boot it
+	// must look inside the disk's partitions for the UUID.
+	mods := "--modules=part_gpt part_msdos"
+	var did []string
+	if bios {
+		if err := inRoot(gi, "--target=i386-pc", mods, "--boot-directory=/boot", e.Disk); err != nil {
 			return "", err
 		}
 		did = append(did, "BIOS on "+e.Disk)
-	} else {
-		missing = append(missing, "BIOS (install grub-pc-bin)")
 	}
-	if e.ESP != "" {
-		if e.hasDir(libdir, "x86_64-efi") {
-			// --removable: firmware finds EFI/BOOT/BOOTX64.EFI without an NVRAM
-			// entry, which this machine's firmware may not even be the one to boot.
-			if _, err := e.Run(gi, "--target=x86_64-efi", "--efi-directory=/boot/efi", "--boot-directory=/boot", "--removable", "--no-nvram"); err != nil {
-				return "", err
-			}
-			did = append(did, "UEFI on "+e.ESP+" (removable path)")
-		} else {
-			missing = append(missing, "UEFI (install grub-efi-amd64-bin)")
+	if efi {
+		// --removable: firmware finds EFI/BOOT/BOOTX64.EFI without an NVRAM
+		// entry, which this machine's firmware may not even be the one to boot.
+		if err := inRoot(gi, "--target=x86_64-efi", mods, "--efi-directory=/boot/efi", "--boot-directory=/boot", "--removable", "--no-nvram"); err != nil {
+			return "", err
 		}
+		did = append(did, "UEFI on "+e.ESP+" (removable path)")
 	}
-	if len(did) == 0 {
-		return "", fmt.Errorf("GRUB has no platform files for %s", strings.Join(missing, " or "))
-	}
-	if _, err := e.Run(gm, "-o", cfg); err != nil {
+	if err := inRoot(gm, "-o", cfg); err != nil {
 		return "", err
 	}
 	msg := "GRUB for " + strings.Join(did, " and ")

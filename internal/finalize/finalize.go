@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +40,14 @@ func ExecRunner(name string, args ...string) ([]byte, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdin = nil // nothing may wait for an answer
+	// Its own process group: Ctrl+C at the terminal signals the foreground
+	// group, and finalize runs past the point of no return, where
+	// livemigrate finishes instead of stopping. A killed update-initramfs
+	// or grub-install would leave the system without a way to boot.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A daemon a command leaves behind may hold the output pipe open:
+	// stop waiting for it shortly after the command itself has ended.
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() == context.DeadlineExceeded {
 		return out, fmt.Errorf("%s %s: still running after %v, stopped: %s", name, strings.Join(args, " "), CommandTimeout, lastLines(out, 3))
@@ -76,6 +85,9 @@ type Env struct {
 	Password string
 	// SetPassword replaces chpasswd in tests.
 	SetPassword func(user, password string) error
+	// GrubRoot replaces the device node GRUB's tools use for / in tests
+	// (see grubRootScript); it returns the node and a cleanup.
+	GrubRoot func() (string, func(), error)
 }
 
 func (e *Env) path(p string) string { return filepath.Join(e.Root, p) }

@@ -41,7 +41,7 @@ func fakeRoot(t *testing.T) (string, *[]string, *Env) {
 	w("/boot/initrd.img-6.1.0-56-amd64", "", 0o644)
 	w("/etc/initramfs-tools/hooks/livemigrate", "#!/bin/sh\n", 0o755)
 	w("/etc/initramfs-tools/scripts/livemigrate", "", 0o644)
-	for _, b := range []string{"/usr/sbin/update-initramfs", "/usr/sbin/grub-install", "/usr/sbin/grub-mkconfig", "/usr/bin/ssh-keygen", "/usr/sbin/mkfs.vfat"} {
+	for _, b := range []string{"/usr/sbin/update-initramfs", "/usr/sbin/grub-install", "/usr/sbin/grub-mkconfig", "/usr/bin/ssh-keygen", "/usr/sbin/mkfs.vfat", "/usr/bin/unshare"} {
 		w(b, "#!/bin/sh\n", 0o755)
 	}
 	if err := os.MkdirAll(filepath.Join(root, "/usr/lib/grub/i386-pc"), 0o755); err != nil {
@@ -52,6 +52,7 @@ func fakeRoot(t *testing.T) (string, *[]string, *Env) {
 	}
 	var calls []string
 	e := &Env{Root: root, Disk: "/dev/vdb", RootDev: "/dev/vdb3", ESP: "/dev/vdb2", FSUUID: "1111-root", FSType: "ext4",
+		GrubRoot: func() (string, func(), error) { return "/run/test-node", func() {}, nil },
 		Run: func(name string, args ...string) ([]byte, error) {
 			calls = append(calls, name+" "+strings.Join(args, " "))
 			if name == "blkid" {
@@ -128,9 +129,9 @@ func TestRunDebianWholeDisk(t *testing.T) {
 		"/usr/bin/ssh-keygen -A",
 		"passwd -l live",
 		"/usr/sbin/update-initramfs -u -k 6.1.0-56-amd64",
-		"/usr/sbin/grub-install --target=i386-pc --boot-directory=/boot /dev/vdb",
-		"/usr/sbin/grub-install --target=x86_64-efi --efi-directory=/boot/efi --boot-directory=/boot --removable --no-nvram",
-		"/usr/sbin/grub-mkconfig -o /boot/grub/grub.cfg",
+		grubNS + "/usr/sbin/grub-install --target=i386-pc --modules=part_gpt part_msdos --boot-directory=/boot /dev/vdb",
+		grubNS + "/usr/sbin/grub-install --target=x86_64-efi --modules=part_gpt part_msdos --efi-directory=/boot/efi --boot-directory=/boot --removable --no-nvram",
+		grubNS + "/usr/sbin/grub-mkconfig -o /boot/grub/grub.cfg",
 	}
 	if strings.Join(*calls, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(*calls, "\n"), strings.Join(want, "\n"))
@@ -145,6 +146,10 @@ func TestRunDebianWholeDisk(t *testing.T) {
 		t.Errorf("live-user message = %q", lu.Message)
 	}
 }
+
+// grubNS is how GRUB's tools are started: in their own mount namespace,
+// chrooted into the root mounted through /run/test-node (the fake node).
+var grubNS = "/usr/bin/unshare --mount --propagation private /bin/sh -c " + grubRootScript + " livemigrate-grub /run/test-node ext4 /boot/efi "
 
 func TestPasswordChosen(t *testing.T) {
 	_, calls, e := fakeRoot(t)
