@@ -127,7 +127,7 @@ qemu-lint:
 DEBIAN_T        := test/qemu/debian
 DEBIAN_FLAVOURS ?= dracut dracut-nosystemd initramfs-tools
 
-.PHONY: debian-all debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-lint
+.PHONY: debian-all debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint
 
 debian-root:
 	$(DEBIAN_T)/mkroot.sh
@@ -153,17 +153,27 @@ debian-grub: debian-iso
 debian-migrate: debian-iso
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
 
+# Migrate WITH finalize and boot the target alone through its own GRUB:
+# a whole disk under SeaBIOS; a whole disk under OVMF, from a zram COW,
+# with Ctrl+C's SIGINT during finalize; a partition next to a data
+# partition (BIOS), with a password and a hostname.
+debian-install: debian-iso
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware uefi --layout disk --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT"
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout partition
+
 # Everything the Debian ISO proves, for make test: each flavour reboots
-# cleanly before migrating, migrates under a writer and powers off, and its
-# target boots alone and reboots; the COW on zram boots with both hook kinds
-# and migrates with initramfs-tools; the ISO boots through GRUB on BIOS and
-# UEFI.
+# cleanly before migrating; the dracut flavours migrate under a writer and
+# power off, and their targets boot alone and reboot; the COW on zram boots
+# with both hook kinds; the installed-system runs (debian-install, which
+# also migrate initramfs-tools, the zram COW and finalize); the ISO boots
+# through GRUB on BIOS and UEFI.
 debian-all: debian-iso
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario reboot || exit 1; done
-	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
+	for f in dracut dracut-nosystemd; do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario zram
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario zram
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario migrate --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G"
+	$(MAKE) debian-install
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
 

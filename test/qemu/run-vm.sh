@@ -8,7 +8,10 @@
 #
 #   run-vm.sh --dir DIR --append "CMDLINE" [--cdrom ISO] [--disk IMG]...
 #             [--initrd IMG] [--kernel VMLINUZ] [--timeout SECS] [--mem MiB]
-#             [--expect KEY=VALUE]... [--qemu-arg ARG]...
+#             [--expect KEY=VALUE]... [--qemu-arg ARG]... [--firmware-boot]
+#
+# --firmware-boot: no -kernel/-initrd/-append: the firmware boots the first
+# disk the way a machine would (the installed system's own boot loader).
 #
 # Writes DIR/timing: wall seconds to the guest's scenario_start fact and to
 # poweroff. LM_ACCEL=kvm|tcg skips the KVM probe; LM_VERBOSE=1 follows the
@@ -18,9 +21,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 dir='' append='' cdrom='' initrd=$LM_OUT/initrd.img kernel='' timeout=300 mem=2048
-disks=() expects=() qextra=()
+disks=() expects=() qextra=() fwboot=0
 while (($#)); do
 	case $1 in
+	--firmware-boot) fwboot=1; shift; continue ;;
 	--dir) dir=$2 ;;
 	--append) append=$2 ;;
 	--cdrom) cdrom=$2 ;;
@@ -45,10 +49,13 @@ read -ra accel <<<"$(qemu_accel_args "$kernel" "$initrd")"
 
 args=(-nodefaults -display none -monitor none -no-reboot
 	-machine pc "${accel[@]}" -smp 2 -m "$mem"
-	-kernel "$kernel" -initrd "$initrd"
-	# panic=1: a kernel panic reboots, and -no-reboot turns that into exit.
-	-append "console=ttyS0,115200 panic=1 $append"
 	-serial "file:$dir/console.log" -serial "file:$dir/facts.txt")
+if ((fwboot)); then
+	: # the firmware's own order: a blank or absent disk, then the CD
+else
+	# panic=1: a kernel panic reboots, and -no-reboot turns that into exit.
+	args+=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0,115200 panic=1 $append")
+fi
 [[ -n $cdrom ]] && args+=(-drive "file=$cdrom,media=cdrom,readonly=on,if=ide,index=2")
 for d in "${disks[@]}"; do
 	# cache=unsafe: the host's page cache is fine for throwaway test disks

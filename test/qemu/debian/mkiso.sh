@@ -84,6 +84,30 @@ install -m 0755 "$DEB_DIR/guest/run" "$root/usr/lib/lmtest/run"
 install -m 0644 "$DEB_DIR/guest/lmtest.service" "$root/etc/systemd/system/lmtest.service"
 ln -sf /etc/systemd/system/lmtest.service "$root/etc/systemd/system/multi-user.target.wants/lmtest.service"
 
+# livemigrate as a distribution would ship it on the medium: its boot hooks
+# installed (initramfs-tools and dracut), so finalize has live hooks to
+# take out of the installed system's initramfs.
+install -D -m 0755 "$REPO_ROOT/initrd-hook/initramfs-tools/hooks/livemigrate" "$root/usr/share/initramfs-tools/hooks/livemigrate"
+install -D -m 0644 "$REPO_ROOT/initrd-hook/initramfs-tools/scripts/livemigrate" "$root/usr/share/initramfs-tools/scripts/livemigrate"
+install -d "$root/usr/lib/dracut/modules.d"
+cp -a "$REPO_ROOT/initrd-hook/dracut/90livemigrate" "$root/usr/lib/dracut/modules.d/"
+# Test settings the installed system inherits, like a cloud image's:
+# - GRUB and the kernel on the serial console too (the host reads ttyS0;
+#   grub-mkconfig picks this up when finalize runs it);
+# - MODULES=dep for initramfs-tools: finalize's update-initramfs copies the
+#   modules this machine needs instead of most of them. Under TCG every
+#   process mkinitramfs forks costs milliseconds, and MODULES=most took
+#   over 9 minutes; a real machine does it in seconds either way.
+install -D -m 0644 /dev/stdin "$root/etc/default/grub.d/lmtest-serial.cfg" <<'CFG'
+GRUB_TIMEOUT=1
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200"
+CFG
+install -D -m 0644 /dev/stdin "$root/etc/initramfs-tools/conf.d/lmtest-tcg.conf" <<'CFG'
+MODULES=dep
+CFG
+
 payload_sha=
 if ((${LM_ROOTFS_PAYLOAD_MIB:-0} > 0)); then
 	install -d "$root/usr/share/lmtest"

@@ -6,6 +6,7 @@
 #          [--scenario boot|reboot|zram|migrate|grub-bios|grub-uefi]
 #          [--no-build] [--no-images] [--timeout SECS] [--mem MiB]
 #          [--target-size 4G] [--speed fast|gentle] [--append "ARGS"]
+#          [--firmware bios|uefi] [--layout disk|partition]
 #
 #   boot      direct kernel boot (-kernel/-initrd + -cdrom), the "boot"
 #             scenario, then `systemctl poweroff`
@@ -18,6 +19,15 @@
 #   verify    only the second half of migrate (target of the last run)
 #   grub-bios / grub-uefi
 #             the ISO through GRUB (SeaBIOS / OVMF), "boot" scenario
+#   install   live boot under --firmware bios|uefi, `livemigrate migrate`
+#             WITH finalize onto --layout disk (a blank disk: whole-disk
+#             mode) or partition (an MBR disk whose first partition holds
+#             a filesystem with data, the target its second partition),
+#             power off; then the firmware boots the target alone (no
+#             medium, no -kernel, fresh UEFI variables) through the GRUB
+#             finalize installed: the "installed" scenario, power off. The
+#             host checks the data partition's checksum, e2fsck, and that
+#             the identities differ from the live session's.
 #
 # Prints, per boot: host seconds to the scenario (≈ boot to multi-user +
 # the wait for the boot to finish), systemd-analyze's line, seconds from
@@ -29,7 +39,7 @@ set -euo pipefail
 DEB_DIR=$QEMU_DIR/debian
 
 flavour=dracut scenario=boot build=1 images=1 timeout=300 mem=3072
-tsize=4G speed=fast extra=''
+tsize=4G speed=fast extra='' firmware=bios layout=disk
 while (($#)); do
 	case $1 in
 	--flavour) flavour=$2; shift ;;
@@ -41,6 +51,8 @@ while (($#)); do
 	--target-size) tsize=$2; shift ;;
 	--speed) speed=$2; shift ;;
 	--append) extra=$2; shift ;;
+	--firmware) firmware=$2; shift ;;
+	--layout) layout=$2; shift ;;
 	*) die "run.sh: unknown argument $1" ;;
 	esac
 	shift
@@ -49,6 +61,8 @@ case $flavour in
 dracut | dracut-nosystemd | initramfs-tools) ;;
 *) die "run.sh: unknown flavour $flavour" ;;
 esac
+[[ $firmware == bios || $firmware == uefi ]] || die "run.sh: --firmware bios|uefi, not $firmware"
+[[ $layout == disk || $layout == partition ]] || die "run.sh: --layout disk|partition, not $layout"
 
 out=$LM_OUT/debian
 need_pkgs qemu-system-x86 ovmf e2fsprogs xorriso
@@ -124,16 +138,14 @@ vm() {
 	[[ $(cat "$dir/ending") == "$want" ]] || die "[$name] guest did not end with $want (see $dir/console.log)"
 }
 
-# grub_vm NAME bios|uefi: boot the ISO through GRUB. A copy of the ISO
-# whose grub.cfg boots this flavour with the "boot" scenario by default:
-# the same files (extracted with xorriso), remade with grub-mkrescue, in
-# seconds. (Rewriting the ISO in place with xorriso's boot-image replay
-# fails on grub-mkrescue's overlapping GPT entries.)
-grub_vm() {
-	local name=$1 fw=$2 dir=$out/runs/$1 iso start wpid rc=0
-	mkdir -p "$dir"
-	rm -rf "$dir"/{facts.txt,console.log,t_end_request,timing,tree}
-	iso=$dir/grubtest.iso
+# grub_iso DIR ARGS: DIR/grubtest.iso, a copy of the ISO whose grub.cfg
+# boots this flavour, with ARGS added to its kernel command line, by
+# default: the same files (extracted with xorriso), remade with
+# grub-mkrescue, in seconds. (Rewriting the ISO in place with xorriso's
+# boot-image replay fails on grub-mkrescue's overlapping GPT entries.)
+grub_iso() {
+	local dir=$1 args=$2 iso=$1/grubtest.iso
+	rm -rf "$dir/tree"
 	xorriso -osirrox on -indev "$LIVE_ISO" -extract /LiveOS "$dir/tree/LiveOS" \
 		-extract /boot/vmlinuz "$dir/tree/boot/vmlinuz" \
 		-extract /boot/grub/grub.cfg "$dir/tree/boot/grub/grub.cfg" >"$dir/xorriso.log" 2>&1 ||
@@ -141,7 +153,7 @@ grub_vm() {
 	xorriso -osirrox on -indev "$LIVE_ISO" -extract "/boot/initrd-$flavour.img" "$dir/tree/boot/initrd-$flavour.img" >>"$dir/xorriso.log" 2>&1
 	chmod -R u+w "$dir/tree"
 	# Only this flavour's entry is kept (its initrd is the only one copied).
-	awk -v f="$flavour" -v extra="$test_args lmtest.scenario=boot $extra" '
+	awk -v f="$flavour" -v extra="$args" '
 		/^menuentry / { keep = (index($0, "--id " f " {") > 0) }
 		/^menuentry / || inentry { inentry = !/^}/; if (!keep) next }
 		/^\tlinux / { $0 = $0 " " extra }
@@ -152,6 +164,15 @@ grub_vm() {
 	grub-mkrescue -o "$iso" "$dir/tree" -- -volid "$LIVE_LABEL" >"$dir/grub-mkrescue.log" 2>&1 ||
 		{ cat "$dir/grub-mkrescue.log" >&2; die "grub-mkrescue failed"; }
 	rm -rf "$dir/tree"
+}
+
+# grub_vm NAME bios|uefi: boot the ISO through GRUB, "boot" scenario.
+grub_vm() {
+	local name=$1 fw=$2 dir=$out/runs/$1 iso start wpid rc=0
+	mkdir -p "$dir"
+	rm -rf "$dir"/{facts.txt,console.log,t_end_request,timing,tree}
+	iso=$dir/grubtest.iso
+	grub_iso "$dir" "$test_args lmtest.scenario=boot $extra"
 	local fwargs=()
 	if [[ $fw == uefi ]]; then
 		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$dir/vars.fd"
@@ -192,6 +213,39 @@ show_boot() {
 		log "  $k: $(facts_get "$f" "$k")"
 	done
 	log "  mdstat: $(facts_lines "$f" mdstat | tr '\n' '|')"
+}
+
+# host_fsck IMG UUID: the host's e2fsck as the last referee, on the
+# partition (if any) of IMG that holds filesystem UUID. Loops at the
+# partitions' offsets: this host may have no udev to make loopNpM nodes.
+host_fsck() {
+	local img=$1 uuid=$2 part='' rc=99 pstart psize loopdev
+	while read -r pstart psize; do
+		loopdev=$(losetup --find --show --read-only --offset $((pstart * 512)) --sizelimit $((psize * 512)) "$img")
+		# -p: probe the device; the cache would answer for the loop
+		# device's previous backing (it is reused at once).
+		if [[ $(blkid -p -o value -s UUID "$loopdev" || true) == "$uuid" ]]; then
+			part="$img (sectors $pstart+$psize)"
+			rc=0
+			e2fsck -fn "$loopdev" >&2 || rc=$?
+		fi
+		losetup -d "$loopdev"
+		[[ -n $part ]] && break
+	done < <(# "IMG3 : start=  528384, size= 7860191, type=..." per partition,
+		# then the whole image (a target used without a partition table).
+		sfdisk -d "$img" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\), *size= *\([0-9]*\).*/\1 \2/p'
+		echo "0 $(($(stat -c %s "$img") / 512))")
+	((rc == 0)) || die "host e2fsck on ${part:-$img (no filesystem $uuid found)} failed (rc=$rc)"
+	log "host e2fsck -fn $part (UUID $uuid): clean"
+}
+
+# ovmf_args DIR: QEMU arguments for OVMF with a fresh copy of its variable
+# store (no boot entries: the installed GRUB must be found on the
+# removable path).
+ovmf_args() {
+	cp /usr/share/OVMF/OVMF_VARS_4M.fd "$1/vars.fd"
+	printf '%s\n' --qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
+		--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=1,file=$1/vars.fd"
 }
 
 case $scenario in
@@ -270,25 +324,109 @@ verify)
 	for k in root_source root_fstype verify dpkg_verify_rc dpkg_verify_lines dpkg_verify_seconds system_state; do
 		log "  $k: $(facts_get "$V" "$k")"
 	done
-	# The host's e2fsck as the last referee, on the partition (if any)
-	# that holds the root filesystem. Loops at the partitions' offsets:
-	# this host may have no udev to make loopNpM nodes.
-	part='' rc=99
-	while read -r pstart psize; do
-		loopdev=$(losetup --find --show --read-only --offset $((pstart * 512)) --sizelimit $((psize * 512)) "$target")
-		if [[ $(blkid -o value -s UUID "$loopdev" || true) == "$uuid" ]]; then
-			part="$target (sectors $pstart+$psize)"
-			rc=0
-			e2fsck -fn "$loopdev" >&2 || rc=$?
-		fi
-		losetup -d "$loopdev"
-		[[ -n $part ]] && break
-	done < <(# "IMG3 : start=  528384, size= 7860191, type=..." per partition,
-		# then the whole image (a target used without a partition table).
-		sfdisk -d "$target" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\), *size= *\([0-9]*\).*/\1 \2/p'
-		echo "0 $(($(stat -c %s "$target") / 512))")
-	((rc == 0)) || die "host e2fsck on ${part:-the target (no filesystem $uuid found)} failed (rc=$rc)"
-	log "host e2fsck -fn $part (UUID $uuid): clean"
+	host_fsck "$target" "$uuid"
+	;;
+install)
+	name=$flavour-install-$firmware-$layout
+	target=$out/runs/$name.img
+	live=$out/runs/$name-live
+	inst=$out/runs/$name-boot
+	mkdir -p "$live" "$inst"
+	rm -f "$target"
+	truncate -s "$tsize" "$target"
+	knobs="lmtest.finalize=1"
+	tdev=/dev/vda root_part=/dev/vda3 data_sha=''
+	if [[ $layout == partition ]]; then
+		# An MBR disk as another system left it: a 256 MiB ext4 with files
+		# the user cares about, then an empty partition for the root. MBR,
+		# so BIOS GRUB embeds in the gap before the first partition.
+		printf 'label: dos\nstart=2048, size=524288, type=83\nstart=526336, type=83\n' | sfdisk -q "$target"
+		tmpd=$(mktemp -d)
+		mkdir "$tmpd/files"
+		head -c 8M /dev/urandom >"$tmpd/files/photos.bin"
+		echo "the user's own notes" >"$tmpd/files/notes.txt"
+		mkfs.ext4 -q -F -L userdata -d "$tmpd/files" "$tmpd/data.img" 256M >/dev/null
+		dd if="$tmpd/data.img" of="$target" bs=1M seek=1 conv=notrunc status=none
+		rm -rf "$tmpd"
+		data_sha=$(dd if="$target" bs=1M skip=1 count=256 status=none | sha256sum | cut -d' ' -f1)
+		log "data partition (sectors 2048+524288) sha256 $data_sha"
+		tdev=/dev/vda2 root_part=/dev/vda2
+		# A chosen password and a hostname in this run; the disk runs keep
+		# the live user locked and the hostname.
+		knobs="$knobs lmtest.hostname=lmtest-installed lmtest.password=lm-test-pw"
+	fi
+	# Finalize rebuilds the initramfs and installs GRUB twice under TCG:
+	# minutes more than a plain migrate.
+	timeout0=$timeout
+	timeout=$((timeout0 + 1500))
+	live_cmd="$test_args lmtest.scenario=migrate lmtest.target=$tdev lmtest.speed=$speed $knobs $extra"
+	if [[ $firmware == uefi ]]; then
+		# UEFI: OVMF boots the ISO's GRUB (a direct kernel boot under OVMF
+		# does not find the CD here), its entry carrying the scenario.
+		mapfile -t fw < <(ovmf_args "$live")
+		grub_iso "$live" "$live_cmd"
+		vm "$name-live" power-down --firmware-boot --cdrom "$live/grubtest.iso" --disk "$target" "${fw[@]}" \
+			--expect scenario_rc=0 --expect migrate_rc=0
+	else
+		vm "$name-live" power-down --cdrom "$LIVE_ISO" --disk "$target" \
+			--append "$live_args $live_cmd" --expect scenario_rc=0 --expect migrate_rc=0
+	fi
+	F=$live/facts.txt
+	for k in migrate_seconds recovered_bytes acked post_root_source post_root_uuid; do
+		log "  $k: $(facts_get "$F" "$k")"
+	done
+	log "  finalize: $(facts_lines "$F" finalize | tr '\n' '|')"
+	uuid=$(facts_get "$F" post_root_uuid)
+	[[ -n $uuid ]] || die "[$name] the live session did not report the root UUID"
+	if [[ $extra == *lmtest.signal_finalize=* ]]; then
+		# The signal came during finalize (past the point of no return):
+		# migrate finished (rc 0 above) and said it noted the interrupt.
+		[[ -n $(facts_get "$F" finalize_signal) ]] || die "[$name] no signal was sent during finalize"
+		(($(facts_get "$F" late_interrupt_warnings) >= 1)) || die "[$name] no warning about the interrupt"
+		log "  $(facts_get "$F" finalize_signal): migrate exit 0, interrupt noted, finalize completed"
+	fi
+
+	# The target alone, booted by the firmware: no medium, no -kernel.
+	fw=()
+	[[ $firmware == uefi ]] && mapfile -t fw < <(ovmf_args "$inst")
+	timeout=$((timeout0 + 300))
+	vm "$name-boot" power-down --firmware-boot --disk "$target" "${fw[@]}" \
+		--expect scenario_start=installed --expect scenario_rc=0 --expect verify_rc=0 \
+		--expect dm_devices=0 --expect "session_sha=$(facts_get "$F" session_sha)" \
+		--expect "firmware=$firmware" --expect "root_source=$root_part" \
+		--expect nopasswd= --expect autologin_units= --expect autologin_running=0 \
+		--expect sessions=0 --expect initrd_live=0
+	V=$inst/facts.txt
+	for k in firmware kernel_cmdline root_source root_fstype verify machine_id hostname live_user esp esp_removable grub_cfg_root initrd_live dpkg_verify_rc system_state failed_units; do
+		log "  $k: $(facts_get "$V" "$k")"
+	done
+	log "  fstab: $(facts_lines "$V" fstab | tr '\n' '|')"
+	[[ $(facts_get "$V" mdstat_arrays) =~ ^0?$ ]] || die "[$name] md arrays on the installed system: $(facts_lines "$V" mdstat | tr '\n' '|')"
+	# GRUB's menu on the serial console: the firmware booted GRUB, which
+	# booted the kernel (BOOT_IMAGE= is GRUB's mark on the command line).
+	grep -aq 'GNU GRUB' "$inst/console.log" || die "[$name] no GRUB on the console"
+	[[ $(facts_get "$V" kernel_cmdline) == *BOOT_IMAGE=* ]] || die "[$name] the kernel was not started by GRUB"
+	# Identities: none shared with the live session.
+	mid=$(facts_get "$V" machine_id) lmid=$(facts_get "$F" live_machine_id)
+	[[ $mid =~ ^[0-9a-f]{32}$ && $mid != "$lmid" ]] || die "[$name] machine-id '$mid' (live: '$lmid')"
+	fp=$(facts_get "$V" ssh_fp) lfp=$(facts_get "$F" live_ssh_fp)
+	[[ $fp == *SHA256:* ]] || die "[$name] no SSH host keys on the installed system: '$fp'"
+	IFS=, read -ra lfps <<<"$lfp"
+	for x in "${lfps[@]}"; do
+		[[ -z $x || $fp != *"$x"* ]] || die "[$name] SSH host key $x is the live image's"
+	done
+	if [[ $layout == partition ]]; then
+		[[ $(facts_get "$V" hostname) == lmtest-installed ]] || die "[$name] hostname $(facts_get "$V" hostname)"
+		[[ $(facts_get "$V" live_user) == "live P" ]] || die "[$name] live user: $(facts_get "$V" live_user) (want a password set)"
+		sha=$(dd if="$target" bs=1M skip=1 count=256 status=none | sha256sum | cut -d' ' -f1)
+		[[ $sha == "$data_sha" ]] || die "[$name] the data partition changed: $data_sha -> $sha"
+		log "data partition sha256 unchanged: $sha"
+	else
+		[[ $(facts_get "$V" live_user) == "live L" ]] || die "[$name] live user: $(facts_get "$V" live_user) (want locked)"
+		[[ $(facts_get "$V" esp) == *vfat* ]] || die "[$name] the ESP is not mounted on /boot/efi"
+	fi
+	log "identities: machine-id $lmid -> $mid; SSH host keys all new"
+	host_fsck "$target" "$uuid"
 	;;
 *) die "run.sh: unknown scenario $scenario" ;;
 esac

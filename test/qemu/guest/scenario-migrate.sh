@@ -11,6 +11,7 @@
 #  - data written in the live session (it must survive onto the target);
 #  - memory before and after, and whether the live stack is gone.
 #   lmtest.target=DEV  (default /dev/vda)   lmtest.speed=fast|gentle
+#   lmtest.finalize=1  (default: --no-finalize)
 set -u
 target=$(cmdline_get lmtest.target /dev/vda)
 speed=$(cmdline_get lmtest.speed fast)
@@ -49,16 +50,51 @@ a0=$(cat /run/acked)
 t0=$(cut -d' ' -f1 /proc/uptime)
 # --no-finalize unless lmtest.finalize=1: the busybox root is no
 # distribution (no GRUB, no initramfs generator).
+# With it: lmtest.hostname=NAME gives --hostname NAME, lmtest.password=WORD
+# a --password-file holding WORD for the live user.
 fin=--no-finalize
-[ "$(cmdline_get lmtest.finalize 0)" = 1 ] && fin=
-# shellcheck disable=SC2086 # $fin is one optional word
-livemigrate migrate --target "$target" --yes --json --speed "$speed" $fin >/run/migrate.jsonl 2>/run/migrate.err &
+if [ "$(cmdline_get lmtest.finalize 0)" = 1 ]; then
+	fin=
+	h=$(cmdline_get lmtest.hostname)
+	[ -n "$h" ] && fin="--hostname $h"
+	pw=$(cmdline_get lmtest.password)
+	if [ -n "$pw" ]; then
+		printf '%s\n' "$pw" >/run/lmtest-password
+		fin="$fin --password-file /run/lmtest-password"
+	fi
+fi
+# lmtest.signal_finalize=SIG: once finalize is rebuilding the initramfs,
+# SIG goes to livemigrate's whole process group, as Ctrl+C at a terminal
+# does (setsid makes it a group of its own, led by livemigrate).
+sigfin=$(cmdline_get lmtest.signal_finalize)
+setsid=
+[ -n "$sigfin" ] && setsid=setsid
+# shellcheck disable=SC2086 # $fin: words without spaces; $setsid: one optional word
+$setsid livemigrate migrate --target "$target" --yes --json --speed "$speed" $fin >/run/migrate.jsonl 2>/run/migrate.err &
 mpid=$!
+# Its steps and messages (not the progress ticks) on the console as they
+# happen: a migration that hangs shows where.
+# (A shell loop, not awk: mawk reads a pipe in blocks.)
+tail -f /run/migrate.jsonl 2>/dev/null | while IFS= read -r l; do
+	case $l in *'"event":"progress"'*) ;; *) echo "migrate: $l" ;; esac
+done >/dev/console 2>&1 &
+tpid=$!
+# lmtest.psdump=N (debugging): every N seconds, the processes on the console.
+psdump=$(cmdline_get lmtest.psdump 0) ticks=0
 # While md copies, compare mdadm's view with livemigrate's every half second.
 # A sample is taken twice before it counts as a mismatch: the two tools read
 # the kernel a moment apart, and recovery moves in between.
 ok=0 bad=0 rec=0
 while kill -0 "$mpid" 2>/dev/null; do
+	ticks=$((ticks + 1))
+	if [ -n "$sigfin" ] && grep -q '"message":"Build a regular initramfs without the live hooks…"' /run/migrate.jsonl; then
+		kill -"$sigfin" -- "-$mpid"
+		fact finalize_signal "$sigfin sent to process group $mpid during the initramfs rebuild"
+		sigfin=
+	fi
+	if [ "$psdump" -gt 0 ] && [ $((ticks % (psdump * 2))) = 0 ]; then
+		{ ps -eo pid,etime,stat,wchan:24,args 2>/dev/null || ps; } | grep -v '\[.*\]$' >/dev/console 2>&1
+	fi
 	if grep -q recover "/sys/block/${md#/dev/}/md/sync_action" 2>/dev/null; then
 		if lmtest mdcompare --md "$md" >/run/mdc 2>&1 || lmtest mdcompare --md "$md" >/run/mdc 2>&1; then
 			ok=$((ok + 1))
@@ -72,6 +108,7 @@ while kill -0 "$mpid" 2>/dev/null; do
 done
 wait "$mpid"
 rc=$?
+kill "$tpid" 2>/dev/null; pkill -f "tail -f /run/migrate.jsonl" 2>/dev/null
 t1=$(cut -d' ' -f1 /proc/uptime)
 a1=$(cat /run/acked)
 fact migrate_rc "$rc"
@@ -89,6 +126,7 @@ fact cow_freed "$(num COWBytesFreed)"
 fact mem_avail_release "$(num MemAvailableBefore) $(num MemAvailableAfter)"
 fact ejected "$(grep '"event":"result"' /run/migrate.jsonl | grep -o '"Ejected":[a-z]*' | cut -d: -f2)"
 fact migrate_last "$(tail -n1 /run/migrate.jsonl)"
+fact late_interrupt_warnings "$(grep -c "after the point of no return" /run/migrate.jsonl)"
 [ -s /run/migrate.err ] && fact_file migrate_err /run/migrate.err
 echo "--- migrate output (last 12 lines)"
 tail -n 12 /run/migrate.jsonl

@@ -6,7 +6,14 @@
 # units failed, and what systemd thinks of the mounts afterwards.
 #   lmtest.target=DEV (default /dev/vda)   lmtest.speed=fast|gentle
 set -u
+# ssh_fp: the SSH host keys' fingerprints, one word.
+ssh_fp() { for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k" 2>&1 | cut -d' ' -f2; done | sort | tr '\n' ','; }
 fact pre_root_source "$(findmnt -n -o SOURCE /)"
+# What every copy of the live image shares (or the session made up): an
+# installed system must have its own.
+fact live_machine_id "$(cat /etc/machine-id 2>&1)"
+fact live_ssh_fp "$(ssh_fp)"
+fact live_hostname "$(hostname)"
 fact_file pre_mdstat /proc/mdstat
 fact pre_live_rw_table "$(dmsetup table live-rw 2>&1)"
 # shellcheck source-path=SCRIPTDIR source=../../guest/scenario-migrate.sh
@@ -24,4 +31,14 @@ fact_file post_lsblk /run/lsblk
 # livemigrate made): the next boot's root=UUID=.
 fact post_root_uuid "$(findmnt -n -o UUID /)"
 fact post_root_member "$(cd "/sys/block/${md#/dev/}/slaves" 2>&1 && echo *)"
+# With finalize, the next boot is through the target's own GRUB, whose
+# command line the test does not write: leave it the scenario (see
+# lmtest.service and cmdline_get).
+if [ "$mrc" = 0 ] && [ "$(cmdline_get lmtest.finalize 0)" = 1 ]; then
+	grep '"event":"info"' /run/migrate.jsonl | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' >/run/finalize.txt
+	fact_file finalize /run/finalize.txt
+	mkdir -p /etc/lmtest
+	echo "lmtest.scenario=installed lmtest.upto=$(sed -n 's/^acked=//p' /run/writer.out) lmtest.end=poweroff" >/etc/lmtest/cmdline
+	sync
+fi
 [ "$mrc" = 0 ]
