@@ -330,6 +330,15 @@ func (c Controller) GrowMax(md string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("grow %s: %w", name, err)
 	}
+	// A whole number of the array's logical blocks: an array built over a
+	// zram-backed live leg keeps zram's 4096-byte blocks after that leg is
+	// gone, and a size that is no multiple of them is refused by GRUB's
+	// tools ("unaligned device size", seen in the Debian VM).
+	if b, err := os.ReadFile(filepath.Join(c.Sys.Root, "block", name, "queue", "logical_block_size")); err == nil {
+		if lbs, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+			target = AlignKiB(target, lbs)
+		}
+	}
 	if target <= a.ComponentKiB {
 		return a.ComponentKiB, nil
 	}
@@ -338,6 +347,15 @@ func (c Controller) GrowMax(md string) (uint64, error) {
 		return 0, fmt.Errorf("grow %s from %d to %d KiB: write component_size: %w", name, a.ComponentKiB, target, err)
 	}
 	return target, nil
+}
+
+// AlignKiB rounds kib down to a whole number of lbs-byte logical blocks.
+func AlignKiB(kib, lbs uint64) uint64 {
+	if lbs <= 1024 || lbs%1024 != 0 {
+		return kib
+	}
+	step := lbs / 1024
+	return kib / step * step
 }
 
 // MaxComponentKiB is the largest component size the array's working legs
