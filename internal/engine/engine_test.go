@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,6 +255,7 @@ type fakeKernel struct {
 	hotAddAs    mdraid.Member
 	onRead      func(n int)
 	reads       int
+	onGrowFS    func() // runs inside GrowFS (a step in progress)
 }
 
 func newFake(sys *System) *fakeKernel {
@@ -355,6 +357,9 @@ func (k *fakeKernel) GrowArray(md string) (uint64, error) {
 
 func (k *fakeKernel) GrowFS(mp, dev string) (resize.Result, error) {
 	k.calls = append(k.calls, "grow-fs "+dev)
+	if k.onGrowFS != nil {
+		k.onGrowFS()
+	}
 	if k.growFSErr != nil {
 		return resize.Result{}, k.growFSErr
 	}
@@ -737,7 +742,53 @@ func TestLateInterruptIsNoted(t *testing.T) {
 	if _, err := r.Run(ctx, plan(t, sys)); err != nil {
 		t.Fatal(err)
 	}
-	if last := evs[len(evs)-1]; last.Type != EvWarning || !strings.Contains(last.Message, "point of no return") {
-		t.Errorf("last event = %+v", last)
+	n := 0
+	for _, e := range evs {
+		if e.Type == EvWarning && strings.Contains(e.Message, "point of no return") {
+			n++
+		}
+	}
+	if n != 1 || evs[len(evs)-1].Type == EvError {
+		t.Errorf("%d late-interrupt warnings, last event %+v", n, evs[len(evs)-1])
+	}
+}
+
+// An interrupt in the middle of a long step is reported while that step
+// still runs, not when it ends: GrowFS here waits for the warning.
+func TestLateInterruptReportedAtOnce(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	warned := make(chan struct{})
+	var mu sync.Mutex
+	var evs []Event
+	r := runner(k, sys, &evs)
+	r.Emit = func(e Event) {
+		mu.Lock()
+		evs = append(evs, e)
+		mu.Unlock()
+		if e.Type == EvWarning && strings.Contains(e.Message, "point of no return") {
+			close(warned)
+		}
+	}
+	k.onGrowFS = func() {
+		cancel()
+		select {
+		case <-warned:
+		case <-time.After(10 * time.Second):
+			t.Error("no warning while the step was still running")
+		}
+	}
+	if _, err := r.Run(ctx, plan(t, sys)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, e := range evs {
+		if e.Type == EvWarning {
+			if e.Step != StepGrowFS || i == len(evs)-1 {
+				t.Errorf("warning %+v at %d of %d", e, i, len(evs))
+			}
+		}
 	}
 }

@@ -56,6 +56,9 @@ type Runner struct {
 	mu      sync.Mutex
 	pending Speed // a speed switch asked for and not applied yet
 	toggled bool
+
+	emitMu sync.Mutex // events come from Run and from its interrupt watcher
+	noted  bool       // the late interrupt was reported (under emitMu)
 }
 
 // SetSpeed switches between fast and gentle while md copies (the wizard's
@@ -108,10 +111,46 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) {
 }
 
 func (r *Runner) emit(e Event) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.emitLocked(e)
+}
+
+func (r *Runner) emitLocked(e Event) {
 	if r.Emit != nil {
 		e.Time = r.now()
 		r.Emit(e)
 	}
+}
+
+// noteLateInterrupt reports, once, that an interrupt came after the point
+// of no return and the run goes on.
+func (r *Runner) noteLateInterrupt(step StepKind, msg string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if r.noted {
+		return
+	}
+	r.noted = true
+	r.emitLocked(Event{Type: EvWarning, Step: step, Message: msg})
+}
+
+// watchLateInterrupt reports an interrupt the moment it arrives, even in
+// the middle of a step that takes minutes (finalize rebuilds an
+// initramfs): whoever pressed Ctrl+C learns at once that the run will
+// finish. It returns the function that stops the watcher.
+func (r *Runner) watchLateInterrupt(ctx context.Context, current func() StepKind) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ctx.Done():
+			r.noteLateInterrupt(current(), "interrupt received after the point of no return: finishing the migration, which is the safe way out")
+		case <-stop:
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // Run executes p. Cancelling ctx before the point of no return takes the
@@ -121,7 +160,14 @@ func (r *Runner) emit(e Event) {
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
 	pastNoReturn := false
-	interruptNoted := false
+	r.emitMu.Lock()
+	r.noted = false
+	r.emitMu.Unlock()
+	var curMu sync.Mutex
+	var cur StepKind
+	current := func() StepKind { curMu.Lock(); defer curMu.Unlock(); return cur }
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
 	for _, st := range p.Steps {
 		if st.Irreversible {
 			// Re-check right before the point of no return: the target must
@@ -130,14 +176,14 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 				return res, r.abort(p, StepDropLive, ExitInterrupted, errors.New("interrupted"))
 			}
 			pastNoReturn = true
+			stopWatch = r.watchLateInterrupt(ctx, current)
 		}
 		if !pastNoReturn && ctx.Err() != nil {
 			return res, r.abort(p, st.Kind, ExitInterrupted, errors.New("interrupted"))
 		}
-		if pastNoReturn && ctx.Err() != nil && !interruptNoted {
-			interruptNoted = true
-			r.emit(Event{Type: EvWarning, Step: st.Kind, Message: "interrupt received after the point of no return: finishing the migration, which is the safe way out"})
-		}
+		curMu.Lock()
+		cur = st.Kind
+		curMu.Unlock()
 		r.emit(Event{Type: EvStepStart, Step: st.Kind, Message: st.Title})
 		msg, err := r.step(ctx, p, st, res, pastNoReturn)
 		if err != nil {
@@ -179,9 +225,12 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		}
 		r.emit(Event{Type: EvStepDone, Step: st.Kind, Message: msg})
 	}
-	if pastNoReturn && ctx.Err() != nil && !interruptNoted {
-		// The signal came during the last step: say so, the man page promises it.
-		r.emit(Event{Type: EvWarning, Message: "interrupt received after the point of no return: the migration was finished, which is the safe way out"})
+	stopWatch()
+	stopWatch = func() {}
+	if pastNoReturn && ctx.Err() != nil {
+		// The signal came as the last step ended (the watcher had no
+		// chance): say so, the man page promises it.
+		r.noteLateInterrupt("", "interrupt received after the point of no return: the migration was finished, which is the safe way out")
 	}
 	return res, nil
 }
