@@ -381,7 +381,7 @@ install)
 	if [[ $extra == *lmtest.signal_finalize=* ]]; then
 		# The signal came during finalize (past the point of no return):
 		# migrate finished (rc 0 above) and said it noted the interrupt.
-		[[ -n $(facts_get "$F" finalize_signal) ]] || die "[$name] no signal was sent during finalize"
+		[[ $(facts_get "$F" finalize_signal) == *"(kill rc=0)" ]] || die "[$name] no signal was sent during finalize: $(facts_get "$F" finalize_signal)"
 		(($(facts_get "$F" late_interrupt_warnings) >= 1)) || die "[$name] no warning about the interrupt"
 		log "  $(facts_get "$F" finalize_signal): migrate exit 0, interrupt noted, finalize completed"
 	fi

@@ -88,8 +88,9 @@ ok=0 bad=0 rec=0
 while kill -0 "$mpid" 2>/dev/null; do
 	ticks=$((ticks + 1))
 	if [ -n "$sigfin" ] && grep -q '"message":"Build a regular initramfs without the live hooks…"' /run/migrate.jsonl; then
-		kill -"$sigfin" -- "-$mpid"
-		fact finalize_signal "$sigfin sent to process group $mpid during the initramfs rebuild"
+		# /bin/kill: dash's builtin takes no process group ("-PID").
+		/bin/kill -s "$sigfin" -- "-$mpid"
+		fact finalize_signal "$sigfin sent to process group $mpid during the initramfs rebuild (kill rc=$?)"
 		sigfin=
 	fi
 	if [ "$psdump" -gt 0 ] && [ $((ticks % (psdump * 2))) = 0 ]; then
