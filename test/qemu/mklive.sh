@@ -24,6 +24,8 @@ mk_skeleton "$root"
 copy_with_libs "$root" mdadm e2fsck resize2fs blkid dumpe2fs mke2fs dmsetup
 # The other filesystems livemigrate grows, for the package tests in the VM.
 copy_with_libs "$root" mkfs.xfs xfs_repair mkfs.btrfs btrfs
+# LVM, to make a disk an LVM physical volume (the refuse scenario).
+copy_with_libs "$root" lvm
 # tmux and a few terminal descriptions, for the wizard's test (scenario tui).
 copy_with_libs "$root" tmux
 for t in t/tmux-256color t/tmux s/screen s/screen-256color x/xterm x/xterm-256color l/linux; do

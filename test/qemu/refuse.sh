@@ -1,9 +1,11 @@
 #!/bin/bash
 # refuse.sh: preflight turns bad targets away, in one boot of the live medium.
-#  1. Build the images and seven small sparse disks: one sector too small,
+#  1. Build the images and eight small sparse disks: one sector too small,
 #     4096-byte logical blocks, read-only, partitioned with an ext4
 #     partition (the guest mounts it), one the guest makes the leg of another
-#     md array, and two blank ones (larger than, and exactly, the live root).
+#     md array, one the guest makes an LVM physical volume with an active
+#     logical volume, and two blank ones (larger than, and exactly, the live
+#     root).
 #  2. Boot the live medium with the "refuse" scenario: it runs
 #     `livemigrate migrate --target X --yes` (no --dry-run: a missing check
 #     would really migrate) against each bad disk, against paths that are not
@@ -54,10 +56,11 @@ declare -A size=(
 	[rf-ro]=$big
 	[rf-parted]=$big
 	[rf-mdmem]=$big
+	[rf-lvm]=$big
 	[rf-good]=$((ROOTFS_BYTES + 400 * 1024 * 1024)) # room for the boot partitions too
 	[rf-exact]=$ROOTFS_BYTES
 )
-serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-good rf-exact)
+serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-lvm rf-good rf-exact)
 for s in "${serials[@]}"; do truncate -s "${size[$s]}" "$disks/$s.img"; done
 
 # rf-parted: one partition from 1 MiB to the end (still larger than the
@@ -75,8 +78,8 @@ dd if="$disks/part.fs" of="$disks/rf-parted.img" bs=1M seek=$((pstart / 1048576)
 keep_sha=$(sha256sum "$disks/fs/keep-me" | cut -d' ' -f1)
 rm -rf "$disks/fs" "$disks/part.fs"
 
-# The guest mounts rf-parted, so its image changes by the guest's own hand:
-# the guest hashes that one itself. Every other image must stay identical.
+# The guest mounts rf-parted and puts LVM on rf-lvm, so their images change
+# by the guest's own hand: the guest hashes those itself. Every other image must stay identical.
 declare -A sha_before
 for s in "${serials[@]}"; do sha_before[$s]=$(sha256sum "$disks/$s.img" | cut -d' ' -f1); done
 
@@ -110,6 +113,7 @@ cases=(
 	"part_mounted 12 dev"
 	"disk_with_mounted_part 12 dev"
 	"md_member 12 dev"
+	"lvm_member 12 dev"
 	"nonexistent 10 dev"
 	"regular_file 10 dev"
 	"char_device 10 dev"
@@ -187,14 +191,14 @@ check vm_ran "$(is "$vmrc/$(fv scenario_rc)" 0/0)" "run-vm.sh rc=$vmrc, scenario
 check state_unchanged "$(is "$(fv state_same)" yes)" "md127 members/limits, mdstat, dm, loops, mounts, holders: $(fv state_same)$(facts_lines "$F" state_diff | tr '\n' ' ')"
 check md_one_live_leg "$( [[ $(fv md_members) == 1 && $(fv md_live_leg) == live-rw ]] && echo ok)" "members=$(fv md_members): $(fv md_member_list)leg=$(fv md_live_leg)"
 check status_after "$(is "$(fv post_status_rc)" 0)" "livemigrate status rc before=$(fv pre_status_rc) after=$(fv post_status_rc)"
-check guest_sums "$(is "$(fv sums_same)" yes)" "sha256 of the disk with the mounted partition, whole, in the guest: $(fv sums_same)"
+check guest_sums "$(is "$(fv sums_same)" yes)" "sha256 of the disk with the mounted partition and of the LVM disk, whole, in the guest: $(fv sums_same)"
 check part_fs_intact "$( [[ $(fv part_fsck_rc) == 0 && $(fv part_keep_sha_after) == "$keep_sha" ]] && echo ok)" "e2fsck -fn rc=$(fv part_fsck_rc), file on it intact=$( [[ $(fv part_keep_sha_after) == "$keep_sha" ]] && echo yes || echo no)"
 changed=()
 for s in "${serials[@]}"; do
-	[[ $s == rf-parted ]] && continue
+	[[ $s == rf-parted || $s == rf-lvm ]] && continue
 	[[ $(sha256sum "$disks/$s.img" | cut -d' ' -f1) == "${sha_before[$s]}" ]] || changed+=("$s")
 done
-check host_images_same "$( ((${#changed[@]} == 0)) && echo ok)" "sha256 of the 6 unmounted disk images on the host: ${changed[*]:-all unchanged}"
+check host_images_same "$( ((${#changed[@]} == 0)) && echo ok)" "sha256 of the $((${#serials[@]} - 2)) other disk images on the host: ${changed[*]:-all unchanged}"
 
 printf '%-24s %4s %4s  %-6s %s\n' case want got result "first stderr line"
 printf '%s\n' "${rows[@]}"

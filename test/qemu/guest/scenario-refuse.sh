@@ -11,6 +11,7 @@
 #   rf-ro      read-only                                            -> 14
 #   rf-parted  msdos label, ext4 on partition 1, mounted here       -> 12 (both)
 #   rf-mdmem   the only leg of another md array (/dev/md5, built)   -> 12
+#   rf-lvm     an LVM physical volume with an active logical volume -> 12
 #   rf-good    blank, larger than the live root: --dry-run          -> 0
 #   rf-exact   blank, exactly the live root's size: --raw-disk --dry-run -> 0,
 #              as a whole-disk install (boot partitions too)        -> 13
@@ -42,11 +43,12 @@ for d in /sys/block/vd*; do
 	rf-ro) ro=/dev/$n ;;
 	rf-parted) parted=/dev/$n ;;
 	rf-mdmem) mdmem=/dev/$n ;;
+	rf-lvm) lvmdisk=/dev/$n ;;
 	rf-good) good=/dev/$n ;;
 	rf-exact) exact=/dev/$n ;;
 	esac
 done
-for v in small d4k ro parted mdmem good exact; do
+for v in small d4k ro parted mdmem lvmdisk good exact; do
 	eval "[ -n \"\${$v:-}\" ]" || {
 		fact refuse_setup "disk for \$$v not found (serial missing?)"
 		exit 1
@@ -88,6 +90,17 @@ mdadm --build /dev/md5 --level=1 --raid-devices=1 --force "$mdmem" || {
 	exit 1
 }
 fact md5_holders "$(names "/sys/block/${mdmem#/dev/}/holders")"
+# LVM as a distribution sets it up: a PV, a VG, an active LV (no udev here:
+# lvm waits for no udev events and makes its own /dev nodes).
+lvmcfg='activation { udev_sync=0 udev_rules=0 } devices { obtain_device_list_from_udev=0 }'
+mkdir -p /run/lvm /etc/lvm
+{ lvm pvcreate --config "$lvmcfg" "$lvmdisk" && lvm vgcreate --config "$lvmcfg" rfvg "$lvmdisk" &&
+	lvm lvcreate --config "$lvmcfg" -y -L 8M -n keep rfvg; } >/run/lvm.out 2>&1 || {
+	fact_file lvm_out /run/lvm.out
+	fact refuse_setup "LVM on $lvmdisk failed"
+	exit 1
+}
+fact lvm_holders "$(names "/sys/block/${lvmdisk#/dev/}/holders") $(cat /sys/block/"$(names "/sys/block/${lvmdisk#/dev/}/holders" | cut -d' ' -f1)"/dm/uuid 2>&1 | cut -c1-4)"
 # A regular file big enough to take the live root, and a symlink to the array.
 truncate -s "$(($(cat "/sys/block/$mdname/size") * 512 + 1048576))" /tmp/refuse-file
 ln -sf "$md" /tmp/refuse-link-to-array
@@ -122,10 +135,11 @@ state() {
 }
 # sums FILE: sha256 of what the host cannot check after poweroff (the
 # image of the mounted disk changes under the guest's own mount and
-# unmount): that disk, whole, read past the page cache's old copy.
+# unmount, the LVM disk under lvm's setup and teardown): those disks,
+# whole, read past the page cache's old copy.
 sums() {
 	echo 3 >/proc/sys/vm/drop_caches
-	sha256sum "$parted" >"$1" 2>&1
+	sha256sum "$parted" "$lvmdisk" >"$1" 2>&1
 }
 
 livemigrate status >/dev/null 2>&1
@@ -159,6 +173,7 @@ run_case read_only "$ro" --target "$ro" --yes
 run_case part_mounted "$part" --target "$part" --yes
 run_case disk_with_mounted_part "$parted" --target "$parted" --yes
 run_case md_member "$mdmem" --target "$mdmem" --yes
+run_case lvm_member "$lvmdisk" --target "$lvmdisk" --yes
 run_case nonexistent /dev/nonexistent-disk --target /dev/nonexistent-disk --yes
 run_case regular_file /tmp/refuse-file --target /tmp/refuse-file --yes
 run_case char_device /dev/null --target /dev/null --yes
@@ -234,5 +249,7 @@ e2fsck -fn "$part" >/run/rf.fsck 2>&1
 fact part_fsck_rc "$?"
 mdadm --stop /dev/md5 >/dev/null 2>&1
 fact md5_stop_rc "$?"
+lvm vgchange --config "$lvmcfg" -an rfvg >/dev/null 2>&1
+fact lvm_deactivate_rc "$?"
 rm -f /tmp/refuse-file /tmp/refuse-link-to-array
 exit 0
