@@ -240,7 +240,11 @@ func (e *Env) fstab() (string, error) {
 	if fsType == "xfs" || fsType == "btrfs" {
 		pass = "0" // their fsck is a no-op
 	}
-	lines := FstabFor(string(old), fmt.Sprintf("UUID=%s / %s defaults 0 %s", e.FSUUID, fsType, pass), e.espUUID())
+	espUUID := e.espUUID()
+	if e.ESP != "" && !fsUUIDToken(espUUID) {
+		return "", fmt.Errorf("cannot read the UUID of the EFI system partition %s (blkid said %q)", e.ESP, espUUID)
+	}
+	lines := FstabFor(string(old), fmt.Sprintf("UUID=%s / %s defaults 0 %s", e.FSUUID, fsType, pass), espUUID)
 	if err := writeFileAtomic(e.path("/etc/fstab"), []byte(lines), 0o644); err != nil {
 		return "", err
 	}
@@ -252,6 +256,9 @@ func (e *Env) fstab() (string, error) {
 // live overlay) go, the user's other entries stay, and root (and the ESP
 // when there is one) are added by UUID.
 func FstabFor(old, rootLine, espUUID string) string {
+	if !fsUUIDToken(espUUID) {
+		espUUID = "" // not a UUID blkid prints: no ESP line rather than a broken one
+	}
 	var keep []string
 	for _, l := range strings.Split(old, "\n") {
 		f := strings.Fields(l)
@@ -278,6 +285,20 @@ func FstabFor(old, rootLine, espUUID string) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "\n") + "\n"
+}
+
+// fsUUIDToken reports whether s looks like a filesystem UUID as blkid
+// prints it (hex groups with hyphens; FAT's are 8 hex digits with one).
+func fsUUIDToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Env) machineID() (string, error) {
