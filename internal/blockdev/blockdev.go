@@ -53,12 +53,15 @@ type Info struct {
 	Removable         bool     `json:"removable"`
 	Model             string   `json:"model,omitempty"`
 	Transport         string   `json:"transport,omitempty"`
-	Holders           []string `json:"holders,omitempty"`    // kernel names using this device (md127, dm-3)
-	Partitions        []string `json:"partitions,omitempty"` // of a whole disk
-	Mounts            []string `json:"mounts,omitempty"`     // where this device is mounted
-	PartMounts        []string `json:"partition_mounts,omitempty"`
-	PartHolders       []string `json:"partition_holders,omitempty"`
-	Swap              bool     `json:"swap"`
+	Holders           []string `json:"holders,omitempty"` // kernel names using this device (md127, dm-3)
+	// HolderWhat says what a device-mapper holder is, by kernel name:
+	// "LVM logical volume vg-lv", "LUKS volume name", "dm device name".
+	HolderWhat  map[string]string `json:"holder_what,omitempty"`
+	Partitions  []string          `json:"partitions,omitempty"` // of a whole disk
+	Mounts      []string          `json:"mounts,omitempty"`     // where this device is mounted
+	PartMounts  []string          `json:"partition_mounts,omitempty"`
+	PartHolders []string          `json:"partition_holders,omitempty"`
+	Swap        bool              `json:"swap"`
 }
 
 // Inspect resolves path to a block device and gathers its facts.
@@ -132,6 +135,18 @@ func (h Host) InspectDev(path string, major, minor uint32) (*Info, error) {
 	in.Model = readString(filepath.Join(diskdir, "device/model"))
 	in.Transport = transport(diskdir)
 	in.Holders = listDir(filepath.Join(sysdir, "holders"))
+	for _, hd := range in.Holders {
+		if !strings.HasPrefix(hd, "dm-") {
+			continue
+		}
+		dm := filepath.Join(sysdir, "holders", hd, "dm")
+		if w := DMWhat(readString(filepath.Join(dm, "uuid")), readString(filepath.Join(dm, "name"))); w != "" {
+			if in.HolderWhat == nil {
+				in.HolderWhat = map[string]string{}
+			}
+			in.HolderWhat[hd] = w
+		}
+	}
 	if !in.IsPartition {
 		in.Partitions = partitions(sysdir, in.Name)
 	}
@@ -202,6 +217,20 @@ func readUint(p string) (uint64, error) {
 		return 0, err
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// DMWhat names a device-mapper device by the subsystem prefix of its dm
+// uuid (LVM-, CRYPT-LUKS) and its dm name; "" without a name.
+func DMWhat(uuid, name string) string {
+	switch {
+	case name == "":
+		return ""
+	case strings.HasPrefix(uuid, "LVM-"):
+		return "LVM logical volume " + name
+	case strings.HasPrefix(uuid, "CRYPT-"):
+		return "LUKS volume " + name
+	}
+	return "dm device " + name
 }
 
 func readString(p string) string {

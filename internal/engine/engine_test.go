@@ -101,6 +101,10 @@ func TestPreflightRefusals(t *testing.T) {
 		})}, "/dev/vdb", ExitInUse, "/dev/vdb1 on /media/x"},
 		{"md member", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"md5"} })}, "/dev/vdb", ExitInUse, "mdadm --stop /dev/md5"},
 		{"lvm", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Holders = []string{"dm-7"} })}, "/dev/vdb", ExitInUse, "LVM"},
+		{"lvm-named", liveSystem(), Target{Info: mod(func(d *blockdev.Info) {
+			d.Holders = []string{"dm-7"}
+			d.HolderWhat = map[string]string{"dm-7": blockdev.DMWhat("LVM-abc", "vg0-home")}
+		})}, "/dev/vdb", ExitInUse, "held by /dev/dm-7 (LVM logical volume vg0-home); free it first (lvchange -an /dev/mapper/vg0-home)"},
 		{"swap", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.Swap = true })}, "/dev/vdb", ExitInUse, "swap"},
 		{"read-only", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.ReadOnly = true })}, "/dev/vdb", ExitReadOnly, "read-only"},
 		{"4Kn", liveSystem(), Target{Info: mod(func(d *blockdev.Info) { d.LogicalBlockSize = 4096 })}, "/dev/vdb", ExitBlockSize, "device is 4096-byte sectors, array is 512; md cannot add a leg whose logical blocks are larger than the array's; use a disk with 512-byte logical sectors"},

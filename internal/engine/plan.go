@@ -364,12 +364,22 @@ func checkFree(in *blockdev.Info, dev string) error {
 		}
 	}
 	for _, h := range in.Holders {
+		if w := in.HolderWhat[h]; w != "" {
+			uses = append(uses, "held by /dev/"+h+" ("+w+")")
+			continue
+		}
 		uses = append(uses, "held by "+holderName(h))
 	}
 	for _, h := range holders {
+		w := in.HolderWhat[h]
+		_, name, _ := strings.Cut(w, "volume ")
 		switch {
 		case strings.HasPrefix(h, "md"):
 			fixes = append(fixes, "mdadm --stop /dev/"+h)
+		case strings.HasPrefix(w, "LVM "):
+			fixes = append(fixes, "lvchange -an /dev/mapper/"+name)
+		case strings.HasPrefix(w, "LUKS "):
+			fixes = append(fixes, "cryptsetup close "+name)
 		case strings.HasPrefix(h, "dm-"):
 			fixes = append(fixes, "close /dev/"+h+" (lvchange -an, cryptsetup close or dmsetup remove)")
 		}
