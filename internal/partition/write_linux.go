@@ -55,15 +55,11 @@ func Write(devPath string, l Layout) error {
 // that once the new partition is in use, when the kernel refuses a reread
 // anyway.
 func WriteHeld(devPath string, l Layout) (io.Closer, error) {
-	hold, err := write(devPath, l)
-	if err != nil && hold != nil {
-		hold.Close()
-		hold = nil
-	}
-	if hold == nil {
+	f, err := write(devPath, l)
+	if f == nil { // never a nil *os.File inside a non-nil io.Closer
 		return nil, err
 	}
-	return hold, err
+	return f, nil
 }
 
 func write(devPath string, l Layout) (*os.File, error) {

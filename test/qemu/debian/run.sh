@@ -138,6 +138,21 @@ vm() {
 	[[ $(cat "$dir/ending") == "$want" ]] || die "[$name] guest did not end with $want (see $dir/console.log)"
 }
 
+# ovmf_args DIR: QEMU arguments (one per line) for OVMF with a fresh copy
+# of its variable store in DIR (no boot entries: an installed GRUB must be
+# found on the removable path).
+ovmf_args() {
+	cp /usr/share/OVMF/OVMF_VARS_4M.fd "$1/vars.fd"
+	printf '%s\n' -drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
+		-drive "if=pflash,format=raw,unit=1,file=$1/vars.fd"
+}
+
+# vm_ovmf_args DIR: the same, each behind --qemu-arg, for run-vm.sh.
+vm_ovmf_args() {
+	local a
+	ovmf_args "$1" | while IFS= read -r a; do printf '%s\n' --qemu-arg "$a"; done
+}
+
 # grub_iso DIR ARGS: DIR/grubtest.iso, a copy of the ISO whose grub.cfg
 # boots this flavour, with ARGS added to its kernel command line, by
 # default: the same files (extracted with xorriso), remade with
@@ -174,11 +189,7 @@ grub_vm() {
 	iso=$dir/grubtest.iso
 	grub_iso "$dir" "$test_args lmtest.scenario=boot $extra"
 	local fwargs=()
-	if [[ $fw == uefi ]]; then
-		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$dir/vars.fd"
-		fwargs=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
-			-drive "if=pflash,format=raw,unit=1,file=$dir/vars.fd")
-	fi
+	[[ $fw == uefi ]] && mapfile -t fwargs < <(ovmf_args "$dir")
 	local args=(-nodefaults -display none -monitor none -no-reboot -machine pc -accel tcg
 		-smp 2 -m "$mem" "${fwargs[@]}"
 		-drive "file=$iso,media=cdrom,readonly=on,if=ide,index=2" -boot d
@@ -239,14 +250,6 @@ host_fsck() {
 	log "host e2fsck -fn $part (UUID $uuid): clean"
 }
 
-# ovmf_args DIR: QEMU arguments for OVMF with a fresh copy of its variable
-# store (no boot entries: the installed GRUB must be found on the
-# removable path).
-ovmf_args() {
-	cp /usr/share/OVMF/OVMF_VARS_4M.fd "$1/vars.fd"
-	printf '%s\n' --qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
-		--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=1,file=$1/vars.fd"
-}
 
 case $scenario in
 boot | reboot)
@@ -363,7 +366,7 @@ install)
 	if [[ $firmware == uefi ]]; then
 		# UEFI: OVMF boots the ISO's GRUB (a direct kernel boot under OVMF
 		# does not find the CD here), its entry carrying the scenario.
-		mapfile -t fw < <(ovmf_args "$live")
+		mapfile -t fw < <(vm_ovmf_args "$live")
 		grub_iso "$live" "$live_cmd"
 		vm "$name-live" power-down --firmware-boot --cdrom "$live/grubtest.iso" --disk "$target" "${fw[@]}" \
 			--expect scenario_rc=0 --expect migrate_rc=0
@@ -388,7 +391,7 @@ install)
 
 	# The target alone, booted by the firmware: no medium, no -kernel.
 	fw=()
-	[[ $firmware == uefi ]] && mapfile -t fw < <(ovmf_args "$inst")
+	[[ $firmware == uefi ]] && mapfile -t fw < <(vm_ovmf_args "$inst")
 	timeout=$((timeout0 + 300))
 	vm "$name-boot" power-down --firmware-boot --disk "$target" "${fw[@]}" \
 		--expect scenario_start=installed --expect scenario_rc=0 --expect verify_rc=0 \
