@@ -37,14 +37,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=1
-while (($#)); do
-	case $1 in
-	--no-build) build=0 ;;
-	*) die "faults.sh: unknown argument $1" ;;
-	esac
-	shift
-done
+parse_build_flag faults.sh "$@"
 t_start=$EPOCHREALTIME
 
 need_pkgs socat fdisk

@@ -27,14 +27,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=1
-while (($#)); do
-	case $1 in
-	--no-build) build=0 ;;
-	*) die "refuse.sh: unknown argument $1" ;;
-	esac
-	shift
-done
+parse_build_flag refuse.sh "$@"
 t_start=$EPOCHREALTIME
 
 "$QEMU_DIR/fetch.sh"

@@ -10,14 +10,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=1
-while (($#)); do
-	case $1 in
-	--no-build) build=0 ;;
-	*) die "vmtest.sh: unknown argument $1" ;;
-	esac
-	shift
-done
+parse_build_flag vmtest.sh "$@"
 
 "$QEMU_DIR/fetch.sh"
 if ((build)); then make -C "$REPO_ROOT" build vmtest-bins >&2; fi
