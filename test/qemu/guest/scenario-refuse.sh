@@ -100,7 +100,9 @@ mkdir -p /run/lvm /etc/lvm
 	fact refuse_setup "LVM on $lvmdisk failed"
 	exit 1
 }
-fact lvm_holders "$(names "/sys/block/${lvmdisk#/dev/}/holders") $(cat /sys/block/"$(names "/sys/block/${lvmdisk#/dev/}/holders" | cut -d' ' -f1)"/dm/uuid 2>&1 | cut -c1-4)"
+lvmhold=$(names "/sys/block/${lvmdisk#/dev/}/holders")
+lvmhold=${lvmhold%% *}
+fact lvm_holder "$lvmhold $(cut -c1-4 "/sys/block/$lvmhold/dm/uuid" 2>&1)"
 # A regular file big enough to take the live root, and a symlink to the array.
 truncate -s "$(($(cat "/sys/block/$mdname/size") * 512 + 1048576))" /tmp/refuse-file
 ln -sf "$md" /tmp/refuse-link-to-array
@@ -118,7 +120,10 @@ state() {
 		done
 		for a in level raid_disks degraded array_state component_size sync_action sync_speed_min sync_speed_max; do
 			echo "$a=$(cat "/sys/block/$mdname/md/$a")"
-		done
+		done |
+			# md flips active <-> clean by itself as writes start and stop
+			# (safe mode); any other state is a change.
+			sed -E 's/^array_state=(active|clean)$/array_state=active-or-clean/'
 		echo "== dm"
 		DM_DISABLE_UDEV=1 dmsetup table
 		echo "== loops"
