@@ -199,7 +199,17 @@ func (s Sys) Read(name string) (*Array, error) {
 		if !strings.HasPrefix(e.Name(), "dev-") {
 			continue
 		}
-		m, err := readMember(filepath.Join(dir, e.Name()))
+		mdir := filepath.Join(dir, e.Name())
+		m, err := readMember(mdir)
+		// A leg md has just removed can still be listed while its sysfs
+		// directory is being deleted (seen in CI: HOT_REMOVE_DISK returned,
+		// then dev-dm-0/state was gone under Read). Such a leg is no
+		// longer a member; whatever was read of it is dropped.
+		if (err != nil && errors.Is(err, os.ErrNotExist)) || m.Gone {
+			if _, e := os.Stat(mdir); errors.Is(e, os.ErrNotExist) {
+				continue
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read md state of %s: %w", name, err)
 		}

@@ -188,6 +188,31 @@ func TestReadRecovering(t *testing.T) {
 	}
 }
 
+// A member md removes while Read runs is listed by ReadDir and gone when its
+// files are read; a dangling dev-X link stands in for that directory here.
+func TestReadSkipsMemberRemovedMeanwhile(t *testing.T) {
+	root := fakeArray(t)
+	md := filepath.Join(root, "block/md127/md")
+	if err := os.Symlink("dev-removed-meanwhile", filepath.Join(md, "dev-dm-0")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Sys{Root: root}.Read("md127")
+	if err != nil {
+		t.Fatalf("Read with a member removed meanwhile: %v", err)
+	}
+	if len(a.Members) != 2 || a.Members[0].Name != "dm-1" || a.Members[1].Name != "vdb" {
+		t.Errorf("members = %+v", a.Members)
+	}
+	// A member whose state file is missing while its directory stays is
+	// not a race but a broken tree: that is still an error.
+	if err := os.Remove(filepath.Join(md, "dev-vdb/state")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Sys{Root: root}).Read("md127"); err == nil {
+		t.Error("want an error for a member without a state file")
+	}
+}
+
 func TestReadNotArray(t *testing.T) {
 	if _, err := (Sys{Root: t.TempDir()}).Read("md127"); err == nil {
 		t.Fatal("want error for a missing array")
