@@ -656,10 +656,18 @@ func TestWholeDiskMode(t *testing.T) {
 		t.Errorf("finalize = %+v", p.Finalize)
 	}
 	text := p.Render()
-	for _, want := range []string{"whole disk /dev/vdb", "New partitions on /dev/vdb:", "/dev/vdb2", "EFI", "Partition /dev/vdb (GPT)"} {
+	for _, want := range []string{"whole disk /dev/vdb", "New partitions on /dev/vdb:", "/dev/vdb2", "EFI", "Partition /dev/vdb (GPT)", "hostname box", "the live user locked until you set a password"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan text lacks %q:\n%s", want, text)
 		}
+	}
+	// A chosen password is announced, never shown.
+	pw, err := Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb", Password: "s3cret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := pw.Render(); !strings.Contains(text, "the live user's password you chose") || strings.Contains(text, "s3cret-pw") {
+		t.Errorf("plan with a password:\n%s", text)
 	}
 	k := newFake(sys)
 	var evs []Event

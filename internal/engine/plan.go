@@ -495,6 +495,11 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 		if f.Hostname != "" {
 			what += ", hostname " + f.Hostname
 		}
+		if f.Password != "" {
+			what += ", the live user's password you chose"
+		} else {
+			what += ", the live user locked until you set a password"
+		}
 		add(StepFinalize, false, "Make it an installed system: %s", what)
 	}
 	if sys.LiveLeg != nil {

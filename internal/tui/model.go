@@ -87,7 +87,8 @@ type Model struct {
 	speed    engine.Speed
 	finalize bool
 	hostname textinput.Model
-	focus    int // optLayout, optBoot, optHost, optSpeed
+	password [2]textinput.Model // the live user's new password, typed twice
+	focus    int                // optLayout ... optSpeed
 	rawDisk  bool
 	req      engine.Request // what the options asked for
 	optNote  string         // a refusal from Preflight, shown on the options screen
@@ -158,16 +159,27 @@ func New(eng Engine, o Options) Model {
 	in.TextStyle = th.input
 	in.Cursor.Style = r.NewStyle().Reverse(true)
 	in.Cursor.TextStyle = th.input
-	host := textinput.New()
-	host.Prompt = ""
+	field := func(limit int) textinput.Model {
+		f := textinput.New()
+		f.Prompt = ""
+		f.CharLimit = limit
+		f.Width = 30
+		f.TextStyle = th.input
+		f.PlaceholderStyle = th.dim
+		f.Cursor.Style = r.NewStyle().Reverse(true)
+		f.Cursor.TextStyle = th.input
+		f.Cursor.SetMode(cursor.CursorStatic)
+		return f
+	}
+	host := field(63)
 	host.Placeholder = "keep the live one"
-	host.CharLimit = 63
-	host.Width = 30
-	host.TextStyle = th.input
-	host.PlaceholderStyle = th.dim
-	host.Cursor.Style = r.NewStyle().Reverse(true)
-	host.Cursor.TextStyle = th.input
-	host.Cursor.SetMode(cursor.CursorStatic)
+	var pw [2]textinput.Model
+	for i := range pw {
+		pw[i] = field(128)
+		pw[i].EchoMode = textinput.EchoPassword
+		pw[i].EchoCharacter = '*'
+	}
+	pw[0].Placeholder = "none: keep the account locked"
 	in.Cursor.SetMode(cursor.CursorStatic)
 	bar := progress.New(progress.WithoutPercentage(), progress.WithColorProfile(th.profile),
 		progress.WithFillCharacters(th.full, th.empty), progress.WithSolidFill("12"), progress.WithWidth(40))
@@ -176,7 +188,7 @@ func New(eng Engine, o Options) Model {
 	}
 	return Model{
 		eng: eng, th: th, keys: newKeyMap(), help: h, width: 80, high: 24,
-		state: stLoading, speed: engine.SpeedFast, finalize: true, input: in, hostname: host, bar: bar,
+		state: stLoading, speed: engine.SpeedFast, finalize: true, input: in, hostname: host, password: pw, bar: bar,
 		events: make(chan tea.Msg, 256), gone: make(chan struct{}),
 		steps: map[engine.StepKind]stepState{}, stepNote: map[engine.StepKind]string{},
 	}

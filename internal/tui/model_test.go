@@ -171,6 +171,8 @@ func (h *harness) toReview(speed string) string {
 		h.key(tea.KeyDown) // "make it boot on its own"
 		h.key(tea.KeyDown) // the hostname
 		h.runes("box1")
+		h.key(tea.KeyDown) // the password: left empty
+		h.key(tea.KeyDown) // the password again
 		h.key(tea.KeyDown) // the speed
 		h.key(tea.KeyRight)
 	}
@@ -230,6 +232,93 @@ func TestReviewConfirmation(t *testing.T) {
 	f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
 	h.waitScreen("Stopped")
 	h.runes("q")
+	h.final()
+}
+
+// The live user's password is typed twice, masked, never shown again, and
+// reaches the plan only when both fields agree.
+func TestPasswordTypedTwice(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.waitScreen("Headroom")
+	h.key(tea.KeyEnter)
+	h.waitScreen("Choose the disk")
+	h.key(tea.KeyDown)
+	h.key(tea.KeyEnter)
+	h.waitScreen("Options for /dev/vda")
+	if v := h.screen(); !strings.Contains(v, "none: keep the account locked") {
+		t.Errorf("options do not say an empty password keeps the account locked:\n%s", v)
+	}
+	h.key(tea.KeyDown) // "make it boot on its own"
+	h.key(tea.KeyDown) // the hostname
+	h.key(tea.KeyDown) // the password
+	h.runes("s3cret pw")
+	h.key(tea.KeyDown)
+	h.runes("s3cret-pw")
+	v := h.waitScreen("again:         *********")
+	if strings.Contains(v, "s3cret") {
+		t.Errorf("a password is shown in clear:\n%s", v)
+	}
+	h.key(tea.KeyEnter)
+	v = h.waitScreen("the two passwords differ")
+	h.golden("differ", v)
+	f.mu.Lock()
+	if len(f.preflight) != 0 {
+		t.Errorf("differing passwords went on to preflight: %+v", f.preflight)
+	}
+	f.mu.Unlock()
+	// Both fields were emptied and the focus is back on the first.
+	h.runes("s3cret-pw")
+	h.key(tea.KeyDown)
+	h.runes("s3cret-pw")
+	h.key(tea.KeyEnter)
+	v = h.waitScreen("Plan: install")
+	seen := v
+	for range 10 {
+		h.key(tea.KeyPgDown)
+		seen += h.screen()
+	}
+	if !strings.Contains(strings.Join(strings.Fields(seen), " "), "the live user's password you chose") || strings.Contains(seen, "s3cret") {
+		t.Errorf("review does not announce the chosen password, or shows it:\n%s", seen)
+	}
+	h.runes("/dev/vda")
+	h.key(tea.KeyEnter)
+	select {
+	case p := <-f.started:
+		if p.Finalize == nil || p.Finalize.Password != "s3cret-pw" {
+			t.Errorf("started with finalize %+v, want the password s3cret-pw", p.Finalize)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the run did not start")
+	}
+	h.waitScreen("Installing onto /dev/vda")
+	f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
+	h.waitScreen("Stopped")
+	h.runes("q")
+	h.final()
+}
+
+// With "make it boot on its own" off, the focus skips the set-up fields.
+func TestSetUpOffSkipsFields(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.waitScreen("Headroom")
+	h.key(tea.KeyEnter)
+	h.waitScreen("Choose the disk")
+	h.key(tea.KeyDown)
+	h.key(tea.KeyEnter)
+	h.waitScreen("Options for /dev/vda")
+	h.key(tea.KeyDown)
+	h.key(tea.KeySpace)
+	h.waitScreen("[ ] make it boot")
+	h.key(tea.KeyDown)
+	h.waitScreen("> (*) fast")
+	h.key(tea.KeyUp)
+	v := h.waitScreen("> [ ] make it boot")
+	if !strings.Contains(v, "hostname:      (kept: nothing is set up)") {
+		t.Errorf("set-up fields not marked as kept:\n%s", v)
+	}
+	h.key(tea.KeyCtrlC)
 	h.final()
 }
 

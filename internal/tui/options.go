@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/dustin/go-humanize"
 
@@ -17,8 +18,28 @@ const (
 	optLayout = iota
 	optBoot
 	optHost
+	optPass  // the live user's new password
+	optPass2 // the same again
 	optSpeed
 )
+
+// textField is the text field behind option f, nil for the others: keys other than moving,
+// enter and esc are typed into them.
+func (m *Model) textField(f int) *textinput.Model {
+	switch f {
+	case optHost:
+		return &m.hostname
+	case optPass:
+		return &m.password[0]
+	case optPass2:
+		return &m.password[1]
+	}
+	return nil
+}
+
+// setUp reports whether field f belongs to "make it boot on its own", and
+// so is skipped while that is off.
+func setUp(f int) bool { return f == optHost || f == optPass || f == optPass2 }
 
 func (m Model) radio(on bool) string {
 	if on {
@@ -64,11 +85,14 @@ func (m Model) viewOptions() ([]string, bindings) {
 
 	b = append(b, m.th.strong.Render("Set up"))
 	b = append(b, m.focused(optBoot, m.check(m.finalize)+" make it boot on its own: fstab, GRUB, initramfs, new machine-id"))
-	host := m.hostname.View()
+	host, pw, pw2 := m.hostname.View(), m.password[0].View(), m.password[1].View()
 	if !m.finalize {
 		host = m.th.dim.Render("(kept: nothing is set up)")
+		pw, pw2 = m.th.dim.Render("(kept: nothing is set up)"), ""
 	}
-	b = append(b, m.focused(optHost, "    hostname: "+host))
+	b = append(b, m.focused(optHost, "    hostname:      "+host))
+	b = append(b, m.focused(optPass, "    user password: "+pw))
+	b = append(b, m.focused(optPass2, "    again:         "+pw2))
 	b = append(b, "")
 
 	b = append(b, m.th.strong.Render("Copy speed")+" (you can switch while md copies)")
@@ -86,26 +110,33 @@ func (m Model) viewOptions() ([]string, bindings) {
 		b = append(b, m.para(m.optNote)...)
 	}
 	keys := bindings{m.keys.FocusNext, m.keys.FocusPrev}
-	if m.focus != optHost {
+	typing := m.textField(m.focus) != nil
+	if !typing {
 		keys = append(keys, m.keys.Speed)
 	}
 	keys = append(keys, withHelp(m.keys.Next, "review"), m.keys.Back)
-	if m.focus != optHost {
+	if !typing {
 		keys = append(keys, m.keys.Quit)
 	}
 	return b, keys
 }
 
-func (m Model) setFocus(f int) (Model, tea.Cmd) {
-	if f == optHost && !m.finalize {
-		f = optSpeed
+// setFocus moves the focus to field f, or past it in direction dir (+1 or
+// -1) while f is one of the set-up fields and set-up is off.
+func (m Model) setFocus(f, dir int) (Model, tea.Cmd) {
+	for !m.finalize && setUp(f) {
+		f += dir
 	}
-	m.focus = f
-	if f == optHost {
-		return m, m.hostname.Focus()
+	m.focus = max(optLayout, min(f, optSpeed))
+	var cmd tea.Cmd
+	for _, g := range []int{optHost, optPass, optPass2} {
+		if g == m.focus {
+			cmd = m.textField(g).Focus()
+		} else {
+			m.textField(g).Blur()
+		}
 	}
-	m.hostname.Blur()
-	return m, nil
+	return m, cmd
 }
 
 func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -115,15 +146,17 @@ func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(k, m.keys.FocusNext):
-		return m.setFocus(min(m.focus+1, optSpeed))
-	case key.Matches(k, m.keys.FocusPrev):
-		f := m.focus - 1
-		if f == optHost && !m.finalize {
-			f = optBoot
+		if m.focus == optSpeed {
+			return m, nil
 		}
-		return m.setFocus(max(f, optLayout))
+		return m.setFocus(m.focus+1, +1)
+	case key.Matches(k, m.keys.FocusPrev):
+		if m.focus == optLayout {
+			return m, nil
+		}
+		return m.setFocus(m.focus-1, -1)
 	case key.Matches(k, m.keys.Back):
-		m.hostname.Blur()
+		m, _ = m.setFocus(optLayout, +1)
 		m.state = stTarget
 		return m, nil
 	case key.Matches(k, m.keys.Next):
@@ -132,10 +165,17 @@ func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.optNote = fmt.Sprintf("hostname %q: use letters, digits and hyphens, at most 63 characters", host)
 			return m, nil
 		}
+		pw := m.password[0].Value()
+		if m.finalize && pw != m.password[1].Value() {
+			m.optNote = "the two passwords differ: type the same one in both fields (or leave both empty to keep the account locked)"
+			m.password[0].Reset()
+			m.password[1].Reset()
+			return m.setFocus(optPass, +1)
+		}
 		m.busy, m.optNote = true, ""
 		req := engine.Request{Target: m.chosen.Path, Speed: m.speed, NoFinalize: !m.finalize, RawDisk: m.rawDisk && !m.chosen.Info.IsPartition}
 		if m.finalize {
-			req.Hostname = host
+			req.Hostname, req.Password = host, pw
 		}
 		m.req = req
 		eng, sys := m.eng, m.sys
@@ -143,9 +183,10 @@ func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
 			p, err := eng.Preflight(sys, req)
 			return plannedMsg{plan: p, err: err}
 		}
-	case m.focus == optHost:
+	case m.textField(m.focus) != nil:
+		in := m.textField(m.focus)
 		var cmd tea.Cmd
-		m.hostname, cmd = m.hostname.Update(msg)
+		*in, cmd = in.Update(msg)
 		return m, cmd
 	case key.Matches(k, m.keys.Speed) && m.focus == optLayout && !m.chosen.Info.IsPartition:
 		m.rawDisk = !m.rawDisk
