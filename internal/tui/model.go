@@ -269,8 +269,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case stProgress:
 		return m.updateProgress(msg)
 	case stDone, stError:
-		if k, ok := msg.(tea.KeyMsg); ok && (key.Matches(k, m.keys.Quit) || key.Matches(k, m.keys.Next)) {
-			return m, tea.Quit
+		if k, ok := msg.(tea.KeyMsg); ok {
+			switch {
+			case key.Matches(k, m.keys.Quit) || key.Matches(k, m.keys.Next):
+				return m, tea.Quit
+			case key.Matches(k, m.keys.PageUp):
+				m.scroll = max(m.scroll-1, 0)
+			case key.Matches(k, m.keys.PageDn):
+				body, _ := m.viewDone()
+				if m.state == stError {
+					body, _ = m.viewError()
+				}
+				// Not past the last window, so pgup answers at once.
+				m.scroll = min(m.scroll+1, max(len(body)-m.bodyHeight()+1, 0))
+			}
 		}
 	}
 	return m, nil
@@ -399,6 +411,7 @@ func (m Model) startedRun(msg startedMsg) (tea.Model, tea.Cmd) {
 func (m Model) finished(msg finishedMsg) (tea.Model, tea.Cmd) {
 	m.result = msg.res
 	m.aborting, m.asking = false, false
+	m.scroll = 0
 	if msg.err != nil {
 		m.err = msg.err
 		m.exit = engine.ExitCode(msg.err)
@@ -435,6 +448,13 @@ func (m Model) View() string {
 		body, keys = m.viewDone()
 	case stError:
 		body, keys = m.viewError()
+	}
+	if m.state == stDone || m.state == stError {
+		// A finalize report or a long error may not fit: it scrolls.
+		var scrolls bool
+		if body, scrolls = m.window(body, m.bodyHeight()); scrolls {
+			keys = append(bindings{m.keys.PageUp, m.keys.PageDn}, keys...)
+		}
 	}
 	lines := []string{m.header(), ""}
 	lines = append(lines, fit(body, m.width, m.bodyHeight())...)

@@ -395,6 +395,51 @@ func TestProgressToDone(t *testing.T) {
 	}
 }
 
+// A real finalize report is longer than a screen: the Done screen scrolls,
+// so the last of it (how to unlock the live user) can be read.
+func TestDoneScrollsLongReport(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.playUntilRecovery()
+	lock := "the account \"live\" keeps its files but has no password and is locked: set one as root with 'passwd live' before you reboot, or you cannot log in"
+	res := &engine.Result{RecoveredBytes: 212 * mib, RecoverySeconds: 5.9, RecoveryBps: 212 * mib / 5.9, ArrayBytes: 1 << 30,
+		FS:      &resize.Result{Type: "ext4", OldSize: 212 * mib, NewSize: 1 << 30},
+		Release: &overlay.ReleaseReport{MemAvailableBefore: 1800 * mib, MemAvailableAfter: 1820 * mib, COWBytesFreed: 19 * mib, Ejected: true},
+		Finalize: []finalize.Result{
+			{Title: "Format the EFI system partition", Message: "FAT32 on /dev/vda2, mounted on /boot/efi"},
+			{Title: "Write /etc/fstab by UUID", Message: "/ UUID=93fa3aa5-3d1c-4c55-9d0e-6f1b2a7c8e90 ext4, /boot/efi UUID=1A2B-3C4D vfat"},
+			{Title: "Give the system its own machine-id", Message: "new machine-id 0f3c…"},
+			{Title: "Regenerate the SSH host keys", Message: "3 new host keys"},
+			{Title: "Remove autologin and passwordless sudo of the live session", Message: "removed getty autologin (serial-getty@ttyS0, getty@tty1), passwordless sudo (/etc/sudoers.d/live); " + lock},
+			{Title: "Build a regular initramfs without the live hooks", Message: "update-initramfs -u -k all (live hooks removed)"},
+			{Title: "Install GRUB for BIOS and UEFI", Message: "i386-pc on /dev/vda, x86_64-efi on /boot/efi (removable path EFI/BOOT/BOOTX64.EFI)"},
+			{Title: "Write the GRUB menu", Message: "grub-mkconfig -o /boot/grub/grub.cfg"},
+		}}
+	f.run.finish(res, nil)
+	v := h.waitScreen("Done: / now lives on /dev/vda")
+	checkFits(t, v, 80, 24)
+	if !strings.Contains(v, "pgup/pgdn to scroll") || !strings.Contains(v, "pgdn scroll down") {
+		t.Fatalf("a report longer than the screen does not scroll:\n%s", v)
+	}
+	seen := v
+	for range 20 {
+		h.key(tea.KeyPgDown)
+		seen += h.screen()
+	}
+	if !strings.Contains(strings.Join(strings.Fields(seen), " "), "set one as root with 'passwd live' before you reboot") {
+		t.Errorf("scrolling never shows how to unlock the live user:\n%s", seen)
+	}
+	h.golden("bottom", h.screen())
+	h.key(tea.KeyPgUp)
+	if v := h.screen(); !strings.Contains(v, "(lines 10-29 of 30") {
+		t.Errorf("pgup after scrolling past the end:\n%s", v)
+	}
+	h.runes("q")
+	if got := h.final().ExitCode(); got != 0 {
+		t.Errorf("exit code %d, want 0", got)
+	}
+}
+
 func TestFailureShowsError(t *testing.T) {
 	f := newFake(liveSystem())
 	h := start(t, f)

@@ -33,11 +33,9 @@ func (m Model) viewReview() ([]string, bindings) {
 	foot := m.reviewFooter()
 	room := m.bodyHeight() - len(head) - len(foot)
 	keys := bindings{withHelp(m.keys.Confirm, "start"), m.keys.Back, withHelp(m.keys.Interrupt, "quit")}
-	if room < len(plan) {
+	plan, scrolls := m.window(plan, room)
+	if scrolls {
 		keys = append(bindings{m.keys.PageUp, m.keys.PageDn}, keys...)
-		off := min(m.scroll, len(plan)-room+1)
-		more := fmt.Sprintf("(lines %d-%d of %d; pgup/pgdn to scroll)", off+1, off+room-1, len(plan))
-		plan = append(plan[off:off+room-1], m.th.dim.Render(more))
 	}
 	body := append(head, plan...)
 	return append(body, foot...), keys
