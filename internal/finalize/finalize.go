@@ -156,7 +156,7 @@ func Actions() []Action {
 		{"live-user", "Remove autologin and passwordless sudo of the live session", (*Env).liveUser},
 		{"hostname", "Set the hostname", (*Env).hostname},
 		{"initramfs", "Build a regular initramfs without the live hooks", (*Env).initramfs},
-		{"bootloader", "Install GRUB for BIOS and UEFI", (*Env).bootloader},
+		{"bootloader", "Install the GRUB boot loader", (*Env).bootloader},
 	}
 }
 

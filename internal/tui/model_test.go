@@ -412,7 +412,7 @@ func TestDoneScrollsLongReport(t *testing.T) {
 			{Title: "Regenerate the SSH host keys", Message: "3 new host keys"},
 			{Title: "Remove autologin and passwordless sudo of the live session", Message: "removed getty autologin (serial-getty@ttyS0, getty@tty1), passwordless sudo (/etc/sudoers.d/live); " + lock},
 			{Title: "Build a regular initramfs without the live hooks", Message: "update-initramfs -u -k all (live hooks removed)"},
-			{Title: "Install GRUB for BIOS and UEFI", Message: "i386-pc on /dev/vda, x86_64-efi on /boot/efi (removable path EFI/BOOT/BOOTX64.EFI)"},
+			{Title: "Install the GRUB boot loader", Message: "i386-pc on /dev/vda, x86_64-efi on /boot/efi (removable path EFI/BOOT/BOOTX64.EFI)"},
 			{Title: "Write the GRUB menu", Message: "grub-mkconfig -o /boot/grub/grub.cfg"},
 		}}
 	f.run.finish(res, nil)
