@@ -29,7 +29,10 @@ for pkg in mdraid overlay resize; do
 	line=$(facts_get "$F" "gotest_$pkg")
 	log "$pkg: $line; skipped: $(facts_get "$F" "gotest_${pkg}_skipped")"
 	[[ $(facts_get "$F" "gotest_${pkg}_rc") == 0 ]] || { log "FAIL: $pkg tests failed: $(facts_get "$F" "gotest_${pkg}_failed")"; bad=1; }
-	[[ $line =~ pass=([0-9]+) ]] && ((BASH_REMATCH[1] > 0)) || { log "FAIL: no $pkg test ran"; bad=1; }
+	if ! [[ $line =~ pass=([0-9]+) ]] || ((BASH_REMATCH[1] == 0)); then
+		log "FAIL: no $pkg test ran"
+		bad=1
+	fi
 done
 # These exist to run here; a skip means the proof did not happen.
 for t in TestKernelMigrateCycle TestKernelAbove4TiB TestGrowLoop; do

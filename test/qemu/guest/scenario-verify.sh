@@ -13,7 +13,9 @@ upto=$(cmdline_get lmtest.upto 0)
 fact root_mount "$(awk '$2 == "/" { print $1, $3 }' /proc/mounts | tail -n1)"
 fact root_size "$(df -k / | awk 'NR == 2 { print $2 }')"
 fact mdstat_arrays "$(grep -c '^md' /proc/mdstat 2>/dev/null || true)"
-fact dm_devices "$(ls /sys/block | grep -c '^dm-' || true)"
+n=0
+for d in /sys/block/dm-*; do [ -e "$d" ] && n=$((n + 1)); done
+fact dm_devices "$n"
 fact session_sha "$(sha256sum /root/session-data 2>&1 | cut -d' ' -f1)"
 if [ -f /usr/share/lmtest/payload ]; then
 	fact payload_sha "$(sha256sum /usr/share/lmtest/payload | cut -d' ' -f1)"

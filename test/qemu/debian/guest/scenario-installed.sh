@@ -21,11 +21,25 @@ fact autologin_units "$(grep -rls -- --autologin /etc/systemd/system /lib/system
 fact autologin_running "$(pgrep -c -f '^/bin/login -p -f' || true)"
 fact sessions "$(loginctl list-sessions --no-legend 2>/dev/null | wc -l)"
 fact live_user "$(passwd -S live 2>&1 | cut -d' ' -f1,2)"
+# Whether the live user's password is the one chosen during the migration
+# (lmtest.password), and not just any: crypt(3) of it against the shadow
+# hash, and of a wrong one as the control.
+pwcheck() {
+	perl -e 'my ($u, $pw) = @ARGV; open(my $f, "<", "/etc/shadow") or die "shadow: $!\n";
+		while (<$f>) { my @x = split /:/; next unless $x[0] eq $u;
+			my $c = crypt($pw, $x[1]); print defined($c) && $c eq $x[1] ? "matches" : "differs"; exit }
+		print "no such user"' live "$1" 2>&1
+}
+pw=$(cmdline_get lmtest.password)
+if [ -n "$pw" ]; then
+	fact live_password "$(pwcheck "$pw")"
+	fact live_password_wrong "$(pwcheck "not-$pw")"
+fi
 fact initrd_live "$(lsinitramfs "/boot/initrd.img-$(uname -r)" 2>&1 | grep -c livemigrate)"
 fact initrd_md "$(lsinitramfs "/boot/initrd.img-$(uname -r)" 2>&1 | grep -c 'raid1.ko')"
 fact_file fstab /etc/fstab
 fact esp "$(findmnt -n -o SOURCE,FSTYPE /boot/efi 2>&1)"
-fact esp_removable "$(ls /boot/efi/EFI/BOOT/ 2>&1 | tr '\n' ' ')"
+fact esp_removable "$( (cd /boot/efi/EFI/BOOT 2>/dev/null && echo *) || echo "no /boot/efi/EFI/BOOT")"
 fact grub_cfg_root "$(grep -m1 -o 'root=[^ ]*' /boot/grub/grub.cfg 2>&1)"
 lsblk -o NAME,TYPE,SIZE,FSTYPE,MOUNTPOINT >/run/lsblk 2>&1
 fact_file lsblk /run/lsblk
