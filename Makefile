@@ -154,13 +154,15 @@ debian-migrate: debian-iso
 	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
 
 # Migrate WITH finalize and boot the target alone through its own GRUB:
-# a whole disk under SeaBIOS; a whole disk under OVMF, from a zram COW,
-# with Ctrl+C's SIGINT during finalize; a partition next to a data
-# partition (BIOS), with a password and a hostname.
+# a whole disk under SeaBIOS, all defaults (live user locked, hostname
+# kept); a whole disk under OVMF, from a zram COW, with --hostname,
+# --password-file and Ctrl+C's SIGINT during finalize; a partition next to
+# a data partition (BIOS), chosen in the wizard with a hostname and a
+# password.
 debian-install: debian-iso
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware uefi --layout disk --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT"
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout partition
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware uefi --layout disk --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout partition --append "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"
 
 # Everything the Debian ISO proves, for make test: each flavour reboots
 # cleanly before migrating; the dracut flavours migrate under a writer and

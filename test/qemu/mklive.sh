@@ -80,7 +80,7 @@ fi
 # Guest side of the harness.
 install -m 0755 "$QEMU_DIR/guest/init.sh" "$root/usr/sbin/init"
 install -d "$root/usr/lib/lmtest"
-install -m 0644 "$QEMU_DIR"/guest/lib.sh "$QEMU_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
+install -m 0644 "$QEMU_DIR"/guest/lib.sh "$QEMU_DIR"/guest/tui-lib.sh "$QEMU_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
 
 # Just enough of /etc for the tools (e2fsck and mdadm look at mtab).
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"

@@ -76,7 +76,7 @@ done
 # scenarios build on the busybox harness's migrate and verify), the Debian
 # runner and scenarios, and the service that starts them.
 install -d "$root/usr/lib/lmtest"
-install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/usr/lib/lmtest/lib.sh"
+install -m 0644 "$QEMU_DIR/guest/lib.sh" "$QEMU_DIR/guest/tui-lib.sh" "$root/usr/lib/lmtest/"
 install -m 0644 "$QEMU_DIR/guest/scenario-migrate.sh" "$root/usr/lib/lmtest/harness-migrate.sh"
 install -m 0644 "$QEMU_DIR/guest/scenario-verify.sh" "$root/usr/lib/lmtest/harness-verify.sh"
 install -m 0644 "$DEB_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"

@@ -53,7 +53,9 @@ PKGS=(systemd-sysv linux-image-amd64 udev kmod util-linux e2fsprogs mdadm
 	# What finalize needs to make an install bootable on its own: GRUB's
 	# tools and both platforms' files (not grub-pc, whose postinst would
 	# want a disk), and mkfs.vfat for the ESP.
-	grub2-common grub-pc-bin grub-efi-amd64-bin dosfstools)
+	grub2-common grub-pc-bin grub-efi-amd64-bin dosfstools
+	# The test drives the wizard in a tmux session (lmtest.ui=tui).
+	tmux)
 # Downloaded (not installed) so that mkinitrd.sh can install the dracut
 # flavour offline in its own copy of the root.
 EXTRA_DEBS=(dracut dracut-live)

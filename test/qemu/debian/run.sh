@@ -354,10 +354,16 @@ install)
 		data_sha=$(dd if="$target" bs=1M skip=1 count=256 status=none | sha256sum | cut -d' ' -f1)
 		log "data partition (sectors 2048+524288) sha256 $data_sha"
 		tdev=/dev/vda2 root_part=/dev/vda2
-		# A chosen password and a hostname in this run; the disk runs keep
-		# the live user locked and the hostname.
-		knobs="$knobs lmtest.hostname=lmtest-installed lmtest.password=lm-test-pw"
 	fi
+	# What the person chose (lmtest.hostname, lmtest.password in --append;
+	# lmtest.ui=tui for the wizard): checked on the installed system.
+	want_host='' want_pw=''
+	for w in $extra; do
+		case $w in
+		lmtest.hostname=*) want_host=${w#*=} ;;
+		lmtest.password=*) want_pw=${w#*=} ;;
+		esac
+	done
 	# Finalize rebuilds the initramfs and installs GRUB twice under TCG:
 	# minutes more than a plain migrate.
 	timeout0=$timeout
@@ -418,14 +424,35 @@ install)
 	for x in "${lfps[@]}"; do
 		[[ -z $x || $fp != *"$x"* ]] || die "[$name] SSH host key $x is the live image's"
 	done
-	if [[ $layout == partition ]]; then
-		[[ $(facts_get "$V" hostname) == lmtest-installed ]] || die "[$name] hostname $(facts_get "$V" hostname)"
+	if [[ -n $want_host ]]; then
+		[[ $(facts_get "$V" hostname) == "$want_host" ]] || die "[$name] hostname $(facts_get "$V" hostname) (want $want_host)"
+	else
+		[[ $(facts_get "$V" hostname) == "$(facts_get "$F" live_hostname)" ]] || die "[$name] hostname $(facts_get "$V" hostname) (want the live one kept)"
+	fi
+	if [[ -n $want_pw ]]; then
 		[[ $(facts_get "$V" live_user) == "live P" ]] || die "[$name] live user: $(facts_get "$V" live_user) (want a password set)"
+		[[ $(facts_get "$V" live_password) == matches && $(facts_get "$V" live_password_wrong) == differs ]] ||
+			die "[$name] the live user's password is not the one chosen: $(facts_get "$V" live_password) (wrong one: $(facts_get "$V" live_password_wrong))"
+		log "  live user's password: the chosen one (a wrong one: $(facts_get "$V" live_password_wrong))"
+	else
+		[[ $(facts_get "$V" live_user) == "live L" ]] || die "[$name] live user: $(facts_get "$V" live_user) (want locked)"
+	fi
+	if [[ $extra == *lmtest.ui=tui* ]]; then
+		# The wizard: its review announced what finalize then did, and
+		# the password never reached a screen.
+		grep -q '^tui_final\.[0-9]*=Done: / now lives on' "$F" || die "[$name] the wizard's last screen is not Done"
+		if [[ -n $want_pw ]]; then
+			[[ $(facts_get "$F" tui_plan_password) == "the live user's password you chose" ]] ||
+				die "[$name] the wizard's plan did not announce the password: '$(facts_get "$F" tui_plan_password)'"
+			! grep -q "^tui_.*$want_pw" "$F" || die "[$name] the password was shown on a wizard screen"
+		fi
+		log "  wizard: $(facts_lines "$F" tui_final | head -n 6 | tr '\n' '|')"
+	fi
+	if [[ $layout == partition ]]; then
 		sha=$(dd if="$target" bs=1M skip=1 count=256 status=none | sha256sum | cut -d' ' -f1)
 		[[ $sha == "$data_sha" ]] || die "[$name] the data partition changed: $data_sha -> $sha"
 		log "data partition sha256 unchanged: $sha"
 	else
-		[[ $(facts_get "$V" live_user) == "live L" ]] || die "[$name] live user: $(facts_get "$V" live_user) (want locked)"
 		[[ $(facts_get "$V" esp) == *vfat* ]] || die "[$name] the ESP is not mounted on /boot/efi"
 	fi
 	log "identities: machine-id $lmid -> $mid; SSH host keys all new"

@@ -12,6 +12,9 @@
 #  - memory before and after, and whether the live stack is gone.
 #   lmtest.target=DEV  (default /dev/vda)   lmtest.speed=fast|gentle
 #   lmtest.finalize=1  (default: --no-finalize)
+#   lmtest.ui=tui      the wizard instead of the CLI, driven in tmux with the
+#                      same choices (tui-lib.sh); no JSON events then, but
+#                      its screens (tui_options, tui_review, tui_final)
 set -u
 target=$(cmdline_get lmtest.target /dev/vda)
 speed=$(cmdline_get lmtest.speed fast)
@@ -69,8 +72,29 @@ fi
 sigfin=$(cmdline_get lmtest.signal_finalize)
 setsid=
 [ -n "$sigfin" ] && setsid=setsid
-# shellcheck disable=SC2086 # $fin: words without spaces; $setsid: one optional word
-$setsid livemigrate migrate --target "$target" --yes --json --speed "$speed" $fin >/run/migrate.jsonl 2>/run/migrate.err &
+ui=$(cmdline_get lmtest.ui cli)
+if [ "$ui" = tui ]; then
+	# The person at the wizard: the target (a whole disk is partitioned,
+	# as the wizard proposes), the set-up choices, the default fast speed
+	# (lmtest.speed is not asked for here), the device name typed; then
+	# watch it to the Done screen and quit. The subshell exits with the
+	# wizard's exit code, or 1 if the screens were not as expected.
+	# shellcheck source-path=SCRIPTDIR source=tui-lib.sh
+	. /usr/lib/lmtest/tui-lib.sh
+	: >/run/migrate.jsonl
+	(
+		tui_start && tui_choose "$target" &&
+			tui_options 0 "$(cmdline_get lmtest.finalize 0)" "$(cmdline_get lmtest.hostname)" "$(cmdline_get lmtest.password)" &&
+			tui_confirm "$target" && tui_follow 1800
+		r=$?
+		[ "$r" = 0 ] && r=$(tui_quit)
+		tm kill-server 2>/dev/null
+		exit "${r:-1}"
+	) >/run/migrate.err 2>&1 &
+else
+	# shellcheck disable=SC2086 # $fin: words without spaces; $setsid: one optional word
+	$setsid livemigrate migrate --target "$target" --yes --json --speed "$speed" $fin >/run/migrate.jsonl 2>/run/migrate.err &
+fi
 mpid=$!
 # Its steps and messages (not the progress ticks) on the console as they
 # happen: a migration that hangs shows where.
@@ -113,6 +137,13 @@ kill "$tpid" 2>/dev/null; pkill -f "tail -f /run/migrate.jsonl" 2>/dev/null
 t1=$(cut -d' ' -f1 /proc/uptime)
 a1=$(cat /run/acked)
 fact migrate_rc "$rc"
+if [ "$ui" = tui ]; then
+	for f in options review progress final; do
+		[ -f "/run/$f.txt" ] && fact_file "tui_$f" "/run/$f.txt"
+	done
+	# What the wizard's plan said about the live user's password.
+	fact tui_plan_password "$(grep -o "the live user's password you chose\|the live user locked until you set a password" /run/plan.txt 2>&1 | head -n1)"
+fi
 fact during_mdcompare "ok=$ok bad=$bad recovering=$rec"
 # Records fsync'ed while migrate ran: the writes md had to put on both legs
 # (during recovery) or carry across the leg switch.

@@ -12,88 +12,21 @@
 set -u
 target=$(cmdline_get lmtest.target /dev/vda)
 md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
-export TERM=xterm-256color HOME=/root LANG=C.UTF-8
+# shellcheck source-path=SCRIPTDIR source=tui-lib.sh
+. /usr/lib/lmtest/tui-lib.sh
 
-tm() { tmux -u "$@"; }
-screen() { tm capture-pane -p -t lm >/run/screen.txt 2>/dev/null; }
-# wait_for TEXT SECONDS: poll the screen until it shows TEXT.
-wait_for() {
-	_n=$(($2 * 4))
-	while [ "$_n" -gt 0 ]; do
-		screen
-		grep -qF -- "$1" /run/screen.txt && return 0
-		sleep 0.25
-		_n=$((_n - 1))
-	done
-	echo "tui: timed out waiting for '$1'; screen:"
-	cat /run/screen.txt
-	fact tui_timeout "$1"
-	fact_file tui_stuck /run/screen.txt
-	return 1
-}
-
-rm -f /run/tui.rc
-tm new-session -d -s lm -x 80 -y 24 "livemigrate; echo \$? >/run/tui.rc; sleep 600" || { fact tui_start failed; exit 1; }
-
-wait_for "Headroom" 60 || exit 1
-screen
-cp /run/screen.txt /run/overview.txt
-tm send-keys -t lm Enter
-wait_for "Choose the disk" 30 || exit 1
-# The cursor starts on the first usable device; move it onto TARGET.
-i=0
-while ! grep -Eq "^(>|▸) +$target " /run/screen.txt; do
-	i=$((i + 1))
-	[ "$i" -gt 12 ] && { fact tui_timeout "cursor to $target"; fact_file tui_stuck /run/screen.txt; exit 1; }
-	tm send-keys -t lm Down
-	sleep 0.3
-	screen
-done
-cp /run/screen.txt /run/targets.txt
-tm send-keys -t lm Enter
-wait_for "Options for $target" 30 || exit 1
-tm send-keys -t lm Space # the bare disk, no partition table
-wait_for "(*) the bare disk" 10 || exit 1
-tm send-keys -t lm Down Space # "make it boot on its own" off
-wait_for "[ ] make it boot" 10 || exit 1
-tm send-keys -t lm Enter
-wait_for "Plan: install" 60 || exit 1
-cp /run/screen.txt /run/review.txt
-tm send-keys -t lm -l "$target"
-tm send-keys -t lm Enter
-wait_for "Installing onto $target" 20 || exit 1
-
-# Follow the run; keep a progress screen from the middle of the copy.
-best=-1
-n=0
-while ! grep -qF "Done: / now lives on" /run/screen.txt; do
-	pc=$(sed -n 's/.* \([0-9]*\)\.[0-9]%  .* of .*/\1/p' /run/screen.txt | head -n1)
-	# Every copy screen until one at 30% or more.
-	if [ -n "$pc" ] && [ "$pc" -lt 100 ] && [ "$best" -lt 30 ] && grep -qF "left" /run/screen.txt; then
-		cp /run/screen.txt /run/progress.txt
-		best=$pc
-	fi
-	if grep -qF "The migration failed" /run/screen.txt || grep -qF "Stopped" /run/screen.txt; then
-		fact_file tui_final /run/screen.txt
-		exit 1
-	fi
-	n=$((n + 1))
-	[ "$n" -gt 1200 ] && { fact tui_timeout Done; fact_file tui_stuck /run/screen.txt; exit 1; }
-	sleep 0.25
-	screen
-done
-cp /run/screen.txt /run/final.txt
-fact tui_progress_percent "$best"
+tui_start || exit 1
+tui_choose "$target" || exit 1
+# The bare disk, "make it boot on its own" off.
+tui_options 1 0 "" "" || exit 1
+tui_confirm "$target" || exit 1
+tui_follow 300 || exit 1
 [ -f /run/progress.txt ] && fact_file tui_progress /run/progress.txt
 fact_file tui_final /run/final.txt
 fact_file tui_targets /run/targets.txt
 fact_file tui_review /run/review.txt
 
-tm send-keys -t lm q
-i=0
-while [ ! -s /run/tui.rc ] && [ "$i" -lt 40 ]; do sleep 0.25; i=$((i + 1)); done
-fact tui_rc "$(cat /run/tui.rc 2>/dev/null)"
-tm kill-server 2>/dev/null
+fact tui_rc "$(tui_quit)"
 
 fact_file post_mdstat /proc/mdstat
 members=

@@ -38,7 +38,10 @@ if [ "$mrc" = 0 ] && [ "$(cmdline_get lmtest.finalize 0)" = 1 ]; then
 	grep '"event":"info"' /run/migrate.jsonl | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' >/run/finalize.txt
 	fact_file finalize /run/finalize.txt
 	mkdir -p /etc/lmtest
-	echo "lmtest.scenario=installed lmtest.upto=$(sed -n 's/^acked=//p' /run/writer.out) lmtest.end=poweroff" >/etc/lmtest/cmdline
+	# The password chosen for the live user goes along, so the installed
+	# system can check that it is the one set (a test password).
+	pw=$(cmdline_get lmtest.password)
+	echo "lmtest.scenario=installed lmtest.upto=$(sed -n 's/^acked=//p' /run/writer.out) lmtest.end=poweroff${pw:+ lmtest.password=$pw}" >/etc/lmtest/cmdline
 	sync
 fi
 [ "$mrc" = 0 ]
