@@ -50,7 +50,7 @@ deps:
 # QEMU: package tests against the real md/dm, the busybox live boot,
 # refusals of bad targets, faults, the wizard, the end-to-end migration on
 # both COW kinds, then the real Debian live ISO with each initrd flavour.
-test: deps fmt-check vet unit fuzz qemu-all debian-all
+test: deps fmt-check vet qemu-lint debian-lint unit fuzz qemu-all debian-all
 
 # The demo: build the live image, boot it, migrate it onto a blank disk while
 # a writer runs, boot the disk alone and check it.
