@@ -35,7 +35,8 @@ fact post_root_member "$(cd "/sys/block/${md#/dev/}/slaves" 2>&1 && echo *)"
 # command line the test does not write: leave it the scenario (see
 # lmtest.service and cmdline_get).
 if [ "$mrc" = 0 ] && [ "$(cmdline_get lmtest.finalize 0)" = 1 ]; then
-	grep '"event":"info"' /run/migrate.jsonl | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' >/run/finalize.txt
+	# (A message may hold escaped quotes: the account \"live\".)
+	grep '"event":"info"' /run/migrate.jsonl | sed -n 's/.*"message":"\(\([^"\\]\|\\.\)*\)".*/\1/p' | sed 's/\\"/"/g' >/run/finalize.txt
 	fact_file finalize /run/finalize.txt
 	mkdir -p /etc/lmtest
 	# The password chosen for the live user goes along, so the installed
