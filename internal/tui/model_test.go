@@ -158,8 +158,8 @@ func TestChooseTarget(t *testing.T) {
 	}
 }
 
-// toReview goes from the start to the review screen for /dev/vda.
-func (h *harness) toReview(speed string) string {
+// toOptions goes from the start to the options screen for /dev/vda.
+func (h *harness) toOptions() {
 	h.t.Helper()
 	h.waitScreen("Headroom")
 	h.key(tea.KeyEnter)
@@ -167,6 +167,12 @@ func (h *harness) toReview(speed string) string {
 	h.key(tea.KeyDown)
 	h.key(tea.KeyEnter)
 	h.waitScreen("Options for /dev/vda")
+}
+
+// toReview goes from the start to the review screen for /dev/vda.
+func (h *harness) toReview(speed string) string {
+	h.t.Helper()
+	h.toOptions()
 	if speed == "gentle" {
 		h.key(tea.KeyDown) // "make it boot on its own"
 		h.key(tea.KeyDown) // the hostname
@@ -240,12 +246,7 @@ func TestReviewConfirmation(t *testing.T) {
 func TestPasswordTypedTwice(t *testing.T) {
 	f := newFake(liveSystem())
 	h := start(t, f)
-	h.waitScreen("Headroom")
-	h.key(tea.KeyEnter)
-	h.waitScreen("Choose the disk")
-	h.key(tea.KeyDown)
-	h.key(tea.KeyEnter)
-	h.waitScreen("Options for /dev/vda")
+	h.toOptions()
 	if v := h.screen(); !strings.Contains(v, "none: keep the account locked") {
 		t.Errorf("options do not say an empty password keeps the account locked:\n%s", v)
 	}
@@ -302,12 +303,7 @@ func TestPasswordTypedTwice(t *testing.T) {
 func TestSetUpOffSkipsFields(t *testing.T) {
 	f := newFake(liveSystem())
 	h := start(t, f)
-	h.waitScreen("Headroom")
-	h.key(tea.KeyEnter)
-	h.waitScreen("Choose the disk")
-	h.key(tea.KeyDown)
-	h.key(tea.KeyEnter)
-	h.waitScreen("Options for /dev/vda")
+	h.toOptions()
 	h.key(tea.KeyDown)
 	h.key(tea.KeySpace)
 	h.waitScreen("[ ] make it boot")
