@@ -23,8 +23,9 @@ const (
 	optSpeed
 )
 
-// textField is the text field behind option f, nil for the others: keys other than moving,
-// enter and esc are typed into them.
+// textField is the text field behind option f, nil for the others. The
+// text fields all belong to "make it boot on its own"; keys other than
+// moving, enter and esc are typed into them.
 func (m *Model) textField(f int) *textinput.Model {
 	switch f {
 	case optHost:
@@ -36,10 +37,6 @@ func (m *Model) textField(f int) *textinput.Model {
 	}
 	return nil
 }
-
-// setUp reports whether field f belongs to "make it boot on its own", and
-// so is skipped while that is off.
-func setUp(f int) bool { return f == optHost || f == optPass || f == optPass2 }
 
 func (m Model) radio(on bool) string {
 	if on {
@@ -122,9 +119,9 @@ func (m Model) viewOptions() ([]string, bindings) {
 }
 
 // setFocus moves the focus to field f, or past it in direction dir (+1 or
-// -1) while f is one of the set-up fields and set-up is off.
+// -1) while f is a text field and "make it boot on its own" is off.
 func (m Model) setFocus(f, dir int) (Model, tea.Cmd) {
-	for !m.finalize && setUp(f) {
+	for !m.finalize && m.textField(f) != nil {
 		f += dir
 	}
 	m.focus = max(optLayout, min(f, optSpeed))
