@@ -224,18 +224,33 @@ func TestReviewConfirmation(t *testing.T) {
 		t.Fatal("a wrong confirmation started the run")
 	default:
 	}
-	h.runes("/dev/vda")
+	if p := h.confirm("/dev/vda"); p.Disk != "/dev/vda" || p.Speed != engine.SpeedGentle || p.Finalize == nil || p.Finalize.Hostname != "box1" {
+		t.Errorf("started %s at %s (finalize %+v), want /dev/vda gentle with hostname box1", p.Target, p.Speed, p.Finalize)
+	}
+	h.stopAndQuit()
+}
+
+// confirm types dev on the review screen and returns the plan the run
+// started with.
+func (h *harness) confirm(dev string) *engine.Plan {
+	h.t.Helper()
+	h.runes(dev)
 	h.key(tea.KeyEnter)
 	select {
-	case p := <-f.started:
-		if p.Disk != "/dev/vda" || p.Speed != engine.SpeedGentle || p.Finalize == nil || p.Finalize.Hostname != "box1" {
-			t.Errorf("started %s at %s (finalize %+v), want /dev/vda gentle with hostname box1", p.Target, p.Speed, p.Finalize)
-		}
+	case p := <-h.f.started:
+		return p
 	case <-time.After(5 * time.Second):
-		t.Fatal("the right confirmation did not start the run")
+		h.t.Fatal("the confirmation did not start the run")
 	}
+	return nil
+}
+
+// stopAndQuit ends a started run as interrupted before anything changed
+// and quits the wizard.
+func (h *harness) stopAndQuit() {
+	h.t.Helper()
 	h.waitScreen("Installing onto /dev/vda")
-	f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
+	h.f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
 	h.waitScreen("Stopped")
 	h.runes("q")
 	h.final()
@@ -282,21 +297,10 @@ func TestPasswordTypedTwice(t *testing.T) {
 	if !strings.Contains(strings.Join(strings.Fields(seen), " "), "the live user's password you chose") || strings.Contains(seen, "s3cret") {
 		t.Errorf("review does not announce the chosen password, or shows it:\n%s", seen)
 	}
-	h.runes("/dev/vda")
-	h.key(tea.KeyEnter)
-	select {
-	case p := <-f.started:
-		if p.Finalize == nil || p.Finalize.Password != "s3cret-pw" {
-			t.Errorf("started with finalize %+v, want the password s3cret-pw", p.Finalize)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the run did not start")
+	if p := h.confirm("/dev/vda"); p.Finalize == nil || p.Finalize.Password != "s3cret-pw" {
+		t.Errorf("started with finalize %+v, want the password s3cret-pw", p.Finalize)
 	}
-	h.waitScreen("Installing onto /dev/vda")
-	f.run.finish(nil, &engine.RunError{Code: engine.ExitInterrupted, Step: engine.StepTune, State: "live session intact", Err: errors.New("interrupted")})
-	h.waitScreen("Stopped")
-	h.runes("q")
-	h.final()
+	h.stopAndQuit()
 }
 
 // With "make it boot on its own" off, the focus skips the set-up fields.
@@ -329,14 +333,7 @@ func progressAt(pc float64, used uint64) *engine.Progress {
 func (h *harness) playUntilRecovery() *engine.Plan {
 	h.t.Helper()
 	h.toReview("fast")
-	h.runes("/dev/vda")
-	h.key(tea.KeyEnter)
-	var p *engine.Plan
-	select {
-	case p = <-h.f.started:
-	case <-time.After(5 * time.Second):
-		h.t.Fatal("run not started")
-	}
+	p := h.confirm("/dev/vda")
 	f := h.f
 	f.send(0, engine.Event{Type: engine.EvStepStart, Step: engine.StepTune, Message: p.Steps[0].Title})
 	f.send(0, engine.Event{Type: engine.EvStepDone, Step: engine.StepTune, Message: "recovery floor 2000 MB/s"})
