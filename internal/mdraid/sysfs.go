@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
@@ -201,14 +203,8 @@ func (s Sys) Read(name string) (*Array, error) {
 		}
 		mdir := filepath.Join(dir, e.Name())
 		m, err := readMember(mdir)
-		// A leg md has just removed can still be listed while its sysfs
-		// directory is being deleted (seen in CI: HOT_REMOVE_DISK returned,
-		// then dev-dm-0/state was gone under Read). Such a leg is no
-		// longer a member; whatever was read of it is dropped.
-		if (err != nil && errors.Is(err, os.ErrNotExist)) || m.Gone {
-			if _, e := os.Stat(mdir); errors.Is(e, os.ErrNotExist) {
-				continue
-			}
+		if detached(mdir, m, err) {
+			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read md state of %s: %w", name, err)
@@ -229,6 +225,27 @@ func (s Sys) Read(name string) (*Array, error) {
 		return a.Members[i].Name < a.Members[j].Name
 	})
 	return a, nil
+}
+
+// detached reports whether a member Read listed has left the array while
+// it was being read. md unbinds a removed rdev (HOT_REMOVE_DISK returns)
+// and deletes its sysfs directory later, from a workqueue; in between its
+// attribute files answer ENODEV (the rdev has no array any more) while the
+// directory lingers, and then ENOENT once it is going. Both were seen under
+// load: "dev-dm-0/state: no such file or directory" in CI, and
+// "dev-dm-1/state: no such device" on an mdadm-built md7. Such a leg is no
+// longer a member; whatever was read of it is dropped. A state file missing
+// from a directory that stays is a broken tree, and still an error.
+func detached(mdir string, m Member, err error) bool {
+	if err != nil && errors.Is(err, unix.ENODEV) {
+		return true
+	}
+	if (err != nil && errors.Is(err, os.ErrNotExist)) || m.Gone {
+		if _, e := os.Stat(mdir); errors.Is(e, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 func readMember(dir string) (Member, error) {
@@ -271,8 +288,12 @@ func readMember(dir string) (Member, error) {
 	return m, nil
 }
 
+// readFile is os.ReadFile; tests replace it to play kernel answers that a
+// file tree cannot (ENODEV from a detached member's attributes).
+var readFile = os.ReadFile
+
 func readTrim(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseSyncCompleted(t *testing.T) {
@@ -210,6 +212,53 @@ func TestReadSkipsMemberRemovedMeanwhile(t *testing.T) {
 	}
 	if _, err := (Sys{Root: root}).Read("md127"); err == nil {
 		t.Error("want an error for a member without a state file")
+	}
+}
+
+// A leg md is removing answers ENODEV from its attributes while its
+// directory lingers (seen on an mdadm-built md7 under load: "read
+// /sys/block/md7/md/dev-dm-1/state: no such device", which ended a
+// migration at grow-array). It is not a member any more.
+func TestReadSkipsMemberAnsweringENODEV(t *testing.T) {
+	root := fakeArray(t)
+	state := filepath.Join(root, "block/md127/md/dev-dm-1/state")
+	for _, file := range []string{"state", "slot", "size"} {
+		t.Run(file, func(t *testing.T) {
+			gone := filepath.Join(root, "block/md127/md/dev-dm-1", file)
+			readFile = func(p string) ([]byte, error) {
+				if p == gone {
+					return nil, &os.PathError{Op: "read", Path: p, Err: unix.ENODEV}
+				}
+				return os.ReadFile(p)
+			}
+			defer func() { readFile = os.ReadFile }()
+			a, err := Sys{Root: root}.Read("md127")
+			if file != "state" {
+				// slot and size are optional reads: the member is
+				// still listed, from what its state said.
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Read with a member answering ENODEV: %v", err)
+			}
+			if len(a.Members) != 1 || a.Members[0].Name != "vdb" {
+				t.Errorf("members = %+v, want only vdb", a.Members)
+			}
+		})
+	}
+	// Any other read error of a member is still an error.
+	readFile = func(p string) ([]byte, error) {
+		if p == state {
+			return nil, &os.PathError{Op: "read", Path: p, Err: unix.EIO}
+		}
+		return os.ReadFile(p)
+	}
+	defer func() { readFile = os.ReadFile }()
+	if _, err := (Sys{Root: root}).Read("md127"); err == nil {
+		t.Error("want an error for EIO from a member's state")
 	}
 }
 
