@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -49,6 +51,12 @@ func commands() []command {
 }
 
 func main() {
+	// A write to a closed pipe must fail, not kill the process: with
+	// 'migrate ... | tee log', Ctrl+C ends the reader too, and dying of
+	// SIGPIPE at the next event after the point of no return would leave
+	// a half-finished migration (issue 10, item 5). Output errors are
+	// ignored; the run and its exit code are what counts.
+	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

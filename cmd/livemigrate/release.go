@@ -39,7 +39,7 @@ func runRelease(args []string, stdout, stderr io.Writer) int {
 		return o.fail(stderr, "release", err)
 	}
 	if sys.LiveLeg != nil {
-		return o.fail(stderr, "release", &engine.Refusal{Code: engine.ExitBusyArray, Reason: fmt.Sprintf("the live leg %s is still part of %s: / still depends on it", sys.LiveLeg.Name, sys.Array.Path), Hint: "finish the migration first with 'livemigrate migrate --target DEVICE'"})
+		return o.fail(stderr, "release", &engine.Refusal{Code: engine.ExitStillLive, Reason: fmt.Sprintf("the live leg %s is still part of %s: / still depends on it", sys.LiveLeg.Name, sys.Array.Path), Hint: "finish the migration first with 'livemigrate migrate --target DEVICE'"})
 	}
 	st := sys.Stack
 	if st == nil {

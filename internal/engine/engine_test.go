@@ -260,6 +260,9 @@ type fakeKernel struct {
 	onRead      func(n int)
 	reads       int
 	onGrowFS    func() // runs inside GrowFS (a step in progress)
+	growErrs    int    // GrowArray fails this many times first
+	failErr     error  // Fail of the live leg (253:1) answers this and changes nothing
+	removeErr   error  // Remove answers this and changes nothing
 }
 
 func newFake(sys *System) *fakeKernel {
@@ -315,6 +318,9 @@ func (k *fakeKernel) find(maj, min uint32) int {
 
 func (k *fakeKernel) Fail(md string, maj, min uint32) error {
 	k.calls = append(k.calls, fmt.Sprintf("fail %d:%d", maj, min))
+	if k.failErr != nil && maj == 253 && min == 1 {
+		return k.failErr
+	}
 	i := k.find(maj, min)
 	if i < 0 {
 		return errors.New("no such member")
@@ -328,6 +334,9 @@ func (k *fakeKernel) Fail(md string, maj, min uint32) error {
 
 func (k *fakeKernel) Remove(md string, maj, min uint32) error {
 	k.calls = append(k.calls, fmt.Sprintf("remove %d:%d", maj, min))
+	if k.removeErr != nil {
+		return k.removeErr
+	}
 	i := k.find(maj, min)
 	if i < 0 || !k.a.Members[i].Faulty() {
 		return errors.New("busy")
@@ -354,6 +363,10 @@ func (k *fakeKernel) SetSpeed(md, file string, l mdraid.SpeedLimit) error {
 
 func (k *fakeKernel) GrowArray(md string) (uint64, error) {
 	k.calls = append(k.calls, "grow-array")
+	if k.growErrs > 0 {
+		k.growErrs--
+		return 0, errors.New("read md state of md127: read /sys/block/md127/md/dev-dm-0/state: no such device")
+	}
 	n, err := mdraid.MaxComponentKiB(k.a)
 	k.a.ComponentKiB, k.a.SizeBytes = n, n*1024
 	return n, err
@@ -802,5 +815,120 @@ func TestLateInterruptReportedAtOnce(t *testing.T) {
 				t.Errorf("warning %+v at %d of %d", e, i, len(evs))
 			}
 		}
+	}
+}
+
+// Past the point of no return a transient kernel answer is retried, not
+// the end of the run (issue 10, item 2).
+func TestRunRetriesAfterNoReturn(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.growErrs = 2
+	var evs []Event
+	if _, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys)); err != nil {
+		t.Fatalf("run with a transient grow failure: %v", err)
+	}
+	if n := strings.Count(strings.Join(k.calls, "\n"), "grow-array"); n != 3 {
+		t.Errorf("grow-array tried %d times, want 3: %q", n, k.calls)
+	}
+	retries := 0
+	for _, e := range evs {
+		if e.Type == EvWarning && strings.Contains(e.Message, "retrying") {
+			retries++
+		}
+	}
+	if retries != 2 {
+		t.Errorf("%d retry warnings, want 2", retries)
+	}
+}
+
+// A failed grow does not skip finalize: every later step runs, and the
+// error lists what is left (item 4).
+func TestRunGrowFailureRunsLaterSteps(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.growFSErr = errors.New("EXT4_IOC_RESIZE_FS: no space")
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, Hostname: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	_, err = runner(k, sys, &evs).Run(context.Background(), p)
+	var re *RunError
+	if !errors.As(err, &re) || re.Code != ExitGrowFailed {
+		t.Fatalf("err = %v", err)
+	}
+	calls := strings.Join(k.calls, "\n")
+	for _, want := range []string{"finalize", "speed sync_speed_min=1000/false", "release"} {
+		if !strings.Contains(calls, want) {
+			t.Errorf("%s did not run after the failed grow: %q", want, k.calls)
+		}
+	}
+	if len(re.Left) != 1 || re.Left[0] != StepGrowFS || !strings.Contains(re.State, "grow-filesystem") || !strings.Contains(re.State, "same migrate command") {
+		t.Errorf("left %v, state %q", re.Left, re.State)
+	}
+}
+
+// A refused fail of the live leg changed nothing: that is an abort with
+// the true state and md's limits restored, not "migrated" (item 3).
+func TestRunRefusedLiveFailAborts(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.failErr = errors.New("SET_DISK_FAULTY: device or resource busy")
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitAborted || strings.Contains(err.Error(), "migrated") || !strings.Contains(err.Error(), "live session intact") {
+		t.Fatalf("err = %v", err)
+	}
+	calls := strings.Join(k.calls, "\n")
+	if !strings.Contains(calls, "speed sync_speed_min=1000/false") {
+		t.Errorf("limits not restored: %q", k.calls)
+	}
+	if strings.Contains(calls, "grow-array") {
+		t.Errorf("grew after a refused fail: %q", k.calls)
+	}
+}
+
+// A failed leg that md will not remove: / lives on the target, the other
+// steps run, the release is listed as not run, and the code says which.
+func TestRunLiveLegStuck(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.removeErr = errors.New("HOT_REMOVE_DISK: device or resource busy")
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	var re *RunError
+	if !errors.As(err, &re) || re.Code != ExitLiveLegStuck {
+		t.Fatalf("err = %v", err)
+	}
+	calls := strings.Join(k.calls, "\n")
+	if !strings.Contains(calls, "grow-fs") || strings.Contains(calls, "release") {
+		t.Errorf("calls = %q", k.calls)
+	}
+	if len(re.Left) != 2 || re.Left[1] != StepRelease {
+		t.Errorf("left = %v", re.Left)
+	}
+}
+
+// A crash between failing the live leg and removing it: the rerun finds the
+// target in sync and the live leg failed, and finishes (item 3).
+func TestRunResumeFromFailedLiveLeg(t *testing.T) {
+	sys := liveSystem()
+	sys.Array.Members[0].States = []string{"faulty"}
+	sys.Array.Members[0].Slot = -1
+	sys.Array.Members = append(sys.Array.Members, mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024})
+	sys.LiveLeg = &sys.Array.Members[0]
+	k := newFake(sys)
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true})
+	if err != nil {
+		t.Fatalf("preflight of the rerun: %v", err)
+	}
+	var evs []Event
+	if _, err := runner(k, sys, &evs).Run(context.Background(), p); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	calls := strings.Join(k.calls, "\n")
+	if strings.Contains(calls, "fail ") || !strings.Contains(calls, "remove 253:1") || !strings.Contains(calls, "release") {
+		t.Errorf("calls = %q", k.calls)
 	}
 }

@@ -21,13 +21,27 @@ const (
 	ExitReadOnly       = 14 // target is read-only
 	ExitBlockSize      = 15 // target's logical block size is larger than the array's
 	ExitCOWHeadroom    = 16 // not enough copy-on-write space left to finish safely
-	ExitBusyArray      = 17 // the array is already migrating to another device
-	ExitAborted        = 20 // migration failed or was stopped before the point of no return; live session intact
-	ExitGrowFailed     = 21 // migrated, but the filesystem could not be grown
+	ExitBusyArray      = 17 // the array is already migrating to another device, or the request contradicts the migration under way
+	ExitStillLive      = 18 // release: / still depends on the live leg (the migration is not finished)
+	ExitTargetChanged  = 19 // the target changed between the check and the first write
+	ExitAborted        = 20 // migration failed or was stopped before the point of no return; live session intact, target taken out again
+	ExitGrowFailed     = 21 // migrated, but the array or the filesystem could not be grown
 	ExitReleaseFailed  = 22 // migrated, but part of the live stack could not be released
 	ExitFinalizeFailed = 23 // migrated, but not (fully) made bootable on its own
+	ExitCleanupFailed  = 24 // stopped before the point of no return, live session intact, but the target could not be taken out of the array again
+	ExitLiveLost       = 25 // the live leg failed before the target was in sync: / has no working copy
+	ExitRestoreFailed  = 26 // migrated, but md's recovery speed limits could not be restored
+	ExitLiveLegStuck   = 27 // migrated, but the failed live leg could not be removed from the array
 	ExitInterrupted    = 130
 )
+
+// ExitCodes lists every code above, for the test that holds the man page's
+// table against the binary.
+var ExitCodes = []int{ExitOK, ExitFailure, ExitUsage, ExitNotLive, ExitDeclined, ExitLocked,
+	ExitNoDevice, ExitLiveStack, ExitInUse, ExitTooSmall, ExitReadOnly, ExitBlockSize,
+	ExitCOWHeadroom, ExitBusyArray, ExitStillLive, ExitTargetChanged, ExitAborted,
+	ExitGrowFailed, ExitReleaseFailed, ExitFinalizeFailed, ExitCleanupFailed, ExitLiveLost,
+	ExitRestoreFailed, ExitLiveLegStuck, ExitInterrupted}
 
 // Refusal is a preflight verdict: nothing has been written.
 type Refusal struct {
@@ -58,6 +72,9 @@ type RunError struct {
 	Step  StepKind
 	State string // "live session intact", "migrated; ..."
 	Err   error
+	// Left lists the steps a run past the point of no return left undone
+	// (failed, or not run because of an earlier failure).
+	Left []StepKind `json:"left,omitempty"`
 }
 
 func (e *RunError) Error() string {

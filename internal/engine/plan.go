@@ -307,6 +307,8 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		switch {
 		case tgtMember.InSync() && sys.LiveLeg == nil:
 			p.Resume = fmt.Sprintf("%s already holds / alone; finishing the migration", dev)
+		case tgtMember.InSync() && sys.LiveLeg.Faulty():
+			p.Resume = fmt.Sprintf("%s is in sync and the live leg was already failed; removing it and finishing the migration", dev)
 		case tgtMember.InSync():
 			p.Resume = fmt.Sprintf("%s is already in sync with the live leg", dev)
 		case tgtMember.Faulty():
@@ -316,7 +318,8 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		}
 	}
 
-	if sys.LiveLeg != nil {
+	// A failed live leg takes no more writes: its COW no longer matters.
+	if sys.LiveLeg != nil && !sys.LiveLeg.Faulty() {
 		p.COWNeedBytes = COWNeed(a.SizeBytes)
 		if free, ok := COWHeadroom(sys); ok {
 			p.COWFreeBytes = free

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,10 +154,23 @@ func (r *Runner) watchLateInterrupt(ctx context.Context, current func() StepKind
 	return func() { close(stop); <-done }
 }
 
+// stepFailure is a step that failed after the point of no return; the run
+// goes on with the steps after it.
+type stepFailure struct {
+	kind StepKind
+	err  error
+}
+
 // Run executes p. Cancelling ctx before the point of no return takes the
 // target out of the array again and leaves the live session as it was
 // (ExitInterrupted); from the point of no return on, cancellation is noted
 // and the run finishes, because stopping there would leave a half state.
+//
+// Past the point of no return nothing ends the run early: each step is
+// idempotent and retried within a bound (the kernel's state around a leg
+// md is removing is transient), a step that still fails is reported and
+// the steps after it run anyway, and the error then lists every step left
+// undone. Running the same command again does exactly those.
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
 	pastNoReturn := false
@@ -168,6 +182,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	current := func() StepKind { curMu.Lock(); defer curMu.Unlock(); return cur }
 	stopWatch := func() {}
 	defer func() { stopWatch() }()
+	var failures []stepFailure
 	for _, st := range p.Steps {
 		if st.Irreversible {
 			// Re-check right before the point of no return: the target must
@@ -185,45 +200,38 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		cur = st.Kind
 		curMu.Unlock()
 		r.emit(Event{Type: EvStepStart, Step: st.Kind, Message: st.Title})
-		msg, err := r.step(ctx, p, st, res, pastNoReturn)
-		if err != nil {
-			var re *RunError
-			if errors.As(err, &re) {
-				r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
-				return res, err
+		if pastNoReturn {
+			if why := notRunnable(st.Kind, failures); why != "" {
+				r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: "not run: " + why})
+				failures = append(failures, stepFailure{st.Kind, errors.New("not run: " + why)})
+				continue
 			}
-			if !pastNoReturn {
-				r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
-				return res, r.abort(p, st.Kind, ExitAborted, err)
-			}
-			code := ExitFailure
-			state := "migrated: / now lives on " + p.Target
-			switch st.Kind {
-			case StepGrowFS:
-				code = ExitGrowFailed
-				state += "; the filesystem keeps its old size and can be grown by hand"
-			case StepRelease:
-				code = ExitReleaseFailed
-				state += "; run 'livemigrate release' again once the reason is fixed"
-			case StepFinalize:
-				code = ExitFinalizeFailed
-				state += "; it is not fully set up to boot on its own: fix what the step names and run the same migrate command again"
-			}
-			r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
-			re = &RunError{Code: code, Step: st.Kind, State: state, Err: err}
-			// A failed grow or finalize must not keep the live stack in RAM:
-			// restore md's limits and release anyway.
-			if st.Kind == StepGrowFS || st.Kind == StepFinalize {
+		}
+		msg, err := r.stepBounded(ctx, p, st, res, pastNoReturn)
+		if err == nil {
+			r.emit(Event{Type: EvStepDone, Step: st.Kind, Message: msg})
+			continue
+		}
+		r.emit(Event{Type: EvStepFailed, Step: st.Kind, Message: err.Error()})
+		var re *RunError
+		switch {
+		case errors.As(err, &re):
+			if re.Code == ExitLiveLost {
+				// abort restored the limits on its own paths; this one
+				// ends without it.
 				_ = r.restoreSpeed(p)
 			}
-			if (st.Kind == StepGrowFS || st.Kind == StepFinalize) && p.Has(StepRelease) && !r.NoRelease && r.Stack != nil {
-				if rep, rerr := r.K.ReleaseStack(r.Stack, nil); rerr == nil {
-					res.Release = &rep
-				}
-			}
-			return res, re
+			return res, err
+		case st.Kind == StepDropLive && errors.Is(err, errLiveLegStays):
+			// The live leg is still an active leg: nothing irreversible
+			// happened, so this is an abort like any before that point.
+			stopWatch()
+			stopWatch = func() {}
+			return res, r.abort(p, st.Kind, ExitAborted, err)
+		case !pastNoReturn:
+			return res, r.abort(p, st.Kind, ExitAborted, err)
 		}
-		r.emit(Event{Type: EvStepDone, Step: st.Kind, Message: msg})
+		failures = append(failures, stepFailure{st.Kind, err})
 	}
 	stopWatch()
 	stopWatch = func() {}
@@ -232,8 +240,128 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		// chance): say so, the man page promises it.
 		r.noteLateInterrupt("", "interrupt received after the point of no return: the migration was finished, which is the safe way out")
 	}
+	if len(failures) > 0 {
+		return res, r.unfinished(p, failures)
+	}
 	return res, nil
 }
+
+// notRunnable says why step k cannot run after the failures before it, or
+// "" when it can. Only the release depends on an earlier step: while the
+// live leg is still in the array (failed, not removed), md holds live-rw.
+func notRunnable(k StepKind, failures []stepFailure) string {
+	for _, f := range failures {
+		if k == StepRelease && f.kind == StepDropLive {
+			return "the live leg is still in the array (see " + string(StepDropLive) + ")"
+		}
+	}
+	return ""
+}
+
+// failureCode is the exit code for a step left undone after the point of
+// no return.
+func failureCode(k StepKind) int {
+	switch k {
+	case StepDropLive:
+		return ExitLiveLegStuck
+	case StepGrowArray, StepGrowFS:
+		return ExitGrowFailed
+	case StepFinalize:
+		return ExitFinalizeFailed
+	case StepRestoreSpeed:
+		return ExitRestoreFailed
+	case StepRelease:
+		return ExitReleaseFailed
+	}
+	return ExitFailure
+}
+
+// unfinished builds the error of a run that passed the point of no return
+// with steps left undone: the exit code is the first such step's, and the
+// state names every one and what finishes them.
+func (r *Runner) unfinished(p *Plan, failures []stepFailure) error {
+	var left []string
+	onlyRelease := true
+	for _, f := range failures {
+		what := string(f.kind)
+		switch f.kind {
+		case StepDropLive:
+			what += " (the live leg is failed but still in " + p.ArrayPath + "; / already lives on " + p.Target + " alone)"
+		case StepGrowArray, StepGrowFS:
+			what += " (the filesystem keeps its old size)"
+		case StepFinalize:
+			what += " (not fully set up to boot on its own)"
+		case StepRestoreSpeed:
+			what += " (md's recovery speed limits are not back to what they were)"
+		case StepRelease:
+			what += " (the live stack still holds RAM and the medium)"
+		}
+		if f.kind != StepRelease {
+			onlyRelease = false
+		}
+		left = append(left, what)
+	}
+	state := "migrated: / now lives on " + p.Target + "; left undone: " + strings.Join(left, ", ")
+	if onlyRelease {
+		state += "; run 'livemigrate release' again once the reason is fixed"
+	} else {
+		state += "; fix what the step names and run the same migrate command again: it does only what is left"
+	}
+	first := failures[0]
+	return &RunError{Code: failureCode(first.kind), Step: first.kind, State: state, Err: first.err, Left: failedKinds(failures)}
+}
+
+func failedKinds(fs []stepFailure) []StepKind {
+	out := make([]StepKind, len(fs))
+	for i, f := range fs {
+		out[i] = f.kind
+	}
+	return out
+}
+
+// Bounds for retrying a step after the point of no return.
+const (
+	retryAttempts = 6
+	retryFirst    = 250 * time.Millisecond
+)
+
+// stepBounded runs a step; past the point of no return it retries a failed
+// step that is safe to repeat, with growing pauses (about 8 s in all),
+// reporting each retry. The pauses ignore ctx: an interrupt there must
+// not turn the retries into a spin.
+func (r *Runner) stepBounded(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
+	msg, err := r.step(ctx, p, st, res, pastNoReturn)
+	if err == nil || !pastNoReturn || !retriable(st.Kind) {
+		return msg, err
+	}
+	pause := retryFirst
+	for i := 1; i < retryAttempts && err != nil; i++ {
+		var re *RunError
+		if errors.As(err, &re) || errors.Is(err, errLiveLegStays) {
+			return msg, err
+		}
+		r.emit(Event{Type: EvWarning, Step: st.Kind, Message: fmt.Sprintf("%v; retrying in %v (attempt %d of %d)", err, pause, i+1, retryAttempts)})
+		r.sleep(context.Background(), pause)
+		pause *= 2
+		msg, err = r.step(ctx, p, st, res, pastNoReturn)
+	}
+	return msg, err
+}
+
+// retriable: the steps after the point of no return that may run again.
+// Finalize is not retried here: it runs commands for minutes, and the
+// user reruns it once the reason it names is fixed.
+func retriable(k StepKind) bool {
+	switch k {
+	case StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease:
+		return true
+	}
+	return false
+}
+
+// errLiveLegStays marks a remove-live-leg failure that changed nothing:
+// the live leg is still an active leg of the array.
+var errLiveLegStays = errors.New("the live leg stays in the array")
 
 func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
 	switch st.Kind {
@@ -275,22 +403,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 	case StepRecover:
 		return r.recover(ctx, p, res)
 	case StepDropLive:
-		a, err := r.K.ReadArray(p.Array)
-		if err != nil {
-			return "", err
-		}
-		t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
-		if !ok || !t.InSync() {
-			return "", fmt.Errorf("%s is not in sync with the live leg (states %v); the live leg stays", p.Target, t.States)
-		}
-		live := p.LiveLeg
-		if err := r.K.Fail(p.Array, live.Major, live.Minor); err != nil {
-			return "", fmt.Errorf("fail the live leg %s: %w", live.Name, err)
-		}
-		if err := r.K.Remove(p.Array, live.Major, live.Minor); err != nil {
-			return "", fmt.Errorf("remove the live leg %s: %w", live.Name, err)
-		}
-		return fmt.Sprintf("/ now lives on %s alone", p.Target), nil
+		return r.dropLive(p)
 	case StepGrowArray:
 		kib, err := r.K.GrowArray(p.Array)
 		if err != nil {
@@ -346,6 +459,46 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 		return msg, nil
 	}
 	return "", fmt.Errorf("unknown step %q", st.Kind)
+}
+
+// dropLive fails and removes the live leg. Each half is skipped when the
+// kernel shows it done (a rerun after a crash between them). A refused fail
+// changes nothing (errLiveLegStays); a failed remove leaves / on the
+// target alone with the live leg failed but listed.
+func (r *Runner) dropLive(p *Plan) (string, error) {
+	a, err := r.K.ReadArray(p.Array)
+	if err != nil {
+		return "", err
+	}
+	t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
+	if !ok || !t.InSync() {
+		return "", fmt.Errorf("%s is not in sync with the live leg (states %v): %w", p.Target, t.States, errLiveLegStays)
+	}
+	live := p.LiveLeg
+	l, listed := a.MemberByDev(live.Major, live.Minor)
+	if !listed {
+		return fmt.Sprintf("/ lives on %s alone (the live leg had already left %s)", p.Target, p.ArrayPath), nil
+	}
+	if !l.Faulty() {
+		if err := r.K.Fail(p.Array, live.Major, live.Minor); err != nil {
+			// The kernel may have failed it and still answered an error:
+			// what it shows now decides.
+			if a2, rerr := r.K.ReadArray(p.Array); rerr != nil {
+				return "", fmt.Errorf("fail the live leg %s: %v; and reading %s after that: %w", live.Name, err, p.ArrayPath, rerr)
+			} else if l2, ok := a2.MemberByDev(live.Major, live.Minor); ok && !l2.Faulty() {
+				return "", fmt.Errorf("fail the live leg %s: %v: %w", live.Name, err, errLiveLegStays)
+			}
+		}
+	}
+	if err := r.K.Remove(p.Array, live.Major, live.Minor); err != nil {
+		if a2, rerr := r.K.ReadArray(p.Array); rerr == nil {
+			if _, still := a2.MemberByDev(live.Major, live.Minor); !still {
+				return fmt.Sprintf("/ now lives on %s alone", p.Target), nil
+			}
+		}
+		return "", fmt.Errorf("remove the failed live leg %s from %s: %w", live.Name, p.ArrayPath, err)
+	}
+	return fmt.Sprintf("/ now lives on %s alone", p.Target), nil
 }
 
 // restoreSpeed puts md's limits back as they were before the run. It always
@@ -406,10 +559,13 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 		if t.Faulty() {
 			return "", fmt.Errorf("md failed %s during recovery (write errors: see dmesg)", p.Target)
 		}
-		if p.LiveLeg != nil {
+		if p.LiveLeg != nil && !t.InSync() {
+			// Only a target that is not yet in sync needs the live leg:
+			// one in sync already holds everything (a rerun after a crash
+			// between failing and removing the live leg).
 			l, ok := a.MemberByDev(p.LiveLeg.Major, p.LiveLeg.Minor)
 			if !ok || l.Faulty() {
-				return "", &RunError{Code: ExitFailure, Step: StepRecover, State: "the live leg failed before the target was in sync: / has no working copy; save what you can and reboot", Err: errors.New("live leg lost")}
+				return "", &RunError{Code: ExitLiveLost, Step: StepRecover, State: "the live leg failed before the target was in sync: / has no working copy; save what you can and reboot", Err: errors.New("live leg lost")}
 			}
 		}
 		var cow *overlay.Usage
@@ -514,7 +670,9 @@ func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
 	}
 	state := "live session intact; " + p.Target + " was taken out of the array again"
 	if len(errs) > 0 {
-		state = "live session intact, but cleaning up failed: " + errors.Join(errs...).Error()
+		code = ExitCleanupFailed
+		state = fmt.Sprintf("live session intact, but cleaning up failed: %v; see 'livemigrate status': if %s is still a leg of %s, take it out with 'mdadm %s --fail %s --remove %s'",
+			errors.Join(errs...), p.Target, p.ArrayPath, p.ArrayPath, p.Target, p.Target)
 	}
 	return &RunError{Code: code, Step: at, State: state, Err: cause}
 }
