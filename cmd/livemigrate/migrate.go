@@ -14,11 +14,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/engine"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/overlay"
-	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
 // out prints engine events as text or JSON lines.
@@ -234,14 +232,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 }
 
 func inspectTarget(path string) engine.Target {
-	in, err := blockdev.Local.Inspect(path)
-	t := engine.Target{Info: in, Err: err}
-	if err == nil {
-		if p, err := resize.ProbeDevice(path); err == nil {
-			t.FS = &p
-		}
-	}
-	return t
+	return engine.Observer{Root: "/"}.Target(path)
 }
 
 // confirm asks for the device name to be typed back, the way a person would

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/partition"
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
@@ -58,16 +59,30 @@ func skipDisk(name string) bool {
 	return false
 }
 
-func (o Observer) candidate(h blockdev.Host, sys *System, path string, speed Speed) Candidate {
-	c := Candidate{Path: path}
-	in, err := h.Inspect(path)
-	c.Info = in
+// Target gathers what preflight needs to know of the device at path: its
+// facts, the filesystem on it, and the partition table of the disk that
+// holds it (the device itself when it is a whole disk).
+func (o Observer) Target(path string) Target {
+	in, err := o.host().Inspect(path)
 	t := Target{Info: in, Err: err}
-	if err == nil {
-		if p, err := resize.ProbeDevice(filepath.Join(o.Root, path)); err == nil {
-			t.FS, c.FS = &p, &p
+	if err != nil {
+		return t
+	}
+	if p, err := resize.ProbeDevice(filepath.Join(o.Root, path)); err == nil {
+		t.FS = &p
+	}
+	if in.Disk != "" {
+		if l, err := partition.ReadTable(filepath.Join(o.Root, "dev", in.Disk)); err == nil {
+			t.Table = &l
 		}
 	}
+	return t
+}
+
+func (o Observer) candidate(h blockdev.Host, sys *System, path string, speed Speed) Candidate {
+	c := Candidate{Path: path}
+	t := o.Target(path)
+	c.Info, c.FS = t.Info, t.FS
 	if _, err := Preflight(sys, t, Request{Target: path, Speed: speed}); err != nil {
 		var r *Refusal
 		if !errors.As(err, &r) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -695,13 +696,14 @@ func TestWholeDiskMode(t *testing.T) {
 	}
 
 	// Run again after a kill: vdb3 is in the array, the user names the disk.
+	table := *p.Layout
 	sys = liveSystem()
 	sys.Array.Members = append(sys.Array.Members, mdraid.Member{Name: "vdb3", Major: 254, Minor: 19, Slot: 1, States: []string{"spare"}, SizeKiB: 3 * GiB / 1024})
 	sys.LiveLeg = &sys.Array.Members[0]
 	in = disk("vdb", 254, 16, 4*GiB)
 	in.Partitions = []string{"vdb1", "vdb2", "vdb3"}
 	in.PartHolders = []string{"vdb3 held by md127"}
-	p, err = Preflight(sys, Target{Info: in}, Request{Target: "/dev/vdb"})
+	p, err = Preflight(sys, Target{Info: in, Table: &table}, Request{Target: "/dev/vdb"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -930,5 +932,58 @@ func TestRunResumeFromFailedLiveLeg(t *testing.T) {
 	calls := strings.Join(k.calls, "\n")
 	if strings.Contains(calls, "fail ") || !strings.Contains(calls, "remove 253:1") || !strings.Contains(calls, "release") {
 		t.Errorf("calls = %q", k.calls)
+	}
+}
+
+// A continued run keeps the mode of the run it continues, read from the
+// disk, whatever the user names now (issue 10, item 1: naming the disk of
+// a partition install made the rerun format partition 2 as an ESP).
+func TestContinuationKeepsMode(t *testing.T) {
+	member := mdraid.Member{Name: "vdb3", Major: 254, Minor: 19, Slot: 1, States: []string{"spare"}, SizeKiB: 3 * GiB / 1024}
+	running := func() *System {
+		sys := liveSystem()
+		sys.Array.Members = append(sys.Array.Members, member)
+		sys.LiveLeg = &sys.Array.Members[0]
+		sys.Array.SyncAction, sys.Array.SyncCompleted = "recover", &mdraid.Progress{Done: 100, Total: GiB / 512}
+		return sys
+	}
+	whole := disk("vdb", 254, 16, 8*GiB)
+	whole.Partitions = []string{"vdb1", "vdb2", "vdb3"}
+	whole.PartHolders = []string{"vdb3 held by md127"}
+	part := &blockdev.Info{Path: "/dev/vdb3", Name: "vdb3", Disk: "vdb", IsPartition: true, Major: 254, Minor: 19, SizeBytes: 3 * GiB, LogicalBlockSize: 512, Holders: []string{"md127"}}
+
+	// The user's own GPT: two data partitions and the target as the third.
+	own := partition.Layout{SectorSize: 512, DiskSectors: 8 * GiB / 512, Parts: []partition.Part{
+		{Number: 1, Name: "data", Type: partition.TypeLinuxData, Start: 2048, Sectors: 2 * GiB / 512},
+		{Number: 2, Name: "more", Type: partition.TypeLinuxData, Start: 2048 + 2*GiB/512, Sectors: 2 * GiB / 512},
+		{Number: 3, Name: "root", Type: partition.TypeLinuxData, Start: 2048 + 4*GiB/512, Sectors: 3 * GiB / 512},
+	}}
+	_, err := Preflight(running(), Target{Info: whole, Table: &own}, Request{Target: "/dev/vdb"})
+	if ExitCode(err) != ExitBusyArray || !strings.Contains(err.Error(), "/dev/vdb3") || !strings.Contains(err.Error(), "--target /dev/vdb3") {
+		t.Errorf("the disk of a partition install: %v", err)
+	}
+	// No table that can be read is not a whole-disk install either.
+	if _, err := Preflight(running(), Target{Info: whole}, Request{Target: "/dev/vdb"}); ExitCode(err) != ExitBusyArray {
+		t.Errorf("the disk without a readable table: %v", err)
+	}
+	p, err := Preflight(running(), Target{Info: part, Table: &own}, Request{Target: "/dev/vdb3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Layout != nil || p.Disk != "" || p.Finalize.ESP != "" || p.Resume == "" || len(p.Destroys) != 0 {
+		t.Errorf("partition install continued: %+v %+v", p, p.Finalize)
+	}
+
+	// A whole-disk install named by its root partition stays whole-disk.
+	inst, err := partition.PlanInstall(8*GiB, 512, GiB, rand.New(rand.NewSource(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = Preflight(running(), Target{Info: part, Table: &inst}, Request{Target: "/dev/vdb3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Layout != nil || p.Finalize.Disk != "/dev/vdb" || p.Finalize.ESP != "/dev/vdb2" || p.Resume == "" {
+		t.Errorf("whole-disk install continued by its partition: %+v %+v", p, p.Finalize)
 	}
 }

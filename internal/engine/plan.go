@@ -61,6 +61,9 @@ type Target struct {
 	Info *blockdev.Info
 	Err  error         // from inspecting it; ErrNotExist, ErrNotBlock...
 	FS   *resize.Probe // filesystem found on it, if any
+	// Table is the GPT of the disk that holds the target (the target
+	// itself when it is a whole disk); nil when there is none.
+	Table *partition.Layout
 }
 
 // StepKind names a step of the migration.
@@ -215,11 +218,32 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	for _, pn := range in.Partitions {
 		partOf[pn] = true
 	}
+	// The mode of a continued run (whole disk or partition) comes from the
+	// disk: a whole-disk install left livemigrate's own three-partition
+	// table on it, with the leg as its root partition. Anything else was a
+	// partition install, whatever the user names now (issue 10: naming the
+	// disk of a partition install once made the rerun format partition 2
+	// as an ESP).
+	installESP, installRoot := 0, 0
+	if tgt.Table != nil {
+		if esp, root, ok := partition.InstallLayout(*tgt.Table); ok {
+			installESP, installRoot = esp, root
+		}
+	}
 	for _, m := range sys.Others() {
 		m := m
 		if m.Major == in.Major && m.Minor == in.Minor {
 			tgtMember = &m
+			if in.IsPartition && installESP != 0 && in.Name == partition.PartitionName(in.Disk, installRoot) {
+				// The root partition of a whole-disk install, named
+				// by itself: continue the whole-disk plan.
+				resumeDisk = "/dev/" + in.Disk
+			}
 		} else if partOf[m.Name] && !m.Faulty() {
+			if installESP == 0 || m.Name != partition.PartitionName(in.Name, installRoot) {
+				return nil, refuse(ExitBusyArray, dev, fmt.Sprintf("a migration into the partition /dev/%s is under way (it installs into that partition only; the disk's other partitions are not part of it)", m.Name),
+					"continue it with --target /dev/"+m.Name+", or stop it first")
+			}
 			// Whole-disk mode, continued: the disk was partitioned and its
 			// root partition is the leg.
 			tgtMember = &m
@@ -248,8 +272,8 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	if !req.NoFinalize {
 		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, Hostname: req.Hostname, Password: req.Password}
 		if resumeDisk != "" {
-			// Resuming a whole-disk install: the ESP is the disk's second partition.
-			p.Finalize.Disk, p.Finalize.ESP = resumeDisk, partition.PartitionPath(resumeDisk, 2)
+			// Resuming a whole-disk install: the ESP is the one its table has.
+			p.Finalize.Disk, p.Finalize.ESP = resumeDisk, partition.PartitionPath(resumeDisk, installESP)
 		}
 		if sys.RootFS != nil {
 			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)

@@ -179,6 +179,10 @@ func rootType(goarch string) GUID {
 	return TypeLinuxData
 }
 
+// installRootName names the root partition PlanInstall makes; InstallLayout
+// recognises a whole-disk install by it.
+const installRootName = "livemigrate root"
+
 // PlanInstall lays out a whole disk of diskBytes for an install: partition 1
 // BIOS boot (1 MiB, where GRUB puts its core image on BIOS machines),
 // partition 2 an EFI system partition (256 MiB, 260 MiB on 4096-byte
@@ -218,7 +222,7 @@ func PlanInstall(diskBytes uint64, sectorSize uint32, minRootBytes uint64, rnd i
 	l.Parts = []Part{
 		{Number: 1, Name: "BIOS boot", Type: TypeBIOSBoot, Start: p1, Sectors: p2 - p1},
 		{Number: 2, Name: "EFI System", Type: TypeESP, Start: p2, Sectors: p3 - p2},
-		{Number: 3, Name: "livemigrate root", Type: rootType(runtime.GOARCH), Start: p3, Sectors: l.LastUsableLBA() - p3 + 1},
+		{Number: 3, Name: installRootName, Type: rootType(runtime.GOARCH), Start: p3, Sectors: l.LastUsableLBA() - p3 + 1},
 	}
 	for i := range l.Parts {
 		if l.Parts[i].GUID, err = newGUID(rnd); err != nil {

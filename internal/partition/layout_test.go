@@ -252,3 +252,27 @@ func TestPartitionPath(t *testing.T) {
 		t.Errorf("two-digit number: %s", got)
 	}
 }
+
+func TestInstallLayout(t *testing.T) {
+	l, err := PlanInstall(8<<30, 512, 1<<30, &counting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if esp, root, ok := InstallLayout(l); !ok || esp != 2 || root != 3 {
+		t.Errorf("PlanInstall's own table: esp %d root %d ok %v", esp, root, ok)
+	}
+	renamed := l
+	renamed.Parts = append([]Part(nil), l.Parts...)
+	renamed.Parts[2].Name = "root"
+	if _, _, ok := InstallLayout(renamed); ok {
+		t.Error("a root partition not named by livemigrate taken for a whole-disk install")
+	}
+	four := l
+	four.Parts = append(append([]Part(nil), l.Parts...), Part{Number: 4, Type: TypeLinuxData})
+	if _, _, ok := InstallLayout(four); ok {
+		t.Error("a table with a fourth partition taken for a whole-disk install")
+	}
+	if _, _, ok := InstallLayout(Layout{}); ok {
+		t.Error("an empty table taken for a whole-disk install")
+	}
+}

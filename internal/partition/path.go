@@ -48,3 +48,9 @@ func WaitForPartition(path string, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// PartitionName is the kernel name of partition n of the disk named
+// diskName (vdb, nvme0n1): vdb3, nvme0n1p3.
+func PartitionName(diskName string, n int) string {
+	return filepath.Base(PartitionPath("/dev/"+diskName, n))
+}
