@@ -198,6 +198,13 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return o.fail(stderr, "migrate", err)
 	}
+	// From here to the first write the target is held exclusively, and the
+	// run checks through the hold that it is still the device checked.
+	hold, err := engine.HoldTarget(plan)
+	if err != nil {
+		return o.fail(stderr, "migrate", err)
+	}
+	defer hold.Close()
 	o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
 	if !*yes {
 		if err := confirm(plan, stdout); err != nil {
@@ -214,6 +221,9 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	k := engine.NewSysKernel(overlay.ReleaseOptions{Eject: !*noEject})
 	r := &engine.Runner{K: k, Emit: o.event, Stack: sys.Stack, MountPoint: "/", NoRelease: *keep}
+	if hold != nil {
+		r.Hold = hold
+	}
 	res, err := r.Run(ctx, plan)
 	o.endLine()
 	if err != nil {

@@ -61,6 +61,11 @@ func (w wizardEngine) Start(req engine.Request, confirmed *engine.Plan, emit fun
 		lk.Close()
 		return nil, &tui.PlanChanged{Plan: plan}
 	}
+	hold, err := engine.HoldTarget(plan)
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
 	if sys.Stack != nil {
 		if err := engine.SaveStack(engine.StackFile, sys.Stack); err != nil {
 			emit(engine.Event{Time: time.Now(), Type: engine.EvWarning, Message: err.Error() + "; 'livemigrate release' may not find the live stack again if the release step fails"})
@@ -68,6 +73,9 @@ func (w wizardEngine) Start(req engine.Request, confirmed *engine.Plan, emit fun
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &engine.Runner{K: engine.NewSysKernel(overlay.ReleaseOptions{Eject: true}), Emit: emit, Stack: sys.Stack, MountPoint: "/"}
+	if hold != nil {
+		r.Hold = hold
+	}
 	mg := &migration{r: r, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer lk.Close()
@@ -89,6 +97,11 @@ func samePlan(a, b *engine.Plan) bool {
 			out = append(out, s.Kind)
 		}
 		return out
+	}
+	// The device itself, not only its name: the one reviewed must be the
+	// one written.
+	if (a.TargetID == nil) != (b.TargetID == nil) || (a.TargetID != nil && *a.TargetID != *b.TargetID) {
+		return false
 	}
 	return a.Target == b.Target && a.Disk == b.Disk && a.Resume == b.Resume && a.Speed == b.Speed &&
 		slices.Equal(kinds(a), kinds(b)) && slices.Equal(a.Destroys, b.Destroys)

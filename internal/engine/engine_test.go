@@ -297,7 +297,7 @@ func (k *fakeKernel) ReadArray(string) (*mdraid.Array, error) {
 	return &cp, nil
 }
 
-func (k *fakeKernel) HotAdd(md, dev string) error {
+func (k *fakeKernel) HotAdd(md, dev string, major, minor uint32) error {
 	k.calls = append(k.calls, "hot-add "+dev)
 	m := mdraid.Member{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"spare"}, SizeKiB: 2 * GiB / 1024}
 	if k.hotAddAs.Name != "" {

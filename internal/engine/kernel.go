@@ -40,9 +40,12 @@ func NewSysKernel(opts overlay.ReleaseOptions) *SysKernel {
 }
 
 func (k *SysKernel) ReadArray(name string) (*mdraid.Array, error) { return k.MD.Sys.Read(name) }
-func (k *SysKernel) HotAdd(md, dev string) error {
+func (k *SysKernel) HotAdd(md, dev string, major, minor uint32) error {
 	defer k.releaseDisk()
-	return k.MD.HotAdd(md, dev)
+	if err := k.MD.HotAddDevNum(md, major, minor); err != nil {
+		return fmt.Errorf("%s (%d:%d): %w", dev, major, minor, err)
+	}
+	return nil
 }
 func (k *SysKernel) Fail(md string, major, minor uint32) error {
 	return k.MD.FailDevNum(md, major, minor)

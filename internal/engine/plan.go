@@ -121,6 +121,9 @@ type Plan struct {
 	Layout   *partition.Layout `json:"layout,omitempty"`
 	Disk     string            `json:"disk,omitempty"`
 	Describe []string          `json:"new_partitions,omitempty"`
+	// TargetID is the device this plan writes first, as preflight saw it
+	// (nil when the plan continues a run and md already holds the target).
+	TargetID *TargetID `json:"target_identity,omitempty"`
 }
 
 // FinalizeSpec says where the installed system boots from.
@@ -360,6 +363,13 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 		} else {
 			p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
 		}
+	}
+	if tgtMember == nil {
+		id := &TargetID{Path: dev, Major: in.Major, Minor: in.Minor, SizeBytes: in.SizeBytes}
+		if p.Layout != nil {
+			id.Table = tableDigest(tgt.Table)
+		}
+		p.TargetID = id
 	}
 	p.Steps = steps(p, sys, tgtMember)
 	return p, nil

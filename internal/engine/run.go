@@ -22,7 +22,8 @@ import (
 // tests use a fake.
 type Kernel interface {
 	ReadArray(name string) (*mdraid.Array, error)
-	HotAdd(md, dev string) error
+	// HotAdd adds the device with that number (dev names it in messages).
+	HotAdd(md, dev string, major, minor uint32) error
 	Fail(md string, major, minor uint32) error
 	Remove(md string, major, minor uint32) error
 	// RemoveByName takes a member out by its kernel name; it works when
@@ -53,6 +54,10 @@ type Runner struct {
 	MountPoint string
 	// NoRelease leaves the live stack in place (for inspection in tests).
 	NoRelease bool
+	// Hold keeps the confirmed target open exclusively until the first
+	// step that writes to it; Run checks through it, before anything is
+	// done, that the device is still the one the plan was made for.
+	Hold TargetHold
 
 	mu      sync.Mutex
 	pending Speed // a speed switch asked for and not applied yet
@@ -182,8 +187,19 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	current := func() StepKind { curMu.Lock(); defer curMu.Unlock(); return cur }
 	stopWatch := func() {}
 	defer func() { stopWatch() }()
+	if r.Hold != nil {
+		defer r.releaseHold()
+		if err := r.Hold.Verify(p); err != nil {
+			return res, err
+		}
+	}
 	var failures []stepFailure
 	for _, st := range p.Steps {
+		if st.Kind == StepPartition || st.Kind == StepHotAdd {
+			// The write itself claims the device: let go of it just
+			// before (the hot-add goes by the checked device number).
+			r.releaseHold()
+		}
 		if st.Irreversible {
 			// Re-check right before the point of no return: the target must
 			// hold everything.
@@ -244,6 +260,19 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		return res, r.unfinished(p, failures)
 	}
 	return res, nil
+}
+
+// TargetHold is an exclusive hold on the target (see HoldTarget).
+type TargetHold interface {
+	Verify(p *Plan) error
+	Close() error
+}
+
+func (r *Runner) releaseHold() {
+	if r.Hold != nil {
+		r.Hold.Close()
+		r.Hold = nil
+	}
 }
 
 // notRunnable says why step k cannot run after the failures before it, or
@@ -396,7 +425,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 				}
 			}
 		}
-		if err := r.K.HotAdd(p.Array, p.Target); err != nil {
+		if err := r.K.HotAdd(p.Array, p.Target, p.TargetMajor, p.TargetMinor); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s added to %s", p.Target, p.ArrayPath), nil

@@ -166,6 +166,12 @@ func (c Controller) HotAdd(md, dev string) error {
 	return c.devOp(md, dev, ioHotAdd, "hot-add")
 }
 
+// HotAddDevNum adds the block device with that number to md. No path is
+// resolved: the device is the one whose identity the caller checked.
+func (c Controller) HotAddDevNum(md string, major, minor uint32) error {
+	return c.devNumOp(md, major, minor, ioHotAdd, "hot-add")
+}
+
 // Fail marks dev faulty in md. The kernel refuses (EBUSY) to fail the last
 // in-sync leg.
 func (c Controller) Fail(md, dev string) error {

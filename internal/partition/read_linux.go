@@ -17,6 +17,11 @@ func ReadTable(path string) (Layout, error) {
 		return Layout{}, fmt.Errorf("read the partition table of %s: %w", path, err)
 	}
 	defer f.Close()
+	return ReadTableFile(f, path)
+}
+
+// ReadTableFile is ReadTable on a device or image already open as f.
+func ReadTableFile(f *os.File, path string) (Layout, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return Layout{}, fmt.Errorf("read the partition table of %s: %w", path, err)

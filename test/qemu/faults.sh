@@ -1,5 +1,5 @@
 #!/bin/bash
-# faults.sh: faults and interruptions during a migration, in seven boots.
+# faults.sh: faults and interruptions during a migration, in eight boots.
 # Every case checks the exit code, that the message says what happened and
 # names the device, that the live session survived with every fsync-
 # acknowledged writer record intact (lmtest writer/verify run for the whole
@@ -25,6 +25,14 @@
 #  5.-7. fault-grow: SIGINT on step-start grow-array, SIGTERM on step-start
 #     grow-filesystem, SIGHUP on step-start release-live-stack: each must
 #     finish the migration and say so in a warning event.
+#  8. fault-resume (guest/scenario-fault-resume.sh) on md7 built by mdadm
+#     with the live leg in slot 1: SIGKILL mid-copy of a partition install
+#     on a GPT disk with data partitions; the same migration asked for by
+#     the disk's name (refused, 17; the data partitions' and the GPT's
+#     checksums unchanged on the host); the live leg failed by hand after
+#     md finished the copy (a crash between fail and remove); the rerun,
+#     read through a pipe whose reader quits at the point of no return,
+#     then SIGINT: it must finish, exit 0.
 # Finalize cannot run in the busybox live root (no distribution), so no
 # signal is sent during finalize here.
 # Prints a table and "faults summary: N cases, P passed, F failed; records
@@ -402,6 +410,69 @@ for spec in "INT grow-array sig_grow_array" "TERM grow-filesystem sig_grow_fs" "
 	recs final dead-ok
 	row "4-sig${sig,,}-${at}" "0, warning, complete migration" "$(f "${name}_rc") $(f "${name}_shape") $(f "${name}_events" | grep -o 'warning:[a-z-]*' || echo no-warning)" "${why[@]}"
 done
+# --- Boot 8: fault-resume, on md7 built by mdadm (live leg in slot 1) -----
+# The target is partition 3 of a GPT disk whose partitions 1 and 2 hold
+# random data: their checksums must not change, whatever is asked for.
+MIB32=$((32 * MIB))
+disk fr-gpt "$((ROOTFS_BYTES + 128 * MIB))"
+frimg=$FO/fr-gpt.img
+sfdisk -q "$frimg" <<SFDISK >/dev/null
+label: gpt
+start=2048, size=$((MIB32 / 512)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=data1
+start=$((2048 + MIB32 / 512)), size=$((MIB32 / 512)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=data2
+start=$((2048 + 2 * MIB32 / 512)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root
+SFDISK
+dd if=/dev/urandom of="$frimg" bs=1M seek=1 count=64 conv=notrunc status=none
+# sums IMG: sha256 of partitions 1 and 2 and of the first MiB (MBR + GPT).
+sums() {
+	printf 'p1=%s p2=%s head=%s' \
+		"$(dd if="$1" bs=1M skip=1 count=32 status=none | sha256sum | cut -c1-16)" \
+		"$(dd if="$1" bs=1M skip=33 count=32 status=none | sha256sum | cut -c1-16)" \
+		"$(dd if="$1" bs=1M count=1 status=none | sha256sum | cut -c1-16)"
+}
+fr_before=$(sums "$frimg")
+q=()
+qdisk q fr-gpt "$frimg" "$BPS"
+v8=$FO/vm-resume
+rc8=0
+boot "$v8" --cdrom "$FO/live.iso" --timeout 360 "${q[@]}" \
+	--append "lm.live=$LIVE_LABEL lm.stack=tools lm.md=/dev/md7 lm.mdorder=missing-first lmtest.scenario=fault-resume" || rc8=$?
+F=$v8/facts.txt
+fr_after=$(sums "$frimg")
+frpart=$(f disks | sed -n 's/.*part=\([^ ]*\).*/\1/p')
+frdisk=$(f disks | sed -n 's/.*gpt=\([^ ]*\).*/\1/p')
+log "fault-resume: $(f disks); partitions 1-2 and GPT before: $fr_before; after: $fr_after"
+why=()
+[[ $rc8 == 0 && $(f scenario_rc) == 0 ]] || why+=("run-vm.sh rc=$rc8 scenario_rc=$(f scenario_rc)")
+[[ $(f disks) == *"md=/dev/md7"*"live_slot=1"* ]] || why+=("not on mdadm's md7 with the live leg in slot 1: '$(f disks)'")
+[[ -n $(f kill9_sent) && $(f kill9_rc) == 137 ]] || why+=("kill9: sent '$(f kill9_sent)', exit '$(f kill9_rc)'")
+recs kill9
+row 5-kill9-md7 "SIGKILL mid-copy on mdadm's md7" "$(f kill9_rc) $(f kill9_sent)" "${why[@]}"
+why=()
+for c in bydisk_dry bydisk; do
+	[[ $(f "${c}_rc") == 17 ]] || why+=("$c: exit '$(f "${c}_rc")', want 17")
+done
+[[ $(f bydisk_err) == *"a migration into the partition $frpart is under way"*"--target $frpart"* ]] || why+=("bydisk: stderr does not name $frpart and what to type: '$(f bydisk_err)'")
+[[ $(f bydisk_dry) == *"--target $frpart"* ]] || why+=("bydisk dry run: '$(f bydisk_dry)'")
+[[ $(f bydisk_events) != *step-start* ]] || why+=("bydisk ran steps: $(f bydisk_events)")
+[[ $fr_before == "$fr_after" ]] || why+=("partitions 1-2 or the GPT of $frdisk changed: before $fr_before, after $fr_after")
+recs bydisk
+row 1-continue-by-disk "17 naming $frpart; p1, p2, GPT unchanged" "$(f bydisk_dry_rc)/$(f bydisk_rc) $( [[ $fr_before == "$fr_after" ]] && echo same-sums || echo CHANGED)" "${why[@]}"
+why=()
+[[ $(f failed_state) == rc=0*"(faulty"* ]] || why+=("the live leg was not failed by hand: '$(f failed_state)'")
+[[ $(f resume_plan) == *"live leg was already failed"* ]] || why+=("the rerun's plan does not say it continues from a failed live leg: '$(f resume_plan)'")
+[[ $(f resume_rc) == 0 ]] || why+=("rerun: exit '$(f resume_rc)' (141 is SIGPIPE): $(f resume_err)")
+[[ -n $(f resume_sent) ]] || why+=("SIGINT not sent: the reader never saw remove-live-leg (events $(f resume_events))")
+[[ $(f resume_shape) == "migrated:$frpart" ]] || why+=("array is '$(f resume_shape)'")
+[[ $(f resume_status) == "rc=0 Live stack: none"* ]] || why+=("status '$(f resume_status)'")
+limits resume
+recs resume
+recs final dead-ok
+row 3-rerun-failed-leg "0 from 'live leg failed, not removed'" "$(f resume_rc) $(f resume_shape)" "${why[@]}"
+why=()
+[[ $(f resume_rc) == 0 && -n $(f resume_sent) ]] || why+=("exit '$(f resume_rc)' with the reader gone and SIGINT '$(f resume_sent)'")
+row 4-sigpipe-sigint "reader gone + SIGINT past no return: 0" "$(f resume_rc)" "${why[@]}"
+
 rows+=("$(printf '%-18s %-44s %-28s %s' 4-finalize "signal during finalize" "-" "not here (busybox root has no finalize): test/qemu/debian run.sh install, uefi run")")
 
 printf '%-18s %-44s %-28s %s\n' case expected got result

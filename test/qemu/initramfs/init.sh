@@ -15,6 +15,8 @@
 #   lm.stack=tools  build live-rw and the array with dmsetup/mdadm instead of
 #                   livemigrate (the independent reference, for comparison)
 #   lm.md=DEV       array device (default /dev/md127)
+#   lm.mdorder=missing-first  with lm.stack=tools: the live leg in slot 1,
+#                   slot 0 missing (mdadm --build ... missing live-rw)
 #   lm.fsck=1       plain mode: e2fsck -fn the root first, report on ttyS1
 #   lm.wait=SECS    how long to wait for the medium/root (default 60)
 #   lm.shell=1      on failure drop to a shell instead of powering off
@@ -40,7 +42,7 @@ msg() { echo "lm-initrd: $*"; }
 fact() { [ -c /dev/ttyS1 ] && echo "$1=$2" >/dev/ttyS1; }
 
 # Parse the command line (busybox sh has no arrays; one pass with case).
-live='' root='' cowsize=1G cowkind=ram stack=livemigrate md=/dev/md127 fsck=0 wait=60
+live='' root='' cowsize=1G cowkind=ram stack=livemigrate md=/dev/md127 mdorder=live-first fsck=0 wait=60
 shell=0 probe=0 rootmode=rw rootfstype=''
 # shellcheck disable=SC2013 # the command line is words, split on purpose
 for arg in $(cat /proc/cmdline); do
@@ -52,6 +54,7 @@ for arg in $(cat /proc/cmdline); do
 	lm.cow=*) cowkind=${arg#lm.cow=} ;;
 	lm.stack=*) stack=${arg#lm.stack=} ;;
 	lm.md=*) md=${arg#lm.md=} ;;
+	lm.mdorder=*) mdorder=${arg#lm.mdorder=} ;;
 	lm.fsck=*) fsck=${arg#lm.fsck=} ;;
 	lm.wait=*) wait=${arg#lm.wait=} ;;
 	lm.shell=*) shell=${arg#lm.shell=} ;;
@@ -198,8 +201,14 @@ if [ -n "$live" ]; then
 		dmsetup mknodes live-rw
 		snap=/dev/mapper/live-rw
 		mkdir -p /run/mdadm
-		mdadm --build "$md" --level=1 --raid-devices=2 "$snap" missing ||
-			fail "mdadm --build $md failed"
+		if [ "$mdorder" = missing-first ]; then
+			legs="missing $snap"
+		else
+			legs="$snap missing"
+		fi
+		# shellcheck disable=SC2086 # two words on purpose
+		mdadm --build "$md" --level=1 --raid-devices=2 $legs ||
+			fail "mdadm --build $md $legs failed"
 		arr=$md
 		;;
 	*) fail "unknown lm.stack=$stack" ;;
