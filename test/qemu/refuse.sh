@@ -52,8 +52,9 @@ declare -A size=(
 	[rf-lvm]=$big
 	[rf-good]=$((ROOTFS_BYTES + 400 * 1024 * 1024)) # room for the boot partitions too
 	[rf-exact]=$ROOTFS_BYTES
+	[rf-hold]=$((ROOTFS_BYTES + 400 * 1024 * 1024))
 )
-serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-lvm rf-good rf-exact)
+serials=(rf-small rf-4k rf-ro rf-parted rf-mdmem rf-lvm rf-good rf-exact rf-hold)
 for s in "${serials[@]}"; do truncate -s "${size[$s]}" "$disks/$s.img"; done
 
 # rf-parted: one partition from 1 MiB to the end (still larger than the
@@ -73,6 +74,17 @@ rm -rf "$disks/fs" "$disks/part.fs"
 
 # The guest mounts rf-parted and puts LVM on rf-lvm, so their images change
 # by the guest's own hand: the guest hashes those itself. Every other image must stay identical.
+# rf-hold: a GPT the guest zeroes (first and last MiB) while migrate holds
+# the disk and waits for its confirmation; afterwards the image must be
+# exactly that, nothing else written.
+sfdisk -q "$disks/rf-hold.img" <<<'label: gpt
+start=2048, size=65536, name=keep' >&2
+head -c 8M /dev/urandom | dd of="$disks/rf-hold.img" bs=1M seek=2 conv=notrunc status=none
+cp --sparse=always "$disks/rf-hold.img" "$disks/rf-hold.expected"
+hold_mib=$((size[rf-hold] / 1048576))
+dd if=/dev/zero of="$disks/rf-hold.expected" bs=1M count=1 conv=notrunc status=none
+dd if=/dev/zero of="$disks/rf-hold.expected" bs=1M seek=$((hold_mib - 1)) count=1 conv=notrunc status=none
+
 declare -A sha_before
 for s in "${serials[@]}"; do sha_before[$s]=$(sha256sum "$disks/$s.img" | cut -d' ' -f1); done
 
@@ -189,8 +201,14 @@ check part_fs_intact "$( [[ $(fv part_fsck_rc) == 0 && $(fv part_keep_sha_after)
 changed=()
 for s in "${serials[@]}"; do
 	[[ $s == rf-parted || $s == rf-lvm ]] && continue
-	[[ $(sha256sum "$disks/$s.img" | cut -d' ' -f1) == "${sha_before[$s]}" ]] || changed+=("$s")
+	want_sha=${sha_before[$s]}
+	[[ $s == rf-hold ]] && want_sha=$(sha256sum "$disks/rf-hold.expected" | cut -d' ' -f1)
+	[[ $(sha256sum "$disks/$s.img" | cut -d' ' -f1) == "$want_sha" ]] || changed+=("$s")
 done
+hold_rc=$(fv hold_result)
+hold_dev=$(fv hold_target)
+check target_changed "$([[ ${hold_rc%% *} == 19 && $hold_rc == *"livemigrate migrate: $hold_dev: changed since it was checked"* ]] && echo ok)" "exit and first stderr line: $hold_rc"
+check target_held "$([[ $(fv hold_prompt) == 1 && $(fv hold_mkfs) != rc=0* && $(fv hold_steps) == 0 ]] && echo ok)" "prompt seen: $(fv hold_prompt); mkfs.ext4 while held: $(fv hold_mkfs); steps run: $(fv hold_steps); rf-hold = its GPT zeroed by dd, nothing else written: $([[ " ${changed[*]} " == *" rf-hold "* ]] && echo NO || echo yes)"
 check host_images_same "$( ((${#changed[@]} == 0)) && echo ok)" "sha256 of the $((${#serials[@]} - 2)) other disk images on the host: ${changed[*]:-all unchanged}"
 
 printf '%-24s %4s %4s  %-6s %s\n' case want got result "first stderr line"

@@ -46,9 +46,10 @@ for d in /sys/block/vd*; do
 	rf-lvm) lvmdisk=/dev/$n ;;
 	rf-good) good=/dev/$n ;;
 	rf-exact) exact=/dev/$n ;;
+	rf-hold) hold=/dev/$n ;;
 	esac
 done
-for v in small d4k ro parted mdmem lvmdisk good exact; do
+for v in small d4k ro parted mdmem lvmdisk good exact hold; do
 	eval "[ -n \"\${$v:-}\" ]" || {
 		fact refuse_setup "disk for \$$v not found (serial missing?)"
 		exit 1
@@ -210,6 +211,37 @@ run_case exact_dry_run "$exact" --target "$exact" --raw-disk --dry-run
 fact exact_plan "$(head -n1 /run/rf.out)"
 fact exact_dry_line "$(grep -c '^Dry run: nothing was changed\.$' /run/rf.out)"
 run_case exact_whole_disk "$exact" --target "$exact" --yes
+
+# The target held from the check to the first write (rf-hold, a GPT disk):
+# while migrate waits for the typed confirmation, an exclusive opener
+# (mkfs.ext4) is turned away, and a partition table changed under it
+# (zeroed by dd, which does not open exclusively) stops the run with 19
+# before anything is written. The prompt needs a terminal: tmux.
+export TERM=xterm-256color HOME=/root
+rm -f /run/hold.out /run/hold.err /run/hold.rc
+tmux new-session -d -s hold -x 120 -y 24 "livemigrate migrate --target $hold >/run/hold.out 2>/run/hold.err; echo \$? >/run/hold.rc"
+_i=0
+until grep -q "Type $hold to go on" /run/hold.out 2>/dev/null || [ "$_i" -gt 600 ]; do
+	sleep 0.1
+	_i=$((_i + 1))
+done
+fact hold_prompt "$(grep -c "Type $hold to go on" /run/hold.out 2>/dev/null)"
+mkfs.ext4 -q -F "$hold" >/run/hold.mkfs 2>&1
+fact hold_mkfs "rc=$? $(head -n1 /run/hold.mkfs)"
+_sz=$(($(cat "/sys/block/${hold#/dev/}/size") / 2048))
+dd if=/dev/zero of="$hold" bs=1M count=1 conv=fsync status=none
+dd if=/dev/zero of="$hold" bs=1M seek=$((_sz - 1)) count=1 conv=fsync status=none
+fact hold_zeroed "first and last MiB of $hold ($_sz MiB)"
+tmux send-keys -t hold "$hold" Enter
+_i=0
+until [ -s /run/hold.rc ] || [ "$_i" -gt 600 ]; do
+	sleep 0.1
+	_i=$((_i + 1))
+done
+fact hold_target "$hold"
+fact hold_result "$(cat /run/hold.rc 2>/dev/null || echo none) $(head -n1 /run/hold.err)"
+fact hold_steps "$(grep -c '^==> ' /run/hold.out)"
+tmux kill-session -t hold 2>/dev/null
 
 # After: the same state, the same bytes, one member, status works.
 state /run/refuse.state.after
