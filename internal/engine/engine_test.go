@@ -966,12 +966,17 @@ func TestContinuationKeepsMode(t *testing.T) {
 	if _, err := Preflight(running(), Target{Info: whole}, Request{Target: "/dev/vdb"}); ExitCode(err) != ExitBusyArray {
 		t.Errorf("the disk without a readable table: %v", err)
 	}
-	p, err := Preflight(running(), Target{Info: part, Table: &own}, Request{Target: "/dev/vdb3"})
+	p, err := Preflight(running(), Target{Info: part, Table: &own}, Request{Target: "/dev/vdb3", NoFinalize: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Layout != nil || p.Disk != "" || p.Finalize.ESP != "" || p.Resume == "" || len(p.Destroys) != 0 {
-		t.Errorf("partition install continued: %+v %+v", p, p.Finalize)
+	if p.Layout != nil || p.Disk != "" || p.Finalize != nil || p.Resume == "" || len(p.Destroys) != 0 || len(p.Outside) != 0 {
+		t.Errorf("partition install continued: %+v", p)
+	}
+	// With finalize, that disk (GPT, no BIOS boot partition) cannot boot
+	// the partition: refused before anything, not failed after.
+	if _, err := Preflight(running(), Target{Info: part, Table: &own}, Request{Target: "/dev/vdb3"}); ExitCode(err) != ExitNoBootPath {
+		t.Errorf("partition install with finalize on a GPT without BIOS boot: %v", err)
 	}
 
 	// A whole-disk install named by its root partition stays whole-disk.
@@ -985,5 +990,49 @@ func TestContinuationKeepsMode(t *testing.T) {
 	}
 	if p.Layout != nil || p.Finalize.Disk != "/dev/vdb" || p.Finalize.ESP != "/dev/vdb2" || p.Resume == "" {
 		t.Errorf("whole-disk install continued by its partition: %+v %+v", p, p.Finalize)
+	}
+}
+
+// A partition install lists what it writes outside the partition, and is
+// refused where it could not boot on this machine's firmware (item 9).
+func TestPartitionInstallBoot(t *testing.T) {
+	part := &blockdev.Info{Path: "/dev/vdb2", Name: "vdb2", Disk: "vdb", IsPartition: true, Major: 254, Minor: 18, SizeBytes: 3 * GiB, LogicalBlockSize: 512}
+	// MBR (no GPT): boot code in the MBR, core image after it.
+	p, err := Preflight(liveSystem(), Target{Info: part}, Request{Target: "/dev/vdb2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Outside) != 2 || !strings.Contains(p.Outside[0], "MBR of /dev/vdb") || !strings.Contains(p.Outside[1], "gap between the MBR") {
+		t.Errorf("outside writes on MBR: %q", p.Outside)
+	}
+	if text := p.Render(); !strings.Contains(text, "Also writes, outside /dev/vdb2:") {
+		t.Errorf("plan text does not list the writes outside the partition:\n%s", text)
+	}
+	// GPT with a BIOS boot partition: that partition is named.
+	gpt := partition.Layout{SectorSize: 512, DiskSectors: 8 * GiB / 512, Parts: []partition.Part{
+		{Number: 1, Type: partition.TypeBIOSBoot, Start: 2048, Sectors: 2048},
+		{Number: 2, Type: partition.TypeLinuxData, Start: 4096, Sectors: 3 * GiB / 512},
+	}}
+	p, err = Preflight(liveSystem(), Target{Info: part, Table: &gpt}, Request{Target: "/dev/vdb2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Outside) != 2 || !strings.Contains(p.Outside[1], "BIOS boot partition /dev/vdb1") {
+		t.Errorf("outside writes on GPT: %q", p.Outside)
+	}
+	// Started by UEFI: refused, with what to do instead.
+	uefi := liveSystem()
+	uefi.UEFI = true
+	_, err = Preflight(uefi, Target{Info: part, Table: &gpt}, Request{Target: "/dev/vdb2"})
+	if ExitCode(err) != ExitNoBootPath || !strings.Contains(err.Error(), "UEFI") || !strings.Contains(err.Error(), "--target /dev/vdb") {
+		t.Errorf("partition install on UEFI: %v", err)
+	}
+	// --no-finalize writes nothing outside and needs no boot path.
+	if p, err := Preflight(uefi, Target{Info: part, Table: &gpt}, Request{Target: "/dev/vdb2", NoFinalize: true}); err != nil || len(p.Outside) != 0 {
+		t.Errorf("--no-finalize on UEFI: %v %v", err, p)
+	}
+	// A whole disk on UEFI gets its own ESP.
+	if _, err := Preflight(uefi, Target{Info: disk("vdc", 254, 32, 8*GiB)}, Request{Target: "/dev/vdc"}); err != nil {
+		t.Errorf("whole disk on UEFI: %v", err)
 	}
 }

@@ -32,6 +32,7 @@ const (
 	ExitLiveLost       = 25 // the live leg failed before the target was in sync: / has no working copy
 	ExitRestoreFailed  = 26 // migrated, but md's recovery speed limits could not be restored
 	ExitLiveLegStuck   = 27 // migrated, but the failed live leg could not be removed from the array
+	ExitNoBootPath     = 28 // finalize could not make the target boot on this machine's firmware as asked (partition install on UEFI, GPT without a BIOS boot partition)
 	ExitInterrupted    = 130
 )
 
@@ -41,7 +42,7 @@ var ExitCodes = []int{ExitOK, ExitFailure, ExitUsage, ExitNotLive, ExitDeclined,
 	ExitNoDevice, ExitLiveStack, ExitInUse, ExitTooSmall, ExitReadOnly, ExitBlockSize,
 	ExitCOWHeadroom, ExitBusyArray, ExitStillLive, ExitTargetChanged, ExitAborted,
 	ExitGrowFailed, ExitReleaseFailed, ExitFinalizeFailed, ExitCleanupFailed, ExitLiveLost,
-	ExitRestoreFailed, ExitLiveLegStuck, ExitInterrupted}
+	ExitRestoreFailed, ExitLiveLegStuck, ExitNoBootPath, ExitInterrupted}
 
 // Refusal is a preflight verdict: nothing has been written.
 type Refusal struct {

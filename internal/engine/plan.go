@@ -94,20 +94,23 @@ type Step struct {
 // Plan is a migration laid out as data: --dry-run prints it, the wizard
 // shows it, Run executes it.
 type Plan struct {
-	Array        string            `json:"array"` // md127
-	ArrayPath    string            `json:"array_path"`
-	Given        string            `json:"given"`  // the device as the user named it (confirmation)
-	Target       string            `json:"target"` // the device that becomes the leg
-	TargetName   string            `json:"target_name"`
-	TargetMajor  uint32            `json:"target_major"`
-	TargetMinor  uint32            `json:"target_minor"`
-	TargetBytes  uint64            `json:"target_bytes"`
-	LiveLeg      *mdraid.Member    `json:"live_leg,omitempty"`
-	CopyBytes    uint64            `json:"copy_bytes"`
-	FSType       string            `json:"fs_type"`
-	Speed        Speed             `json:"speed"`
-	Resume       string            `json:"resume,omitempty"` // why this plan continues an earlier run
-	Destroys     []string          `json:"destroys,omitempty"`
+	Array       string         `json:"array"` // md127
+	ArrayPath   string         `json:"array_path"`
+	Given       string         `json:"given"`  // the device as the user named it (confirmation)
+	Target      string         `json:"target"` // the device that becomes the leg
+	TargetName  string         `json:"target_name"`
+	TargetMajor uint32         `json:"target_major"`
+	TargetMinor uint32         `json:"target_minor"`
+	TargetBytes uint64         `json:"target_bytes"`
+	LiveLeg     *mdraid.Member `json:"live_leg,omitempty"`
+	CopyBytes   uint64         `json:"copy_bytes"`
+	FSType      string         `json:"fs_type"`
+	Speed       Speed          `json:"speed"`
+	Resume      string         `json:"resume,omitempty"` // why this plan continues an earlier run
+	Destroys    []string       `json:"destroys,omitempty"`
+	// Outside lists what the plan writes outside the target partition (a
+	// partition install's boot loader on the disk).
+	Outside      []string          `json:"writes_outside_target,omitempty"`
 	Warnings     []string          `json:"warnings,omitempty"`
 	Steps        []Step            `json:"steps"`
 	SpeedMin     mdraid.SpeedLimit `json:"-"`
@@ -282,6 +285,11 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
 		}
 	}
+	if p.Finalize != nil && in.IsPartition && resumeDisk == "" {
+		if err := partitionBoot(p, sys, tgt, in); err != nil {
+			return nil, err
+		}
+	}
 	if sys.RootFS != nil {
 		p.FSType = string(sys.RootFS.Type)
 	} else {
@@ -373,6 +381,33 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 	p.Steps = steps(p, sys, tgtMember)
 	return p, nil
+}
+
+// partitionBoot works out, for a partition install with finalize, how the
+// installed system will boot and what that writes outside the partition:
+// GRUB's boot code in the disk's MBR and its core image in the BIOS boot
+// partition (GPT) or the gap after the MBR. It refuses what cannot boot on
+// the firmware this machine runs: UEFI (an ESP shared with what else is on
+// the disk is not something livemigrate writes), and a GPT disk without a
+// BIOS boot partition (grub-install has nowhere to put its core image).
+func partitionBoot(p *Plan, sys *System, tgt Target, in *blockdev.Info) error {
+	disk := "/dev/" + in.Disk
+	hint := fmt.Sprintf("install onto the whole disk (--target %s), which gets its own boot partitions, or add --no-finalize and set up the boot loader yourself", disk)
+	if sys.UEFI {
+		return refuse(ExitNoBootPath, p.Given, fmt.Sprintf("this machine starts by UEFI, and a partition install would have to put its boot loader on an EFI system partition of %s shared with what is already there, which livemigrate does not do", disk), hint)
+	}
+	p.Outside = append(p.Outside, fmt.Sprintf("GRUB's boot code in the MBR of %s (its first 440 bytes)", disk))
+	if tgt.Table == nil {
+		p.Outside = append(p.Outside, fmt.Sprintf("GRUB's core image in the gap between the MBR and the first partition of %s", disk))
+		return nil
+	}
+	for _, pt := range tgt.Table.Parts {
+		if pt.Type == partition.TypeBIOSBoot {
+			p.Outside = append(p.Outside, fmt.Sprintf("GRUB's core image in the BIOS boot partition %s", partition.PartitionPath(disk, pt.Number)))
+			return nil
+		}
+	}
+	return refuse(ExitNoBootPath, p.Given, fmt.Sprintf("%s has a GPT without a BIOS boot partition, so GRUB has nowhere to put the core image that boots this partition by BIOS", disk), hint)
 }
 
 func trimDev(err error, dev string) string {
@@ -589,6 +624,12 @@ func (p *Plan) Render() string {
 	if len(p.Destroys) > 0 {
 		fmt.Fprintf(&b, "  This destroys:\n")
 		for _, d := range p.Destroys {
+			fmt.Fprintf(&b, "    - %s\n", d)
+		}
+	}
+	if len(p.Outside) > 0 {
+		fmt.Fprintf(&b, "  Also writes, outside %s:\n", p.Target)
+		for _, d := range p.Outside {
 			fmt.Fprintf(&b, "    - %s\n", d)
 		}
 	}

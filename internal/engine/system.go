@@ -32,8 +32,11 @@ type System struct {
 	Stack      *overlay.Stack `json:"stack,omitempty"`
 	COW        *overlay.Usage `json:"cow,omitempty"`
 	COWError   string         `json:"cow_error,omitempty"`
-	MemTotal   uint64         `json:"mem_total_bytes"`
-	MemAvail   uint64         `json:"mem_available_bytes"`
+	// UEFI: the running system was started by UEFI firmware
+	// (/sys/firmware/efi exists), so the installed one will be too.
+	UEFI     bool   `json:"uefi"`
+	MemTotal uint64 `json:"mem_total_bytes"`
+	MemAvail uint64 `json:"mem_available_bytes"`
 	// NotLive says why the root is not a livemigrate root ("" when it is, or
 	// when the live leg is already gone but the array is still the root).
 	NotLive string `json:"not_live,omitempty"`
@@ -69,6 +72,9 @@ func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: filepath.Join(o
 // a root that is not a live md root is reported in NotLive.
 func (o Observer) Observe() (*System, error) {
 	s := &System{RootMount: "/"}
+	if st, err := os.Stat(filepath.Join(o.Root, "sys/firmware/efi")); err == nil && st.IsDir() {
+		s.UEFI = true
+	}
 	if mi, err := os.ReadFile(filepath.Join(o.Root, "proc/meminfo")); err == nil {
 		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
 			s.MemTotal, s.MemAvail = m["MemTotal"], m["MemAvailable"]
