@@ -650,7 +650,14 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 				r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
 			}
 		}
-		r.sleep(ctx, poll)
+		// Near the end, sample ten times as often: the copy's time is
+		// measured up to the sample that sees it complete, and a whole
+		// poll period is a large part of a copy of a few seconds.
+		d := poll
+		if pr.ETASeconds > 0 && pr.ETASeconds < 2*poll.Seconds() {
+			d = poll / 10
+		}
+		r.sleep(ctx, d)
 		if ctx.Err() != nil {
 			return "", r.abort(p, StepRecover, ExitInterrupted, errors.New("interrupted during recovery"))
 		}
