@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,7 +101,12 @@ func (o *out) fail(stderr io.Writer, cmd string, err error) int {
 	code := engine.ExitCode(err)
 	o.endLine()
 	if o.json {
-		_ = o.enc.Encode(engine.Event{Time: time.Now(), Type: engine.EvError, Code: code, Message: err.Error()})
+		ev := engine.Event{Time: time.Now(), Type: engine.EvError, Code: code, Message: err.Error()}
+		var re *engine.RunError
+		if errors.As(err, &re) {
+			ev.Left = re.Left
+		}
+		_ = o.enc.Encode(ev)
 	}
 	fmt.Fprintf(stderr, "livemigrate %s: %v\n", cmd, err)
 	return code

@@ -75,7 +75,7 @@ type RunError struct {
 	Err   error
 	// Left lists the steps a run past the point of no return left undone
 	// (failed, or not run because of an earlier failure).
-	Left []StepKind `json:"left,omitempty"`
+	Left []StepKind
 }
 
 func (e *RunError) Error() string {

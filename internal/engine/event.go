@@ -30,6 +30,9 @@ type Event struct {
 	Result   *Result   `json:"result,omitempty"`
 	Code     int       `json:"code,omitempty"`
 	Speed    Speed     `json:"speed,omitempty"`
+	// Left: with an error past the point of no return, the steps left
+	// undone (running the same command again does them).
+	Left []StepKind `json:"left,omitempty"`
 }
 
 // Progress is a recovery sample.

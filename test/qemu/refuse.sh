@@ -211,6 +211,33 @@ check target_changed "$([[ ${hold_rc%% *} == 19 && $hold_rc == *"livemigrate mig
 check target_held "$([[ $(fv hold_prompt) == 1 && $(fv hold_mkfs) != rc=0* && $(fv hold_steps) == 0 ]] && echo ok)" "prompt seen: $(fv hold_prompt); mkfs.ext4 while held: $(fv hold_mkfs); steps run: $(fv hold_steps); rf-hold = its GPT zeroed by dd, nothing else written: $([[ " ${changed[*]} " == *" rf-hold "* ]] && echo NO || echo yes)"
 check host_images_same "$( ((${#changed[@]} == 0)) && echo ok)" "sha256 of the $((${#serials[@]} - 2)) other disk images on the host: ${changed[*]:-all unchanged}"
 
+# A second, short boot by UEFI (OVMF, direct kernel boot): a partition
+# install is refused with 28 and writes nothing; the whole disk is offered.
+need_pkgs ovmf
+uimg=$disks/rf-uefi.img
+truncate -s "$((ROOTFS_BYTES + 400 * 1024 * 1024))" "$uimg"
+sfdisk -q "$uimg" <<<"label: dos
+start=2048, size=65536, type=83
+start=67584, type=83" >&2
+head -c 8M /dev/urandom | dd of="$uimg" bs=1M seek=1 conv=notrunc status=none
+usha=$(sha256sum "$uimg" | cut -d' ' -f1)
+uvm=$LM_OUT/refuse-uefi
+mkdir -p "$uvm"
+cp /usr/share/OVMF/OVMF_VARS_4M.fd "$uvm/vars.fd"
+uvmrc=0
+"$QEMU_DIR/run-vm.sh" --dir "$uvm" --cdrom "$LM_OUT/live.iso" --timeout 300 \
+	--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
+	--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=1,file=$uvm/vars.fd" \
+	--qemu-arg -drive --qemu-arg "if=none,id=rf-uefi,file=$uimg,format=raw,cache=unsafe" \
+	--qemu-arg -device --qemu-arg "virtio-blk-pci,drive=rf-uefi,serial=rf-uefi" \
+	--append "lm.live=$LIVE_LABEL lmtest.scenario=refuse-uefi" || uvmrc=$?
+UF=$uvm/facts.txt
+upart=$(facts_get "$UF" uefi_part)
+udev=$(facts_get "$UF" uefi_disk)
+check uefi_partition "$([[ $uvmrc == 0 && $(facts_get "$UF" uefi) == yes && ${upart%% *} == 28 && $upart == *"${udev}2: this machine starts by UEFI"* && $(facts_get "$UF" uefi_part_stdout) == 0 ]] && echo ok)" "run-vm rc=$uvmrc, efi=$(facts_get "$UF" uefi): $upart"
+check uefi_whole_disk "$([[ $(facts_get "$UF" uefi_disk_dry) == "0 "* && $(facts_get "$UF" uefi_disk_dry) != "0 0 "* ]] && echo ok)" "dry run of $udev: $(facts_get "$UF" uefi_disk_dry)"
+check uefi_disk_same "$(is "$(sha256sum "$uimg" | cut -d' ' -f1)" "$usha")" "sha256 of the MBR disk on the host after the UEFI boot"
+
 printf '%-24s %4s %4s  %-6s %s\n' case want got result "first stderr line"
 printf '%s\n' "${rows[@]}"
 for p in "${problems[@]}"; do log "FAIL $p"; done
