@@ -18,7 +18,9 @@
 #     The half-copied disk is examined on the host (no boot code in the
 #     protective MBR, empty BIOS boot partition, no filesystem on the ESP).
 #  3. the half-copied disk booted alone, root=UUID= (as e2e.sh boots a
-#     migrated disk), on a throwaway QEMU snapshot: reported, not judged.
+#     migrated disk), on a throwaway QEMU snapshot: reported, not judged;
+#     then through the firmware (SeaBIOS, no kernel given), as a machine
+#     would: nothing of it may boot (judged in 6-power-cut).
 #  4. fault-cowfull (lm.cowsize=96M): status and migrate --dry-run with the
 #     half-copied disk attached (a target to overwrite, nothing to
 #     continue); then the COW is filled and migrate refuses with 16.
@@ -356,6 +358,18 @@ half="run-vm rc=$rc3; ${fatal:-no initramfs failure}; $ext4err EXT4-fs errors on
 log "half-copied disk booted with root=UUID=: $half"
 grep -aE 'EXT4-fs|Kernel panic|lm-initrd|lmtest:|Run /|init' "$v3/console.log" | tail -n 12 >"$FO/halfboot-console.txt" || true
 
+# --- Boot 3b: the half-copied disk alone, through the firmware -------------
+# As a machine would start it (SeaBIOS, no kernel given): with no boot code
+# on it, nothing of it may run. A throwaway snapshot again.
+q=()
+qdisk q fa-pc "$pcimg" "" snapshot=on
+v3b=$FO/vm-halfboot-fw
+rc3b=0
+boot "$v3b" --firmware-boot --timeout 45 "${q[@]}" || rc3b=$?
+fw_facts=$(tr -d '\r' <"$v3b/facts.txt" 2>/dev/null | grep -c . || true)
+fw_console=$(tr -d '\r' <"$v3b/console.log" 2>/dev/null | grep -ac 'Linux version' || true)
+log "half-copied disk through the firmware: run-vm rc=$rc3b (124: nothing booted, the 45 s ran out), $fw_facts facts, $fw_console kernel banners"
+
 # --- Boot 4: fault-cowfull, with the half-copied disk attached -------------
 q=()
 qdisk q fa-pc "$pcimg"
@@ -373,7 +387,9 @@ pcdev=$(f disks | sed -n 's/.*pc=\([^ ]*\).*/\1/p')
 [[ $(f halfdisk_dry_rc) == 0 ]] || why+=("dry-run exit '$(f halfdisk_dry_rc)': $(f halfdisk_dry)")
 [[ $(f halfdisk_dry) == *"This destroys"*"partition table of $pcdev"* ]] || why+=("dry-run does not plan to overwrite it: '$(f halfdisk_dry)'")
 [[ $(f halfdisk_dry) != *Continuing* ]] || why+=("dry-run would continue the cut migration: '$(f halfdisk_dry)'")
-row 6-power-cut "no boot code/ESP fs; not in status; overwrite" "$pc_got; dry-run $(f halfdisk_dry_rc)" "${why[@]}"
+[[ $(facts_get "$v2/facts.txt" powercut_plan_finalize) == 1 ]] || why+=("the cut migration did not plan finalize (it must run as a user would)")
+[[ $rc3b == 124 && $fw_facts == 0 && $fw_console == 0 ]] || why+=("the half-copied disk booted through the firmware: run-vm rc=$rc3b, $fw_facts facts, $fw_console kernel banners")
+row 6-power-cut "finalize on; no boot code/ESP fs; firmware boots nothing; not in status; overwrite" "$pc_got; dry-run $(f halfdisk_dry_rc)" "${why[@]}"
 
 why=()
 err=$(f cowfull_err)

@@ -225,7 +225,13 @@ uvm=$LM_OUT/refuse-uefi
 mkdir -p "$uvm"
 cp /usr/share/OVMF/OVMF_VARS_4M.fd "$uvm/vars.fd"
 uvmrc=0
-"$QEMU_DIR/run-vm.sh" --dir "$uvm" --cdrom "$LM_OUT/live.iso" --timeout 300 \
+# OVMF loads a bzImage (an EFI stub), not the PVH vmlinux of the other
+# boots; and under OVMF the guest finds no CD on the IDE bus (seen: ata2
+# probed, no device), so the medium is a read-only virtio disk here.
+"$QEMU_DIR/run-vm.sh" --dir "$uvm" --timeout 300 \
+	--kernel "$(kernel_root)/boot/vmlinuz-$(kernel_version)" \
+	--qemu-arg -drive --qemu-arg "if=none,id=rf-live,file=$LM_OUT/live.iso,format=raw,readonly=on" \
+	--qemu-arg -device --qemu-arg "virtio-blk-pci,drive=rf-live,serial=rf-live" \
 	--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" \
 	--qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=1,file=$uvm/vars.fd" \
 	--qemu-arg -drive --qemu-arg "if=none,id=rf-uefi,file=$uimg,format=raw,cache=unsafe" \

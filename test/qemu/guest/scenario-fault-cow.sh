@@ -6,7 +6,7 @@
 #   cowwarn   migrate fa-main; while md copies, write lmtest.fill MiB to /
 #             until a "copy-on-write space is getting low" warning event
 #             appears, then SIGINT -> 130, live session intact
-#   powercut  migrate fa-pc; at >= 20% report powercut_now=PCT and wait:
+#   powercut  migrate fa-pc (finalize on); at >= 20% report powercut_now=PCT and wait:
 #             the host kills QEMU (the disk is examined by faults.sh, then
 #             booted alone, then seen from a fresh live session)
 # shellcheck source-path=SCRIPTDIR source=scenario-fault-lib.sh
@@ -58,8 +58,10 @@ sync
 
 # The power cut: the host kills QEMU once md has copied a fifth of fa-pc.
 records powercut
-# shellcheck disable=SC2086
-mig powercut --target "$pc" $args
+# With finalize on, as a user would run it: the cut comes long before
+# finalize, and the disk must still not pass for an installed system.
+mig powercut --target "$pc" --yes --json
+fact powercut_plan_finalize "$(grep -m1 '"event":"plan"' /run/powercut.jsonl | grep -c '"step":"finalize"')"
 if until_pct powercut 90 20; then
 	fact powercut_events "$(sed -nE 's/.*"event":"([a-z-]+)"(,"step":"([a-z-]+)")?.*/\1:\3/p' /run/powercut.jsonl | uniq | tr '\n' ' ')"
 	fact powercut_md "$(md_state)"
