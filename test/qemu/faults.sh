@@ -389,7 +389,7 @@ pcdev=$(f disks | sed -n 's/.*pc=\([^ ]*\).*/\1/p')
 [[ $(f halfdisk_dry) != *Continuing* ]] || why+=("dry-run would continue the cut migration: '$(f halfdisk_dry)'")
 [[ $(facts_get "$v2/facts.txt" powercut_plan_finalize) == 1 ]] || why+=("the cut migration did not plan finalize (it must run as a user would)")
 [[ $rc3b == 124 && $fw_facts == 0 && $fw_console == 0 ]] || why+=("the half-copied disk booted through the firmware: run-vm rc=$rc3b, $fw_facts facts, $fw_console kernel banners")
-row 6-power-cut "finalize on; no boot code/ESP fs; firmware boots nothing; not in status; overwrite" "$pc_got; dry-run $(f halfdisk_dry_rc)" "${why[@]}"
+row 6-power-cut "finalize on: boots nothing, not an install" "$pc_got; dry-run $(f halfdisk_dry_rc)" "${why[@]}"
 
 why=()
 err=$(f cowfull_err)

@@ -61,6 +61,7 @@ records powercut
 # With finalize on, as a user would run it: the cut comes long before
 # finalize, and the disk must still not pass for an installed system.
 mig powercut --target "$pc" --yes --json
+until_ev powercut 60 '"event":"plan"'
 fact powercut_plan_finalize "$(grep -m1 '"event":"plan"' /run/powercut.jsonl | grep -c '"step":"finalize"')"
 if until_pct powercut 90 20; then
 	fact powercut_events "$(sed -nE 's/.*"event":"([a-z-]+)"(,"step":"([a-z-]+)")?.*/\1:\3/p' /run/powercut.jsonl | uniq | tr '\n' ' ')"
