@@ -472,8 +472,9 @@ done
 [[ $(f bydisk_dry) == *"--target $frpart"* ]] || why+=("bydisk dry run: '$(f bydisk_dry)'")
 [[ $(f bydisk_events) != *step-start* ]] || why+=("bydisk ran steps: $(f bydisk_events)")
 [[ $fr_before == "$fr_after" ]] || why+=("partitions 1-2 or the GPT of $frdisk changed: before $fr_before, after $fr_after")
+[[ $(f wiz_targets) == *"cannot be used: a migration into the partition $frpart is under way"* ]] || why+=("the wizard does not grey $frdisk out with that reason: '$(f wiz_targets)'")
 recs bydisk
-row 1-continue-by-disk "17 naming $frpart; p1, p2, GPT unchanged" "$(f bydisk_dry_rc)/$(f bydisk_rc) $( [[ $fr_before == "$fr_after" ]] && echo same-sums || echo CHANGED)" "${why[@]}"
+row 1-continue-by-disk "17 naming $frpart; wizard greys it; sums same" "$(f bydisk_dry_rc)/$(f bydisk_rc) $( [[ $fr_before == "$fr_after" ]] && echo same-sums || echo CHANGED)" "${why[@]}"
 why=()
 [[ $(f failed_state) == rc=0*"(faulty"* ]] || why+=("the live leg was not failed by hand: '$(f failed_state)'")
 [[ $(f resume_plan) == *"live leg was already failed"* ]] || why+=("the rerun's plan does not say it continues from a failed live leg: '$(f resume_plan)'")

@@ -7,7 +7,8 @@
 #     (kill9);
 #  2. the same migration asked for by the disk's name, with finalize, as
 #     a dry run and for real: refused (17) naming PART3, nothing written
-#     (bydisk_dry, bydisk);
+#     (bydisk_dry, bydisk); the wizard's target list greys the disk out
+#     with the same reason (wiz_targets);
 #  3. md finishes the copy on its own; then the live leg is failed by hand
 #     through sysfs, the state a crash between failing and removing it
 #     leaves (failed_state);
@@ -43,6 +44,16 @@ fact bydisk_dry_rc "$?"
 fact bydisk_dry "$(tr '\n' ' ' </run/bydisk_dry.out | cut -c1-400)"
 mig bydisk --target "$gpt" --yes --json
 finish bydisk 60
+
+# 2b. The wizard's list of targets: the disk greyed out with that reason.
+. /usr/lib/lmtest/tui-lib.sh
+if tui_start && tm send-keys -t lm Enter && tui_wait "Choose the disk" 30; then
+	tr '\n' ' ' </run/screen.txt | tr -s ' ' >/run/wiz-targets.txt
+	fact wiz_targets "$(cut -c1-900 /run/wiz-targets.txt)"
+fi
+tm send-keys -t lm C-c
+sleep 1
+tm kill-session -t lm 2>/dev/null
 
 # 3. md completes the copy by itself; then the live leg is failed by hand.
 _i=0
