@@ -55,7 +55,14 @@ live=$LM_OUT/e2e-live-$cow
 }
 acked=$(facts_get "$live/facts.txt" acked)
 [[ $acked =~ ^[0-9]+$ && $acked -gt 0 ]] || die "writer acknowledged no records (acked='$acked')"
-log "migration done in $(facts_get "$live/facts.txt" migrate_seconds) s (guest clock), $acked records acknowledged, $(facts_get "$live/facts.txt" acked_during_migrate) of them while migrate ran"
+# The writer itself is judged: exit 0 (it ends on SIGTERM; a failed write
+# or fsync makes it exit non-zero), and records acknowledged while migrate
+# ran (writes md had to mirror and carry across the leg switch).
+writer_rc=$(facts_get "$live/facts.txt" writer_rc)
+[[ $writer_rc == 0 ]] || die "the writer exited '$writer_rc', not 0: $(facts_lines "$live/facts.txt" writer_out | tr '\n' ' ')"
+acked_during=$(facts_get "$live/facts.txt" acked_during_migrate)
+[[ $acked_during =~ ^[0-9]+$ && $acked_during -gt 0 ]] || die "no record acknowledged while migrate ran (acked_during_migrate='$acked_during')"
+log "migration done in $(facts_get "$live/facts.txt" migrate_seconds) s (guest clock), $acked records acknowledged, $acked_during of them while migrate ran; writer exit $writer_rc"
 F=$live/facts.txt
 for k in pre_mdcompare during_mdcompare post_mdcompare post_dm post_loops post_live_mounted post_cd ejected; do
 	log "  $k: $(facts_get "$F" "$k")"

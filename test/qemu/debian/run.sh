@@ -226,6 +226,18 @@ show_boot() {
 	log "  mdstat: $(facts_lines "$f" mdstat | tr '\n' '|')"
 }
 
+# judge_writer NAME FACTS: the migrate scenario's writer exited 0 (it ends
+# on SIGTERM; a failed write or fsync makes it exit non-zero) and some
+# records were acknowledged while migrate ran.
+judge_writer() {
+	local name=$1 f=$2 wrc during
+	wrc=$(facts_get "$f" writer_rc)
+	during=$(facts_get "$f" acked_during_migrate)
+	[[ $wrc == 0 ]] || die "[$name] the writer exited '$wrc', not 0: $(facts_lines "$f" writer_out | tr '\n' ' ')"
+	[[ $during =~ ^[0-9]+$ && $during -gt 0 ]] || die "[$name] no record acknowledged while migrate ran (acked_during_migrate='$during')"
+	log "  writer: exit $wrc, $during records acknowledged while migrate ran, $(facts_get "$f" acked) in all"
+}
+
 # host_fsck IMG UUID: the host's e2fsck as the last referee, on the
 # partition (if any) of IMG that holds filesystem UUID. Loops at the
 # partitions' offsets: this host may have no udev to make loopNpM nodes.
@@ -295,6 +307,7 @@ migrate)
 	for k in pre_root_source migrate_seconds recovered_bytes recovery_bps acked post_root_source post_dm post_loops post_live_mounted post_failed_units post_system_state post_initramfs_units; do
 		log "  $k: $(facts_get "$F" "$k")"
 	done
+	judge_writer "$flavour-migrate" "$F"
 	;&
 verify)
 	# (Also on its own: the target and facts of the last migrate run.)
@@ -385,6 +398,7 @@ install)
 		log "  $k: $(facts_get "$F" "$k")"
 	done
 	log "  finalize: $(facts_lines "$F" finalize | tr '\n' '|')"
+	judge_writer "$name-live" "$F"
 	uuid=$(facts_get "$F" post_root_uuid)
 	[[ -n $uuid ]] || die "[$name] the live session did not report the root UUID"
 	if [[ $extra == *lmtest.signal_finalize=* ]]; then

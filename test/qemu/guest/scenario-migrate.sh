@@ -167,7 +167,8 @@ tail -n 12 /run/migrate.jsonl
 sleep 2
 kill -TERM "$wpid"
 wait "$wpid"
-fact writer_rc "$?"
+wrc=$?
+fact writer_rc "$wrc"
 fact acked "$(sed -n 's/^acked=//p' /run/writer.out)"
 fact_file writer_out /run/writer.out
 
@@ -184,4 +185,10 @@ fact post_live_mounted "$(awk '$2 ~ "^/run/initramfs" { print $2 }' /proc/mounts
 fact post_cd "$(lmtest cdstatus --dev /dev/sr0 2>&1)"
 fact post_root_size "$(df -k / | awk 'NR == 2 { print $2 }')"
 fact post_session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
-[ "$rc" = 0 ]
+# The writer is judged, not only logged: it exits 0 on SIGTERM and
+# non-zero when a write or fsync failed; and some records must have been
+# acknowledged while migrate ran, or the run proved nothing about writes
+# during the copy and the leg switch. (The host checks both facts too.)
+[ "$wrc" = 0 ] || echo "migrate scenario: FAIL: the writer exited $wrc" >/dev/console
+[ "$((a1 - a0))" -gt 0 ] || echo "migrate scenario: FAIL: no record acknowledged while migrate ran" >/dev/console
+[ "$rc" = 0 ] && [ "$wrc" = 0 ] && [ "$((a1 - a0))" -gt 0 ]
