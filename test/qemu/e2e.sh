@@ -117,7 +117,9 @@ loop=$(losetup -f --show -r -o "$pstart" --sizelimit "$psize" "$target")
 uuid=$(blkid -o value -s UUID "$loop")
 losetup -d "$loop"
 [[ $uuid == "$ROOTFS_UUID" ]] || die "target UUID '$uuid' is not the live root's ($ROOTFS_UUID)"
-"$QEMU_DIR/run-vm.sh" --dir "$tgt" --disk "$target" --timeout 300 \
+# --retry-window kernel: this initramfs mounts the target read-write before
+# the scenario starts, so an emulator hang is only retried before that.
+"$QEMU_DIR/run-vm.sh" --dir "$tgt" --disk "$target" --timeout 300 --retry-window kernel \
 	--append "root=UUID=$uuid lm.fsck=1 lmtest.scenario=verify lmtest.upto=$acked" \
 	--expect fsck_rc=0 --expect verify_rc=0 --expect scenario_rc=0 \
 	--expect mdstat_arrays=0 --expect dm_devices=0 --expect "session_sha=$session_sha" \

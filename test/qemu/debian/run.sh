@@ -329,7 +329,9 @@ verify)
 	# The target alone: no medium, plain root=UUID=, then a clean reboot.
 	# dpkg --verify reads every packaged file: allow for it.
 	timeout=$((timeout0 + 300))
-	vm "$flavour-verify" restart --disk "$target" \
+	# (--retry-window kernel: the initrd mounts the target read-write
+	# before the scenario, so a hang is only retried before userspace.)
+	vm "$flavour-verify" restart --disk "$target" --retry-window kernel \
 		--append "root=UUID=$uuid rw $verify_args $test_args lmtest.scenario=verify lmtest.upto=$acked lmtest.end=reboot $extra" \
 		--expect scenario_rc=0 --expect verify_rc=0 --expect dm_devices=0 \
 		--expect "session_sha=$session_sha"
@@ -413,7 +415,9 @@ install)
 	fw=()
 	[[ $firmware == uefi ]] && mapfile -t fw < <(vm_ovmf_args "$inst")
 	timeout=$((timeout0 + 300))
-	vm "$name-boot" power-down --firmware-boot --disk "$target" "${fw[@]}" \
+	# (--retry-window none: a firmware boot of the target has no reliable
+	# mark of the moment its root is mounted read-write.)
+	vm "$name-boot" power-down --firmware-boot --disk "$target" "${fw[@]}" --retry-window none \
 		--expect scenario_start=installed --expect scenario_rc=0 --expect verify_rc=0 \
 		--expect dm_devices=0 --expect "session_sha=$(facts_get "$F" session_sha)" \
 		--expect "firmware=$firmware" --expect "root_source=$root_part" \
