@@ -182,37 +182,18 @@ grub_iso() {
 }
 
 # grub_vm NAME bios|uefi: boot the ISO through GRUB, "boot" scenario.
+# Through run-vm.sh (--firmware-boot, no -kernel), like every other boot,
+# so an emulator hang before the scenario is detected and retried once
+# there (no disk is attached: a restart changes nothing).
 grub_vm() {
-	local name=$1 fw=$2 dir=$out/runs/$1 iso start wpid rc=0
+	local name=$1 fw=$2 dir=$out/runs/$1 fwargs=()
 	mkdir -p "$dir"
-	rm -rf "$dir"/{facts.txt,console.log,t_end_request,timing,tree}
-	iso=$dir/grubtest.iso
+	rm -rf "$dir"/tree
 	grub_iso "$dir" "$test_args lmtest.scenario=boot $extra"
-	local fwargs=()
-	[[ $fw == uefi ]] && mapfile -t fwargs < <(ovmf_args "$dir")
-	local args=(-nodefaults -display none -monitor none -no-reboot -machine pc -accel tcg
-		-smp 2 -m "$mem" "${fwargs[@]}"
-		-drive "file=$iso,media=cdrom,readonly=on,if=ide,index=2" -boot d
-		-serial "file:$dir/console.log" -serial "file:$dir/facts.txt")
-	printf '%q ' qemu-system-x86_64 "${args[@]}" >"$dir/cmdline"
-	log "booting $iso through GRUB ($fw), timeout ${timeout}s"
-	start=$EPOCHREALTIME
-	wpid=$(watch_end "$dir")
-	timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
-	local qpid=$! t_scen=
-	while kill -0 "$qpid" 2>/dev/null; do
-		if [[ -z $t_scen ]] && grep -q '^scenario_start=' "$dir/facts.txt" 2>/dev/null; then
-			t_scen=$(since "$start")
-		fi
-		sleep 0.2
-	done
-	wait "$qpid" || rc=$?
-	kill "$wpid" 2>/dev/null || true
-	printf 'boot_to_scenario=%s\ntotal=%s\nrc=%s\n' "${t_scen:-none}" "$(since "$start")" "$rc" >"$dir/timing"
-	report "$name" "$dir"
-	((rc == 0)) || { tail -n 20 "$dir/console.log" >&2; die "[$name] QEMU rc=$rc"; }
-	[[ $(facts_get "$dir/facts.txt" scenario_rc) == 0 ]] || die "[$name] scenario failed"
-	[[ $(cat "$dir/ending") == power-down ]] || die "[$name] guest did not power down"
+	[[ $fw == uefi ]] && mapfile -t fwargs < <(vm_ovmf_args "$dir")
+	log "booting $dir/grubtest.iso through GRUB ($fw)"
+	vm "$name" power-down --firmware-boot --cdrom "$dir/grubtest.iso" "${fwargs[@]}" \
+		--qemu-arg -boot --qemu-arg d --expect scenario_rc=0
 	# GRUB's menu on the serial console proves it was GRUB that booted.
 	grep -aq 'Debian live' "$dir/console.log" || die "[$name] no GRUB menu on the console"
 }
