@@ -20,7 +20,23 @@ target=$(cmdline_get lmtest.target /dev/vda)
 speed=$(cmdline_get lmtest.speed fast)
 md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
 
-meminfo() { awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo; }
+# meminfo: after sync and dropping the page cache, so MemAvailable moves
+# with what the COW holds rather than with cached reads.
+meminfo() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo
+}
+# zram_state DEV: a zram device as its own sysfs shows it, read here and
+# not taken from livemigrate: "dev=zramN disksize=B mem_used=B" (mm_stat's
+# third column: the RAM it holds), or "dev=zramN gone".
+zram_state() {
+	if [ -e "/sys/block/$1/disksize" ]; then
+		echo "dev=$1 disksize=$(cat "/sys/block/$1/disksize") mem_used=$(awk '{ print $3 }' "/sys/block/$1/mm_stat")"
+	else
+		echo "dev=$1 gone"
+	fi
+}
 # num KEY: a number from the last "result" event of migrate --json.
 num() { grep '"event":"result"' /run/migrate.jsonl | tail -n1 | sed -n "s/.*\"$1\":\([0-9.e+]*\).*/\1/p"; }
 
@@ -41,6 +57,9 @@ dd if=/dev/urandom of=/root/session-data bs=1M count=16 2>/dev/null
 sync
 fact session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
 fact pre_cow "$(DM_DISABLE_UDEV=1 dmsetup status live-rw 2>&1)"
+# The COW device (5th word of the snapshot table: MAJ:MIN), if it is zram.
+cowdev=$(basename "$(readlink -f "/sys/dev/block/$(DM_DISABLE_UDEV=1 dmsetup table live-rw | awk '{ print $5 }')" 2>/dev/null)" 2>/dev/null)
+case $cowdev in zram*) fact pre_zram "$(zram_state "$cowdev")" ;; esac
 fact pre_cow_kind "$(livemigrate status --json | sed -n 's/.*"COWKind": "\([a-z-]*\)".*/\1/p')"
 livemigrate status
 fact pre_mem "$(meminfo)"
@@ -173,6 +192,7 @@ fact acked "$(sed -n 's/^acked=//p' /run/writer.out)"
 fact_file writer_out /run/writer.out
 
 fact post_mem "$(meminfo)"
+case $cowdev in zram*) fact post_zram "$(zram_state "$cowdev")" ;; esac
 fact post_mdcompare "$(lmtest mdcompare --md "$md" 2>&1 | tr '\n' ' ')"
 fact_file post_mdstat /proc/mdstat
 livemigrate status
