@@ -7,6 +7,10 @@
 #   ok            console lines, scenario_start + scenario_rc=0, exit 0
 #   scenario-hang scenario_start on the facts port, then silence
 #   init-hang     "Run /init as init process" on the console, then silence
+#   panic         the kernel panics early ("IO-APIC + timer doesn't work!"),
+#                 QEMU exits 0 (-no-reboot)
+#   init-panic    a panic after "Run /init as init process"
+#   early-exit    QEMU exits 0 with no scenario_start
 # and each case checks run-vm.sh's exit status, how often QEMU ran, the
 # "EMULATOR HANG" log line, $LM_OUT/vm-retries.log and retries.sh's
 # summary line. Prints "hang selftest: N cases, F failed".
@@ -48,6 +52,15 @@ init-hang)
 	printf '[    2.000000] Run /init as init process\r\n' >>"$con"
 	exec sleep 600
 	;;
+panic)
+	printf "[    0.016000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug\r\n" >>"$con"
+	exit 0
+	;;
+init-panic)
+	printf '[    2.000000] Run /init as init process\r\n[    2.100000] Kernel panic - not syncing: Attempted to kill init!\r\n' >>"$con"
+	exit 0
+	;;
+early-exit) exit 0 ;;
 esac
 EOF
 chmod +x "$tmp/bin/qemu-system-x86_64"
@@ -71,12 +84,14 @@ run_case() {
 	((runs == want_runs)) || why+=("QEMU ran $runs times, want $want_runs")
 	((after - before == want_retries)) || why+=("$((after - before)) lines added to vm-retries.log, want $want_retries")
 	if ((want_retries > 0)); then
-		grep -q 'EMULATOR HANG: .*retrying once' "$tmp/$name.log" || why+=("no 'EMULATOR HANG ... retrying once' log line")
-		tail -n1 "$tmp/out/vm-retries.log" | grep -q "$tmp/out/vm-$name .*last=.*IP idents hash table entries" ||
+		local kind=hang pat='IP idents hash table entries'
+		[[ $plan == panic* ]] && kind=panic pat="Kernel panic - not syncing: IO-APIC"
+		grep -q "EMULATOR ${kind^^}: .*retrying once" "$tmp/$name.log" || why+=("no 'EMULATOR ${kind^^} ... retrying once' log line")
+		tail -n1 "$tmp/out/vm-retries.log" | grep -q "$tmp/out/vm-$name kind=$kind .*last=.*$pat" ||
 			why+=("retry line lacks the dir or the last console line: $(tail -n1 "$tmp/out/vm-retries.log")")
 		[[ -s $tmp/out/vm-$name/console.log.hang1 ]] || why+=("the hung attempt's console was not kept")
 	else
-		! grep -q 'EMULATOR HANG: ' "$tmp/$name.log" || why+=("retried although it must not")
+		! grep -qE 'EMULATOR (HANG|PANIC): ' "$tmp/$name.log" || why+=("retried although it must not")
 	fi
 	if ((${#why[@]})); then
 		failed=$((failed + 1))
@@ -99,10 +114,15 @@ run_case kernel-window-userspace init-hang 124 1 0 --retry-window kernel
 run_case kernel-window-early hang,ok 0 2 1 --retry-window kernel
 run_case window-none hang 124 1 0 --retry-window none
 run_case no-hang ok 0 1 0
+run_case panic-then-ok panic,ok 0 2 1
+run_case panic-twice panic,panic 6 2 1
+run_case panic-after-init init-panic 6 1 0
+run_case panic-window-none panic 6 1 0 --retry-window none
+run_case early-exit early-exit 6 1 0
 
 sum=$(LM_OUT=$tmp/out "$QEMU_DIR/retries.sh")
 n=$((n + 1))
-[[ $sum == "vm retries: 3 (vm-hang-then-ok: "*"; vm-hang-twice: "*"; vm-kernel-window-early: "*")" ]] ||
+[[ $sum == "vm retries: 5 (vm-hang-then-ok (hang): "*"; vm-hang-twice (hang): "*"; vm-kernel-window-early (hang): "*"; vm-panic-then-ok (panic): "*"; vm-panic-twice (panic): "*")" ]] ||
 	{ failed=$((failed + 1)); log "FAIL summary: '$sum'"; }
 log "summary of this self-test's retries: $sum"
 echo "hang selftest: $n cases, $failed failed"

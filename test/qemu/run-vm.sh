@@ -3,7 +3,8 @@
 # off. The console (ttyS0) goes to DIR/console.log, the facts port (ttyS1)
 # to DIR/facts.txt. Exit status: 124 on the hard timeout, 4 when the
 # initramfs failed (initrd_fail), 3 when an --expect fact is missing or
-# different, 5 when the scenario reported scenario_rc other than 0, else
+# different, 5 when the scenario reported scenario_rc other than 0, 6 when
+# the guest never reported scenario_start (e.g. a kernel panic), else
 # QEMU's own (0 after a clean poweroff).
 #
 #   run-vm.sh --dir DIR --append "CMDLINE" [--cdrom ISO] [--disk IMG]...
@@ -21,8 +22,12 @@
 # window, QEMU is killed and the boot runs once more from scratch; the
 # retry is logged loudly ("EMULATOR HANG") and appended to
 # $LM_OUT/vm-retries.log (test/qemu/retries.sh sums it up for make test).
-# A second hang fails the boot (exit 124). The first attempt's files are
-# kept as DIR/*.hang1. The window is where a restart changes no disk:
+# A second hang fails the boot (exit 124). A kernel panic before any of
+# our code ran (no initrd_start fact, no "Run ... as init process" line),
+# e.g. "IO-APIC + timer doesn't work!" on a loaded host, is retried once
+# the same way ("EMULATOR PANIC"), except with --retry-window none. The
+# first attempt's files are kept as DIR/*.hang1. The window is where a
+# restart changes no disk:
 #   scenario  (default) until the guest reports scenario_start: a live
 #             boot, whose disks nothing writes before the scenario runs
 #   kernel    until the kernel starts userspace (initrd_start on the facts
@@ -75,7 +80,12 @@ if ((fwboot)); then
 	: # the firmware's own order: a blank or absent disk, then the CD
 else
 	# panic=1: a kernel panic reboots, and -no-reboot turns that into exit.
-	args+=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0,115200 panic=1 $append")
+	# no_timer_check: the kernel's early check that the IO-APIC timer
+	# ticks busy-waits a few ticks; under TCG on a loaded host the vCPU
+	# can miss them and the kernel panics ("IO-APIC + timer doesn't
+	# work!", seen in a faults.sh boot here) before our code runs. KVM
+	# guests skip the check the same way.
+	args+=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0,115200 panic=1 no_timer_check $append")
 fi
 [[ -n $cdrom ]] && args+=(-drive "file=$cdrom,media=cdrom,readonly=on,if=ide,index=2")
 for d in "${disks[@]}"; do
@@ -94,18 +104,22 @@ in_window() {
 	case $window in
 	none) return 1 ;;
 	scenario) ! grep -q '^scenario_start=' "$dir/facts.txt" 2>/dev/null ;;
-	kernel)
-		! grep -q '^initrd_start=' "$dir/facts.txt" 2>/dev/null &&
-			! grep -aqE 'Run .* as init process' "$dir/console.log" 2>/dev/null
-		;;
+	kernel) before_our_code ;;
 	esac
 }
 
-# boot_once: one QEMU run; sets rc, t_scen, and hung=1 when the console
-# stood still for hang_secs inside the retry window (QEMU killed then).
+# before_our_code: the kernel has not started our initramfs (or init) yet.
+before_our_code() {
+	! grep -q '^initrd_start=' "$dir/facts.txt" 2>/dev/null &&
+		! grep -aqE 'Run .* as init process' "$dir/console.log" 2>/dev/null
+}
+
+# boot_once: one QEMU run; sets rc, t_scen, hung=1 when the console
+# stood still for hang_secs inside the retry window (QEMU killed then),
+# and panicked=1 when the kernel panicked before our code ran.
 boot_once() {
 	local qpid tailpid='' size last_size=-1 last_change=$EPOCHSECONDS
-	hung=0 t_scen=''
+	hung=0 panicked=0 t_scen=''
 	timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
 	qpid=$!
 	if [[ ${LM_VERBOSE:-0} == 1 ]]; then
@@ -133,6 +147,10 @@ boot_once() {
 	rc=0
 	wait "$qpid" || rc=$?
 	[[ -n $tailpid ]] && kill "$tailpid" 2>/dev/null
+	if ((!hung)) && [[ $window != none ]] && grep -aq 'Kernel panic - not syncing' "$dir/console.log" 2>/dev/null &&
+		before_our_code; then
+		panicked=1
+	fi
 	return 0
 }
 
@@ -144,11 +162,18 @@ last_console_line() {
 log "booting VM in $dir (${accel[*]}, timeout ${timeout}s, hang after ${hang_secs}s of console silence, retry window: $window)"
 start=$EPOCHREALTIME
 boot_once
-if ((hung)); then
+if ((hung || panicked)); then
 	last=$(last_console_line "$dir/console.log")
-	log "EMULATOR HANG: no console output for ${hang_secs}s before the guest's code ran ($window window), in $dir; last console line: '$last'; retrying once"
+	if ((hung)); then
+		kind=hang
+		log "EMULATOR HANG: no console output for ${hang_secs}s before the guest's code ran ($window window), in $dir; last console line: '$last'; retrying once"
+	else
+		kind=panic
+		last=$(tr -d '\r' <"$dir/console.log" | grep -a -m1 'Kernel panic - not syncing' | sed 's/^\[[ 0-9.]*\] //')
+		log "EMULATOR PANIC: the kernel panicked before our code ran, in $dir: '$last'; retrying once"
+	fi
 	mkdir -p "$LM_OUT"
-	printf '%s %s hang_secs=%s window=%s last=%s\n' "$(date -u +%FT%TZ)" "$dir" "$hang_secs" "$window" "$last" >>"$LM_OUT/vm-retries.log"
+	printf '%s %s kind=%s window=%s last=%s\n' "$(date -u +%FT%TZ)" "$dir" "$kind" "$window" "$last" >>"$LM_OUT/vm-retries.log"
 	for f in console.log facts.txt qemu.log; do
 		[[ -e $dir/$f ]] && mv "$dir/$f" "$dir/$f.hang1"
 	done
@@ -157,6 +182,8 @@ if ((hung)); then
 	if ((hung)); then
 		log "EMULATOR HANG again (no console output for ${hang_secs}s) in $dir; last console line: '$(last_console_line "$dir/console.log")'; failing"
 		rc=124
+	elif ((panicked)); then
+		log "EMULATOR PANIC again in $dir; failing"
 	fi
 fi
 t_end=$(since "$start")
@@ -176,6 +203,13 @@ fail=$(facts_get "$dir/facts.txt" initrd_fail)
 if [[ -n $fail ]]; then
 	log "initramfs failed: $fail"
 	exit 4
+fi
+# A boot that never got to its scenario (a panic, a guest that powered off
+# early) is a failure even when no --expect asked for anything.
+if ! grep -q '^scenario_start=' "$dir/facts.txt" 2>/dev/null; then
+	log "the guest never reached its scenario (no scenario_start); console tail:"
+	tail -n 20 "$dir/console.log" >&2
+	exit 6
 fi
 for e in "${expects[@]}"; do
 	got=$(facts_get "$dir/facts.txt" "${e%%=*}")
