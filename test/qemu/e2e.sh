@@ -55,7 +55,14 @@ live=$LM_OUT/e2e-live-$cow
 }
 acked=$(facts_get "$live/facts.txt" acked)
 [[ $acked =~ ^[0-9]+$ && $acked -gt 0 ]] || die "writer acknowledged no records (acked='$acked')"
-log "migration done in $(facts_get "$live/facts.txt" migrate_seconds) s (guest clock), $acked records acknowledged, $(facts_get "$live/facts.txt" acked_during_migrate) of them while migrate ran"
+# The writer itself is judged: exit 0 (it ends on SIGTERM; a failed write
+# or fsync makes it exit non-zero), and records acknowledged while migrate
+# ran (writes md had to mirror and carry across the leg switch).
+writer_rc=$(facts_get "$live/facts.txt" writer_rc)
+[[ $writer_rc == 0 ]] || die "the writer exited '$writer_rc', not 0: $(facts_lines "$live/facts.txt" writer_out | tr '\n' ' ')"
+acked_during=$(facts_get "$live/facts.txt" acked_during_migrate)
+[[ $acked_during =~ ^[0-9]+$ && $acked_during -gt 0 ]] || die "no record acknowledged while migrate ran (acked_during_migrate='$acked_during')"
+log "migration done in $(facts_get "$live/facts.txt" migrate_seconds) s (guest clock), $acked records acknowledged, $acked_during of them while migrate ran; writer exit $writer_rc"
 F=$live/facts.txt
 for k in pre_mdcompare during_mdcompare post_mdcompare post_dm post_loops post_live_mounted post_cd ejected; do
 	log "  $k: $(facts_get "$F" "$k")"
@@ -86,12 +93,29 @@ cow_freed=$(facts_get "$F" cow_freed)
 shmem_pre=$(facts_get "$F" pre_mem | sed -n 's/.*Shmem:=\([0-9]*\).*/\1/p')
 shmem_post=$(facts_get "$F" post_mem | sed -n 's/.*Shmem:=\([0-9]*\).*/\1/p')
 shmem_freed=$((shmem_pre - shmem_post))
+# MemAvailable, read by the guest with the page cache dropped both times.
+avail_pre=$(facts_get "$F" pre_mem | sed -n 's/.*MemAvailable:=\([0-9]*\).*/\1/p')
+avail_post=$(facts_get "$F" post_mem | sed -n 's/.*MemAvailable:=\([0-9]*\).*/\1/p')
+avail_gain=$((avail_post - avail_pre))
 if [[ $cow == ram ]]; then
 	((shmem_freed >= 16 * 1024 * 1024)) || fail "Shmem fell by only $shmem_freed bytes"
 else
 	# zram's memory is not Shmem; status must have shown it compressed.
 	grep -q 'zram .* compressed to .*ratio' "$live/console.log" || fail "status did not show the zram compression ratio"
 	[[ $(facts_get "$F" pre_cow_kind) == zram ]] || fail "COW kind is '$(facts_get "$F" pre_cow_kind)', not zram"
+	# Independent of livemigrate's figure: the zram device itself, read
+	# by the guest script before and after. It held the session's 16 MiB
+	# (random, so incompressible) and must be reset (disksize 0, nothing
+	# held) or gone; a COW still open somewhere (e.g. a deferred detach)
+	# cannot be reset, so it does not pass as freed. And MemAvailable
+	# (page cache dropped both times) must have risen by at least half
+	# of what zram held.
+	zpre=$(facts_get "$F" pre_zram) zpost=$(facts_get "$F" post_zram)
+	zheld=$(sed -n 's/.* mem_used=\([0-9]*\).*/\1/p' <<<"$zpre")
+	((${zheld:-0} >= 16 * 1024 * 1024)) || fail "the zram COW held only '${zheld}' bytes before the migration ($zpre)"
+	[[ $zpost == *" gone" || $zpost =~ disksize=0\ mem_used=0$ ]] || fail "the zram COW was not reset: before '$zpre', after '$zpost'"
+	((avail_gain * 2 >= ${zheld:-0})) || fail "MemAvailable rose by $avail_gain bytes; the zram COW held ${zheld} ($zpre -> $zpost)"
+	log "zram COW: $zpre -> $zpost; MemAvailable +$((avail_gain / 1024)) KiB"
 fi
 ((bad == 0)) || die "live side not as expected after migration (see $live)"
 
@@ -110,7 +134,9 @@ loop=$(losetup -f --show -r -o "$pstart" --sizelimit "$psize" "$target")
 uuid=$(blkid -o value -s UUID "$loop")
 losetup -d "$loop"
 [[ $uuid == "$ROOTFS_UUID" ]] || die "target UUID '$uuid' is not the live root's ($ROOTFS_UUID)"
-"$QEMU_DIR/run-vm.sh" --dir "$tgt" --disk "$target" --timeout 300 \
+# --retry-window kernel: this initramfs mounts the target read-write before
+# the scenario starts, so an emulator hang is only retried before that.
+"$QEMU_DIR/run-vm.sh" --dir "$tgt" --disk "$target" --timeout 300 --retry-window kernel \
 	--append "root=UUID=$uuid lm.fsck=1 lmtest.scenario=verify lmtest.upto=$acked" \
 	--expect fsck_rc=0 --expect verify_rc=0 --expect scenario_rc=0 \
 	--expect mdstat_arrays=0 --expect dm_devices=0 --expect "session_sha=$session_sha" \
@@ -134,9 +160,9 @@ rbps=$(facts_get "$F" recovery_bps)
 raw=$(facts_get "$F" raw | sed -n 's/.*raw_write_bps=\([0-9.e+]*\).*/\1/p')
 src=$(facts_get "$F" src_read | sed -n 's/.*raw_read_bps=\([0-9.e+]*\).*/\1/p')
 timing_live=$(awk -F= '$1 == "boot_to_scenario" { print $2 }' "$live/timing")
-awk -v rec="$rec" -v rbps="$rbps" -v raw="$raw" -v src="$src" -v cow="$cow_freed" -v shm="$shmem_freed" \
+awk -v rec="$rec" -v rbps="$rbps" -v raw="$raw" -v src="$src" -v cow="$cow_freed" -v shm="$shmem_freed" -v avail="$avail_gain" \
 	-v acked="$acked" -v fs="$((bs * bc))" -v boot="$timing_live" -v speed="$speed" -v cowk="$cow" 'BEGIN {
-	printf "e2e summary: recovered %d bytes at %.1f MB/s; target raw sequential write %.1f MB/s; ratio %.2f; source read %.1f MB/s (ratio %.2f); RAM freed %.1f MiB (COW, livemigrate) / %.1f MiB (Shmem drop); %d records intact; fs %d bytes; speed %s; cow %s; boot to scenario %ss\n",
-		rec, rbps / 1e6, raw / 1e6, (raw > 0 ? rbps / raw : 0), src / 1e6, (src > 0 ? rbps / src : 0), cow / 1048576, shm / 1048576, acked, fs, speed, cowk, boot
+	printf "e2e summary: recovered %d bytes at %.1f MB/s; target raw sequential write %.1f MB/s; ratio %.2f; source read %.1f MB/s (ratio %.2f); RAM freed %.1f MiB (COW, livemigrate) / %.1f MiB (Shmem drop) / %.1f MiB (MemAvailable rise); %d records intact; fs %d bytes; speed %s; cow %s; boot to scenario %ss\n",
+		rec, rbps / 1e6, raw / 1e6, (raw > 0 ? rbps / raw : 0), src / 1e6, (src > 0 ? rbps / src : 0), cow / 1048576, shm / 1048576, avail / 1048576, acked, fs, speed, cowk, boot
 }'
 log "e2e OK"

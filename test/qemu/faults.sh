@@ -375,6 +375,7 @@ q=()
 qdisk q fa-pc "$pcimg"
 v4=$FO/vm-cowfull
 rc4=0
+pc_sha4=$(sha256sum "$pcimg" | cut -d' ' -f1) # nothing in boot 4 may write it
 boot "$v4" --cdrom "$FO/live.iso" --timeout 240 "${q[@]}" \
 	--append "lm.live=$LIVE_LABEL lm.cowsize=96M lmtest.scenario=fault-cowfull lmtest.fill=40" || rc4=$?
 F=$v4/facts.txt
@@ -401,6 +402,11 @@ abort_case_16() {
 	live_only cowfull
 	recs cowfull
 	recs final dead-ok
+	# Like the refusal suite: every disk checksummed around the refusal
+	# in the guest, and the image on the host across the whole boot
+	# (status, dry-runs and the refusal all leave it as it was).
+	[[ $(f cowfull_sums_same) == yes:* ]] || why+=("a disk changed across the refusal (guest sha256): $(facts_lines "$F" cowfull_sums_before | tr '\n' ' ') -> $(facts_lines "$F" cowfull_sums_after | tr '\n' ' ')")
+	[[ $(sha256sum "$pcimg" | cut -d' ' -f1) == "$pc_sha4" ]] || why+=("$pcimg changed during the boot (host sha256)")
 }
 abort_case_16
 row 3-cow-refuse "16, says left and needed" "$(f cowfull_rc) $(f cowfull_shape)" "${why[@]}"

@@ -6,7 +6,9 @@
 #              and `migrate --dry-run --target fa-pc` must treat it as a
 #              target to overwrite (no "Continuing")
 #   cowfull    write lmtest.fill MiB to /, then migrate -> 16 with a
-#              message saying how much COW is left and how much is needed
+#              message saying how much COW is left and how much is needed;
+#              the sha256 of every disk (/dev/vd*, whole, past the page
+#              cache) before and after the refusal: cowfull_sums_same
 # shellcheck source-path=SCRIPTDIR source=scenario-fault-lib.sh
 . /usr/lib/lmtest/scenario-fault-lib.sh
 
@@ -34,8 +36,22 @@ dd if=/dev/zero of=/root/fill bs=1M count="$fill" conv=fsync 2>/dev/null
 fact cowfull_cow "$(dmsetup status live-rw 2>&1)"
 livemigrate status >/run/st.txt 2>&1
 fact cowfull_headroom "$(grep -E '^  headroom' /run/st.txt | sed 's/  */ /g')"
+# sums FILE: sha256 of every virtio disk, whole, read past the page cache.
+sums() {
+	echo 3 >/proc/sys/vm/drop_caches
+	sha256sum /dev/vd? >"$1" 2>&1
+}
+sums /run/cowfull.sums.before
 mig cowfull --target "$pc" --yes --json --no-finalize
 finish cowfull 120
+sums /run/cowfull.sums.after
+if cmp -s /run/cowfull.sums.before /run/cowfull.sums.after && grep -q '^[0-9a-f]\{64\}  /dev/vd' /run/cowfull.sums.before; then
+	fact cowfull_sums_same "yes: $(wc -l </run/cowfull.sums.before) disks"
+else
+	fact cowfull_sums_same no
+	fact_file cowfull_sums_before /run/cowfull.sums.before
+	fact_file cowfull_sums_after /run/cowfull.sums.after
+fi
 # Deleting files does not give the COW back (dm snapshots never free
 # chunks), which is why the refusal's hint does not suggest it: check both.
 rm -f /root/fill

@@ -20,7 +20,23 @@ target=$(cmdline_get lmtest.target /dev/vda)
 speed=$(cmdline_get lmtest.speed fast)
 md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
 
-meminfo() { awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo; }
+# meminfo: after sync and dropping the page cache, so MemAvailable moves
+# with what the COW holds rather than with cached reads.
+meminfo() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo
+}
+# zram_state DEV: a zram device as its own sysfs shows it, read here and
+# not taken from livemigrate: "dev=zramN disksize=B mem_used=B" (mm_stat's
+# third column: the RAM it holds), or "dev=zramN gone".
+zram_state() {
+	if [ -e "/sys/block/$1/disksize" ]; then
+		echo "dev=$1 disksize=$(cat "/sys/block/$1/disksize") mem_used=$(awk '{ print $3 }' "/sys/block/$1/mm_stat")"
+	else
+		echo "dev=$1 gone"
+	fi
+}
 # num KEY: a number from the last "result" event of migrate --json.
 num() { grep '"event":"result"' /run/migrate.jsonl | tail -n1 | sed -n "s/.*\"$1\":\([0-9.e+]*\).*/\1/p"; }
 
@@ -41,6 +57,9 @@ dd if=/dev/urandom of=/root/session-data bs=1M count=16 2>/dev/null
 sync
 fact session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
 fact pre_cow "$(DM_DISABLE_UDEV=1 dmsetup status live-rw 2>&1)"
+# The COW device (5th word of the snapshot table: MAJ:MIN), if it is zram.
+cowdev=$(basename "$(readlink -f "/sys/dev/block/$(DM_DISABLE_UDEV=1 dmsetup table live-rw | awk '{ print $5 }')" 2>/dev/null)" 2>/dev/null)
+case $cowdev in zram*) fact pre_zram "$(zram_state "$cowdev")" ;; esac
 fact pre_cow_kind "$(livemigrate status --json | sed -n 's/.*"COWKind": "\([a-z-]*\)".*/\1/p')"
 livemigrate status
 fact pre_mem "$(meminfo)"
@@ -167,11 +186,13 @@ tail -n 12 /run/migrate.jsonl
 sleep 2
 kill -TERM "$wpid"
 wait "$wpid"
-fact writer_rc "$?"
+wrc=$?
+fact writer_rc "$wrc"
 fact acked "$(sed -n 's/^acked=//p' /run/writer.out)"
 fact_file writer_out /run/writer.out
 
 fact post_mem "$(meminfo)"
+case $cowdev in zram*) fact post_zram "$(zram_state "$cowdev")" ;; esac
 fact post_mdcompare "$(lmtest mdcompare --md "$md" 2>&1 | tr '\n' ' ')"
 fact_file post_mdstat /proc/mdstat
 livemigrate status
@@ -184,4 +205,10 @@ fact post_live_mounted "$(awk '$2 ~ "^/run/initramfs" { print $2 }' /proc/mounts
 fact post_cd "$(lmtest cdstatus --dev /dev/sr0 2>&1)"
 fact post_root_size "$(df -k / | awk 'NR == 2 { print $2 }')"
 fact post_session_sha "$(sha256sum /root/session-data | cut -d' ' -f1)"
-[ "$rc" = 0 ]
+# The writer is judged, not only logged: it exits 0 on SIGTERM and
+# non-zero when a write or fsync failed; and some records must have been
+# acknowledged while migrate ran, or the run proved nothing about writes
+# during the copy and the leg switch. (The host checks both facts too.)
+[ "$wrc" = 0 ] || echo "migrate scenario: FAIL: the writer exited $wrc" >/dev/console
+[ "$((a1 - a0))" -gt 0 ] || echo "migrate scenario: FAIL: no record acknowledged while migrate ran" >/dev/console
+[ "$rc" = 0 ] && [ "$wrc" = 0 ] && [ "$((a1 - a0))" -gt 0 ]

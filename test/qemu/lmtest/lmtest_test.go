@@ -196,6 +196,81 @@ func TestCompareMDMismatch(t *testing.T) {
 	}
 }
 
+// A field that is compared must be there on both sides: dropped from the
+// status JSON or from mdadm's output, it is a difference, not "empty
+// equals empty".
+func TestCompareMDMissingField(t *testing.T) {
+	mdText := string(readTestdata(t, "mdadm-detail-recovering.txt"))
+	base := compactJSON(string(readTestdata(t, "status-recovering.json")))
+	d, err := ParseMDDetail(mdText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, drop, want string }{
+		{"level", `"level":"raid1",`, "status: level missing"},
+		{"size", `"size_bytes":54525952,`, "status: array size missing"},
+		{"raid disks", `"raid_disks":2,`, "status: raid devices missing"},
+		{"degraded", `"degraded":1,`, "status: degraded missing"},
+		{"member slot", `"slot":1,`, "slot missing"},
+		{"member state", `"states":["spare"],`, "state missing"},
+	} {
+		t.Run("status "+tc.name, func(t *testing.T) {
+			if !strings.Contains(base, tc.drop) {
+				t.Fatalf("sample has no %s", tc.drop)
+			}
+			js := strings.Replace(base, tc.drop, "", 1)
+			sv, err := parseStatusJSON([]byte(js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffs := compareMD(d, sv, nil)
+			if !strings.Contains(strings.Join(diffs, ";"), tc.want) {
+				t.Errorf("diffs %q, want %q", diffs, tc.want)
+			}
+		})
+	}
+	sv, err := parseStatusJSON([]byte(`{"array":{"level":"raid1","raid_disks":2,"size_bytes":54525952,"degraded":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffs := compareMD(d, sv, nil); !strings.Contains(strings.Join(diffs, ";"), "status: members missing") {
+		t.Errorf("no members: diffs %q", diffs)
+	}
+	svFull, err := parseStatusJSON([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"Array Size", "mdadm: Array Size missing"},
+		{"Raid Devices", "mdadm: Raid Devices missing"},
+		{"Active Devices", "mdadm: Active Devices missing"},
+	} {
+		t.Run("mdadm "+tc.line, func(t *testing.T) {
+			var kept []string
+			for _, l := range strings.Split(mdText, "\n") {
+				if !strings.HasPrefix(strings.TrimSpace(l), tc.line+" :") {
+					kept = append(kept, l)
+				}
+			}
+			d2, err := ParseMDDetail(strings.Join(kept, "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffs := compareMD(d2, svFull, nil)
+			if !strings.Contains(strings.Join(diffs, ";"), tc.want) {
+				t.Errorf("diffs %q, want %q", diffs, tc.want)
+			}
+		})
+	}
+	d3, err := ParseMDDetail(mdText[:strings.Index(mdText, "Number")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diffs := compareMD(d3, svFull, nil); !strings.Contains(strings.Join(diffs, ";"), "mdadm: member table missing") {
+		t.Errorf("no mdadm members: diffs %q", diffs)
+	}
+}
+
 // compactJSON strips insignificant blanks so samples and snippets compare
 // textually whatever the pretty-printing. Snippets are not valid JSON on
 // their own, so for them just drop the blanks after ':' and ','.
@@ -223,11 +298,11 @@ func TestParseStatusJSONShapes(t *testing.T) {
 		return 0, 0, os.ErrNotExist
 	}
 	for name, js := range map[string]string{
-		"flat, paths": `{"Level":"raid1","RaidDisks":2,"ArraySizeKiB":53248,
+		"flat, paths": `{"Level":"raid1","RaidDisks":2,"ArraySizeKiB":53248,"Degraded":0,
 			"Members":[{"Path":"/dev/mapper/live-rw","State":"in_sync","Slot":0},
 			           {"Path":"/dev/vda","State":"in_sync","Slot":1}]}`,
-		"md object, devno": `{"md":{"level":1,"raid_devices":2,"array_size_sectors":106496,
-			"devices":[{"dev":"253:0","state":["in_sync"]},{"dev_t":"254:0","state":"active sync"}]}}`,
+		"md object, devno": `{"md":{"level":1,"raid_devices":2,"array_size_sectors":106496,"degraded":false,
+			"devices":[{"dev":"253:0","state":["in_sync"],"raid_disk":0},{"dev_t":"254:0","state":"active sync","index":1}]}}`,
 	} {
 		sv, err := parseStatusJSON([]byte(js))
 		if err != nil {

@@ -47,7 +47,8 @@ type statusView struct {
 type statusMember struct {
 	Device       string
 	State        []string
-	Slot         int // -1: none / not given
+	Slot         int  // -1: none
+	HasSlot      bool // the JSON has a slot field (a number, -1 included)
 	Major, Minor uint32
 	HasDevNo     bool
 }
@@ -165,7 +166,7 @@ func parseStatusJSON(data []byte) (*statusView, error) {
 			}
 			if v, ok := lookup(m, keysMemSlot); ok {
 				if n, ok := asInt(v); ok {
-					sm.Slot = int(n)
+					sm.Slot, sm.HasSlot = int(n), true
 				}
 			}
 			maj, ok1 := lookup(m, keysMemMajor)
@@ -216,20 +217,47 @@ func normLevel(s string) string {
 type devNoFunc func(path string) (uint32, uint32, error)
 
 // compareMD lists every disagreement between mdadm's view and livemigrate's.
-// Only what the JSON actually provides is compared; an empty JSON compares
-// nothing but the level, which must be there.
+// Every field it compares is required on both sides: a field missing from
+// the status JSON or from mdadm's output is a difference of its own, never
+// "empty equals empty" (a renamed JSON key must fail the comparison, not
+// switch it off). Compared: level, array size, raid devices, degraded, and
+// per member its device number, role and slot.
 func compareMD(md *MDDetail, sv *statusView, devno devNoFunc) []string {
 	var diffs []string
-	if normLevel(sv.Level) != normLevel(md.Level) {
+	missing := func(what string) { diffs = append(diffs, what+" missing") }
+	switch {
+	case sv.Level == "":
+		missing("status: level")
+	case md.Level == "":
+		missing("mdadm: Raid Level")
+	case normLevel(sv.Level) != normLevel(md.Level):
 		diffs = append(diffs, fmt.Sprintf("level %q vs mdadm %q", sv.Level, md.Level))
 	}
-	if sv.SizeKiB >= 0 && sv.SizeKiB != md.ArraySizeKiB {
+	_, mdSize := md.Fields["Array Size"]
+	switch {
+	case sv.SizeKiB < 0:
+		missing("status: array size")
+	case !mdSize:
+		missing("mdadm: Array Size")
+	case sv.SizeKiB != md.ArraySizeKiB:
 		diffs = append(diffs, fmt.Sprintf("size %d KiB vs mdadm %d KiB", sv.SizeKiB, md.ArraySizeKiB))
 	}
-	if sv.RaidDevices >= 0 && sv.RaidDevices != md.RaidDevices {
+	_, mdRaid := md.Fields["Raid Devices"]
+	switch {
+	case sv.RaidDevices < 0:
+		missing("status: raid devices")
+	case !mdRaid:
+		missing("mdadm: Raid Devices")
+	case sv.RaidDevices != md.RaidDevices:
 		diffs = append(diffs, fmt.Sprintf("raid devices %d vs mdadm %d", sv.RaidDevices, md.RaidDevices))
 	}
-	if sv.Degraded >= 0 {
+	_, mdActive := md.Fields["Active Devices"]
+	switch {
+	case sv.Degraded < 0:
+		missing("status: degraded")
+	case !mdActive || !mdRaid:
+		missing("mdadm: Active Devices")
+	default:
 		// Build arrays keep no superblock, so mdadm's "Active Devices"
 		// is the number of in-sync slots; degraded is the rest.
 		if want := md.RaidDevices - md.ActiveDevices; sv.Degraded != want {
@@ -237,6 +265,12 @@ func compareMD(md *MDDetail, sv *statusView, devno devNoFunc) []string {
 		}
 	}
 	if len(sv.Members) == 0 {
+		missing("status: members")
+	}
+	if len(md.Members) == 0 {
+		missing("mdadm: member table")
+	}
+	if len(sv.Members) == 0 || len(md.Members) == 0 {
 		return diffs
 	}
 	type key struct{ maj, min uint32 }
@@ -269,14 +303,27 @@ func compareMD(md *MDDetail, sv *statusView, devno devNoFunc) []string {
 				mm.Device, mm.Major, mm.Minor, mm.StateString()))
 			continue
 		}
+		if len(jm.State) == 0 {
+			diffs = append(diffs, fmt.Sprintf("member %s: status: state missing", mm.Device))
+		}
+		if len(mm.State) == 0 {
+			diffs = append(diffs, fmt.Sprintf("member %s: mdadm: state missing", mm.Device))
+		}
 		mr, jr := memberRole(mm.State), memberRole(jm.State)
+		if mr == "unknown" || jr == "unknown" {
+			diffs = append(diffs, fmt.Sprintf("member %s: state %q / mdadm %q not understood",
+				mm.Device, strings.Join(jm.State, " "), mm.StateString()))
+			continue
+		}
 		// The kernel calls a recovering member "spare" until it is in
 		// sync; mdadm prints "spare rebuilding". Same thing.
 		if mr != jr && !(mr == "rebuilding" && jr == "spare") {
 			diffs = append(diffs, fmt.Sprintf("member %s: state %q vs mdadm %q",
 				mm.Device, strings.Join(jm.State, " "), mm.StateString()))
 		}
-		if jm.Slot >= 0 && mm.RaidDevice >= 0 && jm.Slot != mm.RaidDevice {
+		if mm.RaidDevice >= 0 && !jm.HasSlot {
+			diffs = append(diffs, fmt.Sprintf("member %s: status: slot missing (mdadm: %d)", mm.Device, mm.RaidDevice))
+		} else if mm.RaidDevice >= 0 && jm.Slot != mm.RaidDevice {
 			diffs = append(diffs, fmt.Sprintf("member %s: slot %d vs mdadm %d", mm.Device, jm.Slot, mm.RaidDevice))
 		}
 	}
