@@ -56,7 +56,7 @@ func (e *Env) initramfs() (string, error) {
 			return "", err
 		}
 		for _, k := range ks {
-			if _, err := e.Run(dr, "--force", "--kver", k); err != nil {
+			if _, err := e.run(dr, "--force", "--kver", k); err != nil {
 				return "", err
 			}
 		}
@@ -74,7 +74,7 @@ func (e *Env) initramfs() (string, error) {
 			if _, err := os.Stat(e.path("/boot/initrd.img-" + k)); err != nil {
 				mode = "-c"
 			}
-			if _, err := e.Run(ui, mode, "-k", k); err != nil {
+			if _, err := e.run(ui, mode, "-k", k); err != nil {
 				return "", err
 			}
 		}
@@ -196,7 +196,7 @@ func (e *Env) bootloader() (string, error) {
 		espDir = "/boot/efi"
 	}
 	inRoot := func(args ...string) error {
-		out, err := e.Run(us, append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", grubRootScript, "livemigrate-grub", node, fsType, espDir}, args...)...)
+		out, err := e.run(us, append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", grubRootScript, "livemigrate-grub", node, fsType, espDir}, args...)...)
 		if err != nil {
 			// Name the GRUB command, not the namespace script around it.
 			return fmt.Errorf("%s (run on %s, chrooted into a second mount of /): %s", strings.Join(args, " "), node, lastLines(out, 3))

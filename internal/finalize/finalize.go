@@ -10,61 +10,16 @@ package finalize
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
 )
-
-// Runner runs a command and returns its combined output.
-type Runner func(name string, args ...string) ([]byte, error)
-
-// CommandTimeout bounds each command finalize runs. Rebuilding an
-// initramfs under emulation takes minutes; anything past this is stuck,
-// and a stuck finalize must fail with the command's name rather than hold
-// the live stack (released after finalize) forever.
-var CommandTimeout = 15 * time.Minute
-
-// ExecRunner runs commands for real.
-func ExecRunner(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = nil // nothing may wait for an answer
-	// Its own process group: Ctrl+C at the terminal signals the foreground
-	// group, and finalize runs past the point of no return, where
-	// livemigrate finishes instead of stopping. A killed update-initramfs
-	// or grub-install would leave the system without a way to boot.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A daemon a command leaves behind may hold the output pipe open:
-	// stop waiting for it shortly after the command itself has ended.
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() == context.DeadlineExceeded {
-		return out, fmt.Errorf("%s %s: still running after %v, stopped: %s", name, strings.Join(args, " "), CommandTimeout, lastLines(out, 3))
-	}
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLines(out, 3))
-	}
-	return out, nil
-}
-
-func lastLines(b []byte, n int) string {
-	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, " / ")
-}
 
 // Env is what finalize works on.
 type Env struct {
@@ -83,8 +38,6 @@ type Env struct {
 	// Password, when set, becomes the live user's password; otherwise the
 	// account is locked and finalize says how to set one.
 	Password string
-	// SetPassword replaces chpasswd in tests.
-	SetPassword func(user, password string) error
 	// GrubRoot replaces the device node GRUB's tools use for / in tests
 	// (see grubRootScript); it returns the node and a cleanup.
 	GrubRoot func() (string, func(), error)
@@ -204,13 +157,13 @@ func (e *Env) esp() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot format %s: mkfs.vfat is missing (install dosfstools)", e.ESP)
 	}
-	if _, err := e.Run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
+	if _, err := e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(e.path("/boot/efi"), 0o755); err != nil {
 		return "", err
 	}
-	if _, err := e.Run("mount", "-t", "vfat", "-o", "umask=0077", e.ESP, "/boot/efi"); err != nil {
+	if _, err := e.run("mount", "-t", "vfat", "-o", "umask=0077", e.ESP, "/boot/efi"); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%s formatted FAT32 and mounted on /boot/efi", e.ESP), nil
@@ -220,7 +173,7 @@ func (e *Env) espUUID() string {
 	if e.ESP == "" {
 		return ""
 	}
-	out, err := e.Run("blkid", "-o", "value", "-s", "UUID", e.ESP)
+	out, err := e.run("blkid", "-o", "value", "-s", "UUID", e.ESP)
 	if err != nil {
 		return ""
 	}
@@ -336,7 +289,7 @@ func (e *Env) sshKeys() (string, error) {
 	if err != nil {
 		return fmt.Sprintf("removed %d live host keys; ssh-keygen is missing, so sshd makes new ones at its next start", len(keys)), nil
 	}
-	if _, err := e.Run(kg, "-A"); err != nil {
+	if _, err := e.run(kg, "-A"); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("replaced %d host key files shared with every copy of the live image", len(keys)), nil

@@ -88,24 +88,23 @@ func (e *Env) liveUser() (string, error) {
 		return msg + "; no live user found", nil
 	}
 	if e.Password != "" {
-		if _, err := e.runStdin(e.Password, user); err != nil {
+		if err := e.chpasswd(user, e.Password); err != nil {
 			return "", fmt.Errorf("set the password of %s: %w", user, err)
 		}
 		return msg + fmt.Sprintf("; the account %q keeps its files and now has the password you chose", user), nil
 	}
-	if _, err := e.Run("passwd", "-l", user); err != nil {
+	if _, err := e.run("passwd", "-l", user); err != nil {
 		return "", fmt.Errorf("lock the account %s: %w", user, err)
 	}
 	return msg + fmt.Sprintf("; the account %q keeps its files but has no password and is locked: set one as root with 'passwd %s' before you reboot, or you cannot log in", user, user), nil
 }
 
-// runStdin sets user's password with chpasswd, passing it on standard input
-// so it never appears in a process list.
-func (e *Env) runStdin(password, user string) ([]byte, error) {
-	if e.SetPassword != nil {
-		return nil, e.SetPassword(user, password)
-	}
-	return nil, chpasswd(user, password)
+// chpasswd sets user's password, passing it on standard input so it never
+// appears in a process list, through e.Run like every other command (its
+// process group and time bound).
+func (e *Env) chpasswd(user, password string) error {
+	_, err := e.Run(Cmd{Name: "chpasswd", Stdin: []byte(user + ":" + password + "\n")})
+	return err
 }
 
 // DropNopasswd removes the sudoers lines that grant NOPASSWD.
