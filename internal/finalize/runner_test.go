@@ -54,7 +54,7 @@ func TestEveryCommandThroughRunner(t *testing.T) {
 	}
 	t.Setenv("PATH", trip)
 	for _, pw := range []string{"pw-through-stdin", ""} {
-		_, calls, e := fakeRoot(t)
+		_, f, e := fakeRootSys(t)
 		e.Password = pw
 		if _, err := Run(e, nil); err != nil {
 			t.Fatalf("Run: %v", err)
@@ -62,12 +62,17 @@ func TestEveryCommandThroughRunner(t *testing.T) {
 		if b, err := os.ReadFile(log); err == nil {
 			t.Errorf("commands ran outside the runner:\n%s", b)
 		}
-		want := "passwd -l live"
-		if pw != "" {
-			want = "stdin of chpasswd: live:" + pw + "\n"
+		calls := "\n" + strings.Join(f.calls, "\n") + "\n"
+		for _, want := range []string{"passwd -l guest", "blkid -p -o export /dev/vdb2", "mount -t vfat -o umask=0077 /dev/vdb2 /boot/efi", "/usr/sbin/visudo -c -f /etc/sudoers"} {
+			if !strings.Contains(calls, "\n"+want+"\n") {
+				t.Errorf("%q not run through the runner: %q", want, f.calls)
+			}
 		}
-		if !strings.Contains(strings.Join(*calls, "\n")+"\n", "\n"+want+"\n") {
-			t.Errorf("%q not run through the runner: %q", want, *calls)
+		if pw != "" && (strings.Join(f.stdin, "|") != "live:"+pw+"\n" || !strings.Contains(calls, "\nchpasswd\n")) {
+			t.Errorf("chpasswd not run through the runner with the password on stdin: %q %q", f.calls, f.stdin)
+		}
+		if pw == "" && !strings.Contains(calls, "\npasswd -l live\n") {
+			t.Errorf("passwd -l live not run through the runner: %q", f.calls)
 		}
 	}
 }
