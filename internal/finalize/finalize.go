@@ -2,10 +2,12 @@
 // on the running system after the filesystem has grown: the ESP and
 // /etc/fstab, a regular initramfs without the live hooks, the boot loader
 // for BIOS and UEFI, and the scrubbing of what belonged only to the live
-// session (autologin, passwordless sudo, machine-id, SSH host keys). Each
-// action detects what the distribution ships and says what is missing
-// instead of guessing. File edits work below a root directory so they are
-// tested on fake trees; commands go through a Runner.
+// session (autologin, passwordless sudo, empty passwords, machine-id, SSH
+// host keys). Each action detects what the distribution ships and says
+// what is missing instead of guessing, and records what it finished
+// (StatePath) so that a rerun does only what is left. File edits work
+// below a root directory so they are tested on fake trees; commands go
+// through a Runner.
 package finalize
 
 import (
