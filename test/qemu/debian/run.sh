@@ -362,12 +362,16 @@ install)
 		case $w in
 		lmtest.hostname=*) want_host=${w#*=} ;;
 		lmtest.password=*) want_pw=${w#*=} ;;
-		lmtest.rerun=1) rerun=1 ;;
+		lmtest.rerun=*) rerun=${w#*=} ;;
 		esac
 	done
-	# lmtest.rerun=1: between the two runs the person set this password
-	# by hand (scenario-migrate.sh); the rerun must keep it.
-	((rerun)) && want_pw=lm-by-hand-pw
+	# lmtest.rerun=1|fail: between the two runs the person set this
+	# password by hand (scenario-migrate.sh); the rerun must keep it.
+	# With fail, the first run fails at GRUB (exit 23) and the rerun
+	# installs it.
+	[[ $rerun != 0 ]] && want_pw=lm-by-hand-pw
+	want_rc=0
+	[[ $rerun == fail ]] && want_rc=23
 	# Finalize rebuilds the initramfs and installs GRUB twice under TCG:
 	# minutes more than a plain migrate.
 	timeout0=$timeout
@@ -379,10 +383,10 @@ install)
 		mapfile -t fw < <(vm_ovmf_args "$live")
 		grub_iso "$live" "$live_cmd"
 		vm "$name-live" power-down --firmware-boot --cdrom "$live/grubtest.iso" --disk "$target" "${fw[@]}" \
-			--expect scenario_rc=0 --expect migrate_rc=0
+			--expect scenario_rc=0 --expect "migrate_rc=$want_rc"
 	else
 		vm "$name-live" power-down --cdrom "$LIVE_ISO" --disk "$target" \
-			--append "$live_args $live_cmd" --expect scenario_rc=0 --expect migrate_rc=0
+			--append "$live_args $live_cmd" --expect scenario_rc=0 --expect "migrate_rc=$want_rc"
 	fi
 	F=$live/facts.txt
 	for k in migrate_seconds recovered_bytes acked post_root_source post_root_uuid; do
@@ -394,9 +398,16 @@ install)
 	[[ $(facts_get "$F" live_nopasswd) == *"/etc/sudoers "* ]] || die "[$name] the image has no NOPASSWD rule in /etc/sudoers: '$(facts_get "$F" live_nopasswd)'"
 	[[ $(facts_get "$F" live_empty_passwords) == *"guest "* ]] || die "[$name] the image has no empty-password guest account: '$(facts_get "$F" live_empty_passwords)'"
 	log "  live image: NOPASSWD in $(facts_get "$F" live_nopasswd); empty passwords: $(facts_get "$F" live_empty_passwords)"
-	if ((rerun)); then
-		# The same migrate again after it completed: exit 0, nothing the
-		# first run made is made again, and each action says so.
+	if [[ $rerun == fail ]]; then
+		facts_lines "$F" finalize | grep -q 'Install the GRUB boot loader: FAILED: grub-mkconfig is missing' ||
+			die "[$name] the first run did not fail at GRUB: $(facts_get "$F" migrate_last)"
+		facts_lines "$F" rerun_finalize | grep 'Install the GRUB boot loader: ' | grep -v 'earlier run' | grep -q 'GRUB for BIOS' ||
+			die "[$name] the rerun did not install GRUB: $(facts_lines "$F" rerun_finalize | tr '\n' '|')"
+		log "  first run: exit 23 at GRUB (grub-mkconfig hidden); the rerun installed it"
+	fi
+	if [[ $rerun != 0 ]]; then
+		# The same migrate again: exit 0, nothing the first run made is
+		# made again, and each action says so.
 		log "  rerun: $(facts_lines "$F" rerun_finalize | tr '\n' '|')"
 		[[ $(facts_get "$F" rerun_rc) == 0 ]] || die "[$name] the rerun exited $(facts_get "$F" rerun_rc): $(facts_get "$F" rerun_last)"
 		[[ $(facts_get "$F" rerun_ids) == unchanged ]] ||
