@@ -170,12 +170,16 @@ debian-migrate: debian-iso
 
 # Migrate WITH finalize and boot the target alone through its own GRUB:
 # a whole disk under SeaBIOS, all defaults (live user locked, hostname
-# kept); a whole disk under OVMF, from a zram COW, with --hostname,
+# kept), then a password set by hand and the same migrate again (it must
+# finish idempotently: identities, the password and the ESP kept); the
+# same with the first run failing at GRUB (exit 23) and the rerun
+# installing it; a whole disk under OVMF, from a zram COW, with --hostname,
 # --password-file and Ctrl+C's SIGINT during finalize; a partition next to
 # a data partition (BIOS), chosen in the wizard with a hostname and a
 # password.
 debian-install: debian-iso
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk --append "lmtest.rerun=1"
+	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk --append "lmtest.rerun=fail"
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware uefi --layout disk --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"
 	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout partition --append "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"
 

@@ -457,6 +457,10 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 				msg = fr.Title + ": " + fr.Message
 				if fr.Err != "" {
 					msg = fr.Title + ": FAILED: " + fr.Err
+					if fr.Message != "" {
+						// What it did change before it failed.
+						msg += " (done: " + fr.Message + ")"
+					}
 				}
 			}
 			r.emit(Event{Type: EvInfo, Step: StepFinalize, Message: msg})

@@ -51,15 +51,21 @@ func (e *Env) initramfs() (string, error) {
 	if len(ks) == 0 {
 		return "", errors.New("no installed kernel found in /lib/modules with an image in /boot: install the distribution's kernel package")
 	}
+	// Minutes under emulation: not again for the same kernels. (A kernel
+	// installed since gets its initramfs from its own package's hooks.)
+	if rec := e.done("initramfs"); rec != nil && rec["kernels"] == strings.Join(ks, " ") {
+		return fmt.Sprintf("%s: the initramfs for %s was rebuilt without the live hooks", EarlierRun, strings.Join(ks, ", ")), nil
+	}
 	if dr, err := e.lookPath("dracut"); err == nil {
 		if err := writeFileAtomic(e.path("/etc/dracut.conf.d/90-livemigrate-installed.conf"), []byte(DracutInstalledConf), 0o644); err != nil {
 			return "", err
 		}
 		for _, k := range ks {
-			if _, err := e.Run(dr, "--force", "--kver", k); err != nil {
+			if _, err := e.run(dr, "--force", "--kver", k); err != nil {
 				return "", err
 			}
 		}
+		e.record("initramfs", map[string]string{"kernels": strings.Join(ks, " ")})
 		return fmt.Sprintf("dracut: rebuilt the initramfs for %s without the live modules", strings.Join(ks, ", ")), nil
 	}
 	if ui, err := e.lookPath("update-initramfs"); err == nil {
@@ -74,10 +80,11 @@ func (e *Env) initramfs() (string, error) {
 			if _, err := os.Stat(e.path("/boot/initrd.img-" + k)); err != nil {
 				mode = "-c"
 			}
-			if _, err := e.Run(ui, mode, "-k", k); err != nil {
+			if _, err := e.run(ui, mode, "-k", k); err != nil {
 				return "", err
 			}
 		}
+		e.record("initramfs", map[string]string{"kernels": strings.Join(ks, " ")})
 		msg := fmt.Sprintf("initramfs-tools: rebuilt the initramfs for %s", strings.Join(ks, ", "))
 		if len(removed) > 0 {
 			msg += " after removing the live boot mode (" + strings.Join(removed, ", ") + ")"
@@ -171,6 +178,13 @@ func (e *Env) bootloader() (string, error) {
 	if e.Disk == "" {
 		return "", errors.New("no boot disk known")
 	}
+	// The same disk, ESP and kernels as a finished earlier run: its boot
+	// code and menu stand.
+	ident := map[string]string{"disk": e.Disk, "esp": e.ESP, "kernels": strings.Join(e.kernels(), " ")}
+	if rec := e.done("bootloader"); rec != nil && rec["disk"] == ident["disk"] && rec["esp"] == ident["esp"] && rec["kernels"] == ident["kernels"] {
+		msg := EarlierRun + ": " + rec["did"]
+		return msg, nil
+	}
 	bios, efi := e.hasDir(libdir, "i386-pc"), e.ESP != "" && e.hasDir(libdir, "x86_64-efi")
 	var missing []string
 	if !bios {
@@ -196,7 +210,7 @@ func (e *Env) bootloader() (string, error) {
 		espDir = "/boot/efi"
 	}
 	inRoot := func(args ...string) error {
-		out, err := e.Run(us, append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", grubRootScript, "livemigrate-grub", node, fsType, espDir}, args...)...)
+		out, err := e.run(us, append([]string{"--mount", "--propagation", "private", "/bin/sh", "-c", grubRootScript, "livemigrate-grub", node, fsType, espDir}, args...)...)
 		if err != nil {
 			// Name the GRUB command, not the namespace script around it.
 			return fmt.Errorf("%s (run on %s, chrooted into a second mount of /): %s", strings.Join(args, " "), node, lastLines(out, 3))
@@ -229,6 +243,8 @@ func (e *Env) bootloader() (string, error) {
 	if len(missing) > 0 {
 		msg += "; not for " + strings.Join(missing, ", ")
 	}
+	ident["did"] = msg
+	e.record("bootloader", ident)
 	return msg, nil
 }
 

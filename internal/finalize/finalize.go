@@ -2,69 +2,28 @@
 // on the running system after the filesystem has grown: the ESP and
 // /etc/fstab, a regular initramfs without the live hooks, the boot loader
 // for BIOS and UEFI, and the scrubbing of what belonged only to the live
-// session (autologin, passwordless sudo, machine-id, SSH host keys). Each
-// action detects what the distribution ships and says what is missing
-// instead of guessing. File edits work below a root directory so they are
-// tested on fake trees; commands go through a Runner.
+// session (autologin, passwordless sudo, empty passwords, machine-id, SSH
+// host keys). Each action detects what the distribution ships and says
+// what is missing instead of guessing, and records what it finished
+// (StatePath) so that a rerun does only what is left. File edits work
+// below a root directory so they are tested on fake trees; commands go
+// through a Runner.
 package finalize
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 )
-
-// Runner runs a command and returns its combined output.
-type Runner func(name string, args ...string) ([]byte, error)
-
-// CommandTimeout bounds each command finalize runs. Rebuilding an
-// initramfs under emulation takes minutes; anything past this is stuck,
-// and a stuck finalize must fail with the command's name rather than hold
-// the live stack (released after finalize) forever.
-var CommandTimeout = 15 * time.Minute
-
-// ExecRunner runs commands for real.
-func ExecRunner(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdin = nil // nothing may wait for an answer
-	// Its own process group: Ctrl+C at the terminal signals the foreground
-	// group, and finalize runs past the point of no return, where
-	// livemigrate finishes instead of stopping. A killed update-initramfs
-	// or grub-install would leave the system without a way to boot.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A daemon a command leaves behind may hold the output pipe open:
-	// stop waiting for it shortly after the command itself has ended.
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() == context.DeadlineExceeded {
-		return out, fmt.Errorf("%s %s: still running after %v, stopped: %s", name, strings.Join(args, " "), CommandTimeout, lastLines(out, 3))
-	}
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLines(out, 3))
-	}
-	return out, nil
-}
-
-func lastLines(b []byte, n int) string {
-	ls := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, " / ")
-}
 
 // Env is what finalize works on.
 type Env struct {
@@ -83,11 +42,12 @@ type Env struct {
 	// Password, when set, becomes the live user's password; otherwise the
 	// account is locked and finalize says how to set one.
 	Password string
-	// SetPassword replaces chpasswd in tests.
-	SetPassword func(user, password string) error
 	// GrubRoot replaces the device node GRUB's tools use for / in tests
 	// (see grubRootScript); it returns the node and a cleanup.
 	GrubRoot func() (string, func(), error)
+
+	st      *state // what earlier runs finished (StatePath)
+	espUUID string // the ESP's FAT volume id, once known
 }
 
 func (e *Env) path(p string) string { return filepath.Join(e.Root, p) }
@@ -171,18 +131,29 @@ type Result struct {
 // Run runs every action, reporting each through emit as it starts and ends;
 // it goes on past failures (a missing SSH server must not stop the boot
 // loader) and returns them joined.
+//
+// What an earlier run of the same installation finished (StatePath) is not
+// done again: each action checks its record, and the system itself, and
+// says "already done by an earlier run" instead.
 func Run(e *Env, emit func(r Result, done bool)) ([]Result, error) {
 	if e.Run == nil {
 		e.Run = ExecRunner
 	}
+	e.st = e.loadState()
 	var out []Result
 	var errs []error
-	for _, a := range Actions() {
+	for i, a := range Actions() {
 		r := Result{Name: a.Name, Title: a.Title}
 		if emit != nil {
 			emit(r, false)
 		}
 		msg, err := a.Run(e)
+		if i == 0 && e.st.Ignored != "" {
+			msg += fmt.Sprintf(" (an earlier record in %s was ignored: %s)", StatePath, e.st.Ignored)
+		}
+		if serr := e.saveState(); serr != nil {
+			err = errors.Join(err, serr)
+		}
 		r.Message = msg
 		if err != nil {
 			r.Err = err.Error()
@@ -196,35 +167,137 @@ func Run(e *Env, emit func(r Result, done bool)) ([]Result, error) {
 	return out, errors.Join(errs...)
 }
 
+// esp formats the EFI system partition and mounts it on /boot/efi. It
+// formats only a partition that is blank (as partitioning left it: the
+// partition writer zeroes the start and end of every new partition) or
+// that this installation began formatting; one that holds any other
+// filesystem is refused, whatever the plan calls it.
 func (e *Env) esp() (string, error) {
 	if e.ESP == "" {
 		return "no EFI system partition in partition mode: skipped", nil
 	}
-	mkfs, err := e.lookPath("mkfs.vfat")
+	fs, err := e.probe(e.ESP)
 	if err != nil {
-		return "", fmt.Errorf("cannot format %s: mkfs.vfat is missing (install dosfstools)", e.ESP)
-	}
-	if _, err := e.Run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(e.path("/boot/efi"), 0o755); err != nil {
-		return "", err
+	mounted, other := e.mountedOn("/boot/efi", e.ESP)
+	var msg string
+	switch rec, began := e.done("esp"), e.started("esp"); {
+	case rec != nil:
+		if fs["TYPE"] != "vfat" || fs["UUID"] != rec["uuid"] {
+			return "", fmt.Errorf("%s was formatted by an earlier run (FAT volume id %s) but now holds %s: not formatting it again; check what changed it", e.ESP, rec["uuid"], describeFS(fs))
+		}
+		msg = fmt.Sprintf("%s: %s holds its FAT32 filesystem (volume id %s), not formatted again", EarlierRun, e.ESP, fs["UUID"])
+	case fs != nil && began == nil:
+		return "", fmt.Errorf("%s already holds %s, which this installation did not create: not formatting it (the partition the plan made for the ESP would be blank); check that it is the disk you meant", e.ESP, describeFS(fs))
+	case fs != nil && mounted && fs["TYPE"] == "vfat":
+		// Formatted and mounted by an earlier run that stopped before
+		// recording it.
+		msg = fmt.Sprintf("%s: %s formatted FAT32 (volume id %s), not formatted again", EarlierRun, e.ESP, fs["UUID"])
+	default:
+		// Blank, or an earlier run of this installation was formatting it.
+		if mounted {
+			return "", fmt.Errorf("%s is mounted on /boot/efi but holds %s: not formatting a mounted partition", e.ESP, describeFS(fs))
+		}
+		mkfs, err := e.lookPath("mkfs.vfat")
+		if err != nil {
+			return "", fmt.Errorf("cannot format %s: mkfs.vfat is missing (install dosfstools)", e.ESP)
+		}
+		if err := e.start("esp", map[string]string{"dev": e.ESP}); err != nil {
+			return "", err
+		}
+		if _, err := e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
+			return "", err
+		}
+		if fs, err = e.probe(e.ESP); err != nil {
+			return "", err
+		}
+		if fs["TYPE"] != "vfat" || !fsUUIDToken(fs["UUID"]) {
+			return "", fmt.Errorf("formatted %s, but blkid then found %s", e.ESP, describeFS(fs))
+		}
+		msg = fmt.Sprintf("%s formatted FAT32 (volume id %s)", e.ESP, fs["UUID"])
 	}
-	if _, err := e.Run("mount", "-t", "vfat", "-o", "umask=0077", e.ESP, "/boot/efi"); err != nil {
-		return "", err
+	e.espUUID = fs["UUID"]
+	if !mounted {
+		if other != "" {
+			return "", fmt.Errorf("/boot/efi already has %s mounted on it, not the ESP %s: unmount it and run again", other, e.ESP)
+		}
+		if err := os.MkdirAll(e.path("/boot/efi"), 0o755); err != nil {
+			return "", err
+		}
+		if _, err := e.run("mount", "-t", "vfat", "-o", "umask=0077", e.ESP, "/boot/efi"); err != nil {
+			return "", err
+		}
+		msg += "; mounted on /boot/efi"
+	} else {
+		msg += "; mounted on /boot/efi already"
 	}
-	return fmt.Sprintf("%s formatted FAT32 and mounted on /boot/efi", e.ESP), nil
+	e.record("esp", map[string]string{"dev": e.ESP, "uuid": fs["UUID"]})
+	return msg, nil
 }
 
-func (e *Env) espUUID() string {
-	if e.ESP == "" {
-		return ""
+// probe asks blkid what dev holds, reading the device itself (-p), not
+// its cache. It returns nil for a device with no signature at all.
+func (e *Env) probe(dev string) (map[string]string, error) {
+	out, err := e.run("blkid", "-p", "-o", "export", dev)
+	if exitCode(err) == 2 { // blkid: nothing found
+		return nil, nil
 	}
-	out, err := e.Run("blkid", "-o", "value", "-s", "UUID", e.ESP)
 	if err != nil {
-		return ""
+		return nil, fmt.Errorf("read what %s holds: %w", dev, err)
 	}
-	return strings.TrimSpace(string(out))
+	kv := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			kv[k] = v
+		}
+	}
+	if kv["TYPE"] == "" && kv["PTTYPE"] == "" {
+		return nil, nil
+	}
+	return kv, nil
+}
+
+func describeFS(fs map[string]string) string {
+	if fs == nil {
+		return "no filesystem"
+	}
+	if fs["TYPE"] == "" {
+		return "a " + fs["PTTYPE"] + " partition table"
+	}
+	d := "a " + fs["TYPE"] + " filesystem"
+	if fs["UUID"] != "" {
+		d += " (UUID " + fs["UUID"] + ")"
+	}
+	return d
+}
+
+// mountedOn reports whether dev is mounted on dir, and otherwise what is.
+func (e *Env) mountedOn(dir, dev string) (bool, string) {
+	b, _ := os.ReadFile(e.path("/proc/self/mounts"))
+	other := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[1] != dir {
+			continue
+		}
+		if f[0] == dev || sameDevice(f[0], dev) {
+			return true, ""
+		}
+		other = f[0]
+	}
+	return false, other
+}
+
+func sameDevice(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	if err1 != nil || err2 != nil || sa.Mode()&os.ModeDevice == 0 {
+		return false
+	}
+	ra, ok1 := sa.Sys().(*syscall.Stat_t)
+	rb, ok2 := sb.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && ra.Rdev == rb.Rdev
 }
 
 func (e *Env) fstab() (string, error) {
@@ -240,15 +313,36 @@ func (e *Env) fstab() (string, error) {
 	if fsType == "xfs" || fsType == "btrfs" {
 		pass = "0" // their fsck is a no-op
 	}
-	espUUID := e.espUUID()
+	espUUID := e.espUUID
+	if e.ESP != "" && espUUID == "" {
+		fs, err := e.probe(e.ESP)
+		if err != nil {
+			return "", err
+		}
+		if fs["TYPE"] != "vfat" {
+			return "", fmt.Errorf("the EFI system partition %s holds %s, not its FAT filesystem", e.ESP, describeFS(fs))
+		}
+		espUUID = fs["UUID"]
+	}
 	if e.ESP != "" && !fsUUIDToken(espUUID) {
 		return "", fmt.Errorf("cannot read the UUID of the EFI system partition %s (blkid said %q)", e.ESP, espUUID)
 	}
 	lines := FstabFor(string(old), fmt.Sprintf("UUID=%s / %s defaults 0 %s", e.FSUUID, fsType, pass), espUUID)
+	msg := "root by UUID=" + e.FSUUID
+	if espUUID != "" {
+		msg += ", /boot/efi by UUID=" + espUUID
+	}
+	if string(old) == lines {
+		if e.done("fstab") != nil {
+			return EarlierRun + ": " + msg, nil
+		}
+		return msg + " (already so)", nil
+	}
 	if err := writeFileAtomic(e.path("/etc/fstab"), []byte(lines), 0o644); err != nil {
 		return "", err
 	}
-	return "root by UUID=" + e.FSUUID, nil
+	e.record("fstab", nil)
+	return msg, nil
 }
 
 // FstabFor rewrites an fstab for the installed system: the live session's
@@ -302,6 +396,10 @@ func fsUUIDToken(s string) bool {
 }
 
 func (e *Env) machineID() (string, error) {
+	cur, _ := os.ReadFile(e.path("/etc/machine-id"))
+	if rec := e.done("machine-id"); rec != nil && rec["id"] != "" && strings.TrimSpace(string(cur)) == rec["id"] {
+		return fmt.Sprintf("%s: machine-id %s kept", EarlierRun, rec["id"]), nil
+	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -317,11 +415,15 @@ func (e *Env) machineID() (string, error) {
 			return "", err
 		}
 	}
+	e.record("machine-id", map[string]string{"id": id})
 	return "new machine-id " + id + " (in use from the next boot)", nil
 }
 
 func (e *Env) sshKeys() (string, error) {
 	keys, _ := filepath.Glob(e.path("/etc/ssh/ssh_host_*_key*"))
+	if rec := e.done("ssh-host-keys"); rec != nil && len(keys) > 0 && rec["keys"] == e.hostKeySums(keys) {
+		return fmt.Sprintf("%s: its %d host key files kept", EarlierRun, len(keys)), nil
+	}
 	if len(keys) == 0 {
 		if _, err := e.lookPath("sshd"); err != nil {
 			return "no SSH server installed: nothing to do", nil
@@ -336,10 +438,28 @@ func (e *Env) sshKeys() (string, error) {
 	if err != nil {
 		return fmt.Sprintf("removed %d live host keys; ssh-keygen is missing, so sshd makes new ones at its next start", len(keys)), nil
 	}
-	if _, err := e.Run(kg, "-A"); err != nil {
+	if _, err := e.run(kg, "-A"); err != nil {
 		return "", err
 	}
+	made, _ := filepath.Glob(e.path("/etc/ssh/ssh_host_*_key*"))
+	e.record("ssh-host-keys", map[string]string{"keys": e.hostKeySums(made)})
 	return fmt.Sprintf("replaced %d host key files shared with every copy of the live image", len(keys)), nil
+}
+
+// hostKeySums identifies a set of host key files by their names and
+// contents (SHA-256), so a rerun knows its own keys from the live image's.
+func (e *Env) hostKeySums(files []string) string {
+	sort.Strings(files)
+	var parts []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(b)
+		parts = append(parts, filepath.Base(f)+":"+hex.EncodeToString(sum[:8]))
+	}
+	return strings.Join(parts, ",")
 }
 
 func (e *Env) hostname() (string, error) {

@@ -24,6 +24,15 @@ chroot "$root" passwd --delete live >/dev/null
 install -m 0440 /dev/stdin "$root/etc/sudoers.d/live" <<'EOF'
 live ALL=(ALL) NOPASSWD: ALL
 EOF
+# Some media grant it in /etc/sudoers itself rather than in a drop-in
+# (finalize must look there too, and keep the file valid).
+printf '%s\n' '# live session: no password for the live user' \
+	'live ALL=(ALL:ALL) NOPASSWD: ALL' >>"$root/etc/sudoers"
+chroot "$root" visudo -c >/dev/null
+# A second passwordless account (a guest login, as some media have):
+# an empty password field in /etc/shadow is live-only access as well.
+chroot "$root" useradd --create-home --shell /bin/bash --comment "Guest" guest
+chroot "$root" passwd --delete guest >/dev/null
 # root stays locked, as on real live media.
 chroot "$root" passwd --lock root >/dev/null
 

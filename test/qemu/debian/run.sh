@@ -353,13 +353,21 @@ install)
 	fi
 	# What the person chose (lmtest.hostname, lmtest.password in --append;
 	# lmtest.ui=tui for the wizard): checked on the installed system.
-	want_host='' want_pw=''
+	want_host='' want_pw='' rerun=0
 	for w in $extra; do
 		case $w in
 		lmtest.hostname=*) want_host=${w#*=} ;;
 		lmtest.password=*) want_pw=${w#*=} ;;
+		lmtest.rerun=*) rerun=${w#*=} ;;
 		esac
 	done
+	# lmtest.rerun=1|fail: between the two runs the person set this
+	# password by hand (scenario-migrate.sh); the rerun must keep it.
+	# With fail, the first run fails at GRUB (exit 23) and the rerun
+	# installs it.
+	[[ $rerun != 0 ]] && want_pw=lm-by-hand-pw
+	want_rc=0
+	[[ $rerun == fail ]] && want_rc=23
 	# Finalize rebuilds the initramfs and installs GRUB twice under TCG:
 	# minutes more than a plain migrate.
 	timeout0=$timeout
@@ -371,10 +379,10 @@ install)
 		mapfile -t fw < <(vm_ovmf_args "$live")
 		grub_iso "$live" "$live_cmd"
 		vm "$name-live" power-down --firmware-boot --cdrom "$live/grubtest.iso" --disk "$target" "${fw[@]}" \
-			--expect scenario_rc=0 --expect migrate_rc=0
+			--expect scenario_rc=0 --expect "migrate_rc=$want_rc"
 	else
 		vm "$name-live" power-down --cdrom "$LIVE_ISO" --disk "$target" \
-			--append "$live_args $live_cmd" --expect scenario_rc=0 --expect migrate_rc=0
+			--append "$live_args $live_cmd" --expect scenario_rc=0 --expect "migrate_rc=$want_rc"
 	fi
 	F=$live/facts.txt
 	for k in migrate_seconds recovered_bytes acked post_root_source post_root_uuid; do
@@ -382,6 +390,31 @@ install)
 	done
 	log "  finalize: $(facts_lines "$F" finalize | tr '\n' '|')"
 	judge_writer "$name-live" "$F"
+	# The controls: the live image really has the live-only access that
+	# the installed system is checked for below.
+	[[ $(facts_get "$F" live_nopasswd) == *"/etc/sudoers "* ]] || die "[$name] the image has no NOPASSWD rule in /etc/sudoers: '$(facts_get "$F" live_nopasswd)'"
+	[[ $(facts_get "$F" live_empty_passwords) == *"guest "* ]] || die "[$name] the image has no empty-password guest account: '$(facts_get "$F" live_empty_passwords)'"
+	log "  live image: NOPASSWD in $(facts_get "$F" live_nopasswd); empty passwords: $(facts_get "$F" live_empty_passwords)"
+	if [[ $rerun == fail ]]; then
+		facts_lines "$F" finalize | grep -q 'Install the GRUB boot loader: FAILED: grub-mkconfig is missing' ||
+			die "[$name] the first run did not fail at GRUB: $(facts_get "$F" migrate_last)"
+		facts_lines "$F" rerun_finalize | grep 'Install the GRUB boot loader: ' | grep -v 'earlier run' | grep -q 'GRUB for BIOS' ||
+			die "[$name] the rerun did not install GRUB: $(facts_lines "$F" rerun_finalize | tr '\n' '|')"
+		log "  first run: exit 23 at GRUB (grub-mkconfig hidden); the rerun installed it"
+	fi
+	if [[ $rerun != 0 ]]; then
+		# The same migrate again: exit 0, nothing the first run made is
+		# made again, and each action says so.
+		log "  rerun: $(facts_lines "$F" rerun_finalize | tr '\n' '|')"
+		[[ $(facts_get "$F" rerun_rc) == 0 ]] || die "[$name] the rerun exited $(facts_get "$F" rerun_rc): $(facts_get "$F" rerun_last)"
+		[[ $(facts_get "$F" rerun_ids) == unchanged ]] ||
+			die "[$name] the rerun changed identities: $(facts_lines "$F" rerun_ids_before | tr '\n' '|') -> $(facts_lines "$F" rerun_ids_after | tr '\n' '|')"
+		for a in 'EFI system partition' 'machine-id' 'SSH host keys' 'Remove autologin'; do
+			facts_lines "$F" rerun_finalize | grep -F "$a" | grep -q 'earlier run' ||
+				die "[$name] the rerun's '$a' does not say an earlier run did it"
+		done
+		log "  rerun: exit 0; unchanged: $(facts_lines "$F" rerun_ids_after | tr '\n' '|')"
+	fi
 	uuid=$(facts_get "$F" post_root_uuid)
 	[[ -n $uuid ]] || die "[$name] the live session did not report the root UUID"
 	if [[ $extra == *lmtest.signal_finalize=* ]]; then
@@ -403,9 +436,11 @@ install)
 		--expect dm_devices=0 --expect "session_sha=$(facts_get "$F" session_sha)" \
 		--expect "firmware=$firmware" --expect "root_source=$root_part" \
 		--expect nopasswd= --expect autologin_units= --expect autologin_running=0 \
-		--expect sessions=0 --expect initrd_live=0
+		--expect sessions=0 --expect initrd_live=0 \
+		--expect empty_passwords= --expect sudoers_check=ok --expect sudoers_mode=440 \
+		--expect "guest_user=guest L"
 	V=$inst/facts.txt
-	for k in firmware kernel_cmdline root_source root_fstype verify machine_id hostname live_user esp esp_removable grub_cfg_root initrd_live dpkg_verify_rc system_state failed_units; do
+	for k in firmware kernel_cmdline root_source root_fstype verify machine_id hostname live_user guest_user empty_passwords nopasswd sudoers_check esp esp_removable grub_cfg_root initrd_live dpkg_verify_rc system_state failed_units; do
 		log "  $k: $(facts_get "$V" "$k")"
 	done
 	log "  fstab: $(facts_lines "$V" fstab | tr '\n' '|')"

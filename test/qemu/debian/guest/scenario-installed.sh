@@ -17,6 +17,18 @@ fact hostname "$(hostname)"
 # Live-only state that must be gone: passwordless sudo, autologin (in
 # unit files and as running logins), the live boot mode in the initramfs.
 fact nopasswd "$(grep -rls NOPASSWD /etc/sudoers /etc/sudoers.d | tr '\n' ' ')"
+# finalize edited /etc/sudoers itself: it must still parse (sudo refuses
+# to run at all otherwise) and keep its mode.
+if visudo -c >/run/visudo 2>&1; then
+	fact sudoers_check ok
+else
+	fact sudoers_check "$(tr '\n' ' ' </run/visudo)"
+fi
+fact sudoers_mode "$(stat -c %a /etc/sudoers 2>&1)"
+# Accounts anyone can log in to without a password (an empty field in
+# /etc/shadow, or in /etc/passwd), and the image's guest account.
+fact empty_passwords "$(awk -F: '$2 == "" { print $1 }' /etc/shadow /etc/passwd 2>&1 | tr '\n' ' ')"
+fact guest_user "$(passwd -S guest 2>&1 | cut -d' ' -f1,2)"
 fact autologin_units "$(grep -rls -- --autologin /etc/systemd/system /lib/systemd/system 2>/dev/null | tr '\n' ' ')"
 fact autologin_running "$(pgrep -c -f '^/bin/login -p -f' || true)"
 fact sessions "$(loginctl list-sessions --no-legend 2>/dev/null | wc -l)"
