@@ -482,6 +482,11 @@ install)
 		fi
 		log "  wizard: $(facts_lines "$F" tui_final | head -n 6 | tr '\n' '|')"
 	fi
+	if [[ $layout == partition && $extra == *lmtest.ui=tui* ]]; then
+		[[ $(facts_get "$F" tui_plan_outside) == "Also writes, outside "*": GRUB's boot code in the MBR of /dev/"* ]] ||
+			die "[$name] the wizard's plan does not list the writes outside the partition: '$(facts_get "$F" tui_plan_outside)'"
+		log "  wizard's plan: $(facts_get "$F" tui_plan_outside)"
+	fi
 	if [[ $layout == partition ]]; then
 		sha=$(dd if="$target" bs=1M skip=1 count=256 status=none | sha256sum | cut -d' ' -f1)
 		[[ $sha == "$data_sha" ]] || die "[$name] the data partition changed: $data_sha -> $sha"

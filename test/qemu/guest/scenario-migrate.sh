@@ -162,6 +162,9 @@ if [ "$ui" = tui ]; then
 	done
 	# What the wizard's plan said about the live user's password.
 	fact tui_plan_password "$(grep -o "the live user's password you chose\|the live user locked until you set a password" /run/plan.txt 2>&1 | head -n1)"
+	# What a partition install writes outside its partition (GRUB in the
+	# MBR and after it), listed where the wizard shows the plan.
+	fact tui_plan_outside "$(grep -o "Also writes, outside [^ ]*:" /run/plan.txt | head -n1) $(grep -o "GRUB's boot code in the MBR of [^ ]*" /run/plan.txt | head -n1)"
 fi
 fact during_mdcompare "ok=$ok bad=$bad recovering=$rec"
 # Records fsync'ed while migrate ran: the writes md had to put on both legs
