@@ -560,7 +560,7 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 	}
 	add(StepGrowFS, false, "Grow the %s filesystem on / to fill the array", fs)
 	if f := p.Finalize; f != nil {
-		what := "fstab by UUID, a new machine-id and SSH host keys, no autologin or passwordless sudo, an initramfs without the live hooks, GRUB on " + f.Disk
+		what := "fstab by UUID, a new machine-id and SSH host keys, no autologin, passwordless sudo or empty passwords, an initramfs without the live hooks, GRUB on " + f.Disk
 		if f.ESP != "" {
 			what += " and " + f.ESP
 		}
