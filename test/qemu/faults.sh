@@ -1,5 +1,5 @@
 #!/bin/bash
-# faults.sh: faults and interruptions during a migration, in eight boots.
+# faults.sh: faults and interruptions during a migration, in nine boots.
 # Every case checks the exit code, that the message says what happened and
 # names the device, that the live session survived with every fsync-
 # acknowledged writer record intact (lmtest writer/verify run for the whole
@@ -35,6 +35,10 @@
 #     md finished the copy (a crash between fail and remove); the rerun,
 #     read through a pipe whose reader quits at the point of no return,
 #     then SIGINT: it must finish, exit 0.
+#  9. fault-stuck (guest/scenario-fault-stuck.sh): / remounted read-only
+#     mid-copy, so growing the filesystem fails for real past the point of
+#     no return: the later steps still run, exit 21 lists what is left;
+#     the rerun does only that and exits 0.
 # Finalize cannot run in the busybox live root (no distribution), so no
 # signal is sent during finalize here.
 # Prints a table and "faults summary: N cases, P passed, F failed; records
@@ -495,6 +499,43 @@ row 3-rerun-failed-leg "0 from 'live leg failed, not removed'" "$(f resume_rc) $
 why=()
 [[ $(f resume_rc) == 0 && -n $(f resume_sent) ]] || why+=("exit '$(f resume_rc)' with the reader gone and SIGINT '$(f resume_sent)'")
 row 4-sigpipe-sigint "reader gone + SIGINT past no return: 0" "$(f resume_rc)" "${why[@]}"
+
+# --- Boot 9: fault-stuck: grow fails past the point of no return -----------
+# / is remounted read-only mid-copy, so the kernel refuses the online
+# resize: the later steps must still run, exit 21 must list what is left,
+# and the rerun (after / is writable again) must finish with exit 0.
+disk fa-main "$WHOLE"
+q=()
+qdisk q fa-main "$FO/fa-main.img" "$BPS"
+v9=$FO/vm-stuck
+rc9=0
+boot "$v9" --cdrom "$FO/live.iso" --timeout 360 "${q[@]}" \
+	--append "lm.live=$LIVE_LABEL lmtest.scenario=fault-stuck" || rc9=$?
+F=$v9/facts.txt
+why=()
+[[ $rc9 == 0 && $(f scenario_rc) == 0 ]] || why+=("run-vm.sh rc=$rc9 scenario_rc=$(f scenario_rc)")
+[[ $(f stuck_remount) == "rc=0 ro" ]] || why+=("/ was not remounted read-only: '$(f stuck_remount)'")
+[[ $(f stuck_rc) == 21 ]] || why+=("exit '$(f stuck_rc)', want 21: $(f stuck_err)")
+[[ $(f stuck_failed) == "grow-filesystem " ]] || why+=("failed steps '$(f stuck_failed)', want grow-filesystem alone")
+[[ $(f stuck_left) == '"grow-filesystem"' ]] || why+=("error event lists left '$(f stuck_left)'")
+[[ $(f stuck_err) == *grow-filesystem* && $(f stuck_err) == *"run the same migrate command again"* ]] || why+=("stderr does not name the undone step and what to do: '$(f stuck_err)'")
+[[ $(f stuck_events) == *step-done:restore-recovery-speed*step-done:release-live-stack* ]] || why+=("the steps after the failed one did not run: '$(f stuck_events)'")
+migrated stuck
+limits stuck
+recs stuck dead-ok
+recs final dead-ok
+fs_before=$(($(f stuck_fs_before))) arr=$(f stuck_array_bytes)
+((fs_before < arr - 64 * MIB)) || why+=("the filesystem ($fs_before bytes) was grown anyway (array $arr)")
+row 4-grow-fails "21, later steps run, left: grow-filesystem" "$(f stuck_rc) $(f stuck_shape) left=$(f stuck_left)" "${why[@]}"
+why=()
+[[ $(f again_remount) == "rc=0 rw" ]] || why+=("/ not writable again: '$(f again_remount)'")
+[[ $(f again_rc) == 0 ]] || why+=("rerun: exit '$(f again_rc)': $(f again_err)")
+[[ $(f again_steps) == "grow-array grow-filesystem " ]] || why+=("rerun ran '$(f again_steps)', want grow-array grow-filesystem")
+fs_after=$(($(f again_fs_bytes))) arr=$(f again_array_bytes)
+((fs_after > arr - 64 * MIB && fs_after <= arr)) || why+=("after the rerun the filesystem is $fs_after bytes, the array $arr")
+migrated again
+row 4-grow-rerun "rerun does only what was left: 0" "$(f again_rc) fs=$((fs_after / MIB))MiB/$((arr / MIB))MiB" "${why[@]}"
+log "fault-stuck: stderr: $(f stuck_err); rerun result: $(f again_fs)"
 
 rows+=("$(printf '%-18s %-44s %-28s %s' 4-finalize "signal during finalize" "-" "not here (busybox root has no finalize): test/qemu/debian run.sh install, uefi run")")
 
