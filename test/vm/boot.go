@@ -381,13 +381,13 @@ func (d Disk) qemuArgs() []string {
 }
 
 type attempt struct {
-	rc              int
-	hung, panicked  bool
-	tScen, total    float64
-	factsSeen       map[string]bool
-	start           time.Time
-	lastSize        int64
-	lastChange      time.Time
+	rc             int
+	hung, panicked bool
+	tScen, total   float64
+	factsSeen      map[string]bool
+	start          time.Time
+	lastSize       int64
+	lastChange     time.Time
 }
 
 // once is one QEMU run. hung: the console stood still for hang seconds
