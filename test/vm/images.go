@@ -42,6 +42,7 @@ func Fetch() error { return runBuilder(nil, filepath.Join(QemuDir(), "fetch.sh")
 // LiveImages builds, or reuses when nothing they are made of changed, the
 // initramfs (mkinitrd.sh) and the live medium (mklive.sh) with payloadMiB
 // MiB of random data in the live root (LM_ROOTFS_PAYLOAD_MIB overrides).
+// Fetch first.
 // They are kept under $LM_CACHE/images/KIND-HASH, HASH covering the
 // builders, the guest files, bin/ and the kernel version.
 func LiveImages(payloadMiB int) (*Images, error) {
@@ -51,9 +52,6 @@ func LiveImages(payloadMiB int) (*Images, error) {
 			return nil, fmt.Errorf("LM_ROOTFS_PAYLOAD_MIB=%q", v)
 		}
 		payloadMiB = n
-	}
-	if err := Fetch(); err != nil {
-		return nil, err
 	}
 	kver, err := KernelVersion()
 	if err != nil {
