@@ -27,11 +27,7 @@ func ReadFacts(path string) Facts {
 		if !ok || k == "" {
 			continue
 		}
-		// facts_get ignores a key whose last value is empty; an empty
-		// value does not replace an earlier one.
-		if v != "" {
-			f[k] = v
-		}
+		f[k] = v
 	}
 	return f
 }
@@ -39,8 +35,9 @@ func ReadFacts(path string) Facts {
 // Get is the value of key, "" when the guest did not report it.
 func (f Facts) Get(key string) string { return f[key] }
 
-// Has tells whether the guest reported key with a value.
-func (f Facts) Has(key string) bool { _, ok := f[key]; return ok }
+// Has tells whether the guest's last report of key has a value (as
+// facts_get, an empty last value counts as not reported).
+func (f Facts) Has(key string) bool { return f[key] != "" }
 
 // Lines is the multi-line value the guest sent with fact_file KEY (lines
 // KEY.1= ... KEY.N=), in order; a missing line is empty.
@@ -66,7 +63,7 @@ func (f Facts) Lines(key string) []string {
 func (f Facts) Keys(prefix string) []string {
 	var ks []string
 	for k := range f {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && f[k] != "" {
 			ks = append(ks, k)
 		}
 	}
