@@ -90,6 +90,7 @@ func TestRefuse(t *testing.T) {
 	needVM(t)
 	t0 := time.Now()
 	p := prepare(t, 0)
+	must(t, vm.NeedPkgs("fdisk", "ovmf"))
 	rootfs := p.RootfsBytes()
 	disks := filepath.Join(vm.Out(), "refuse-disks")
 	os.RemoveAll(disks)

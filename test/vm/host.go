@@ -92,3 +92,12 @@ func Zero(path string, off, n int64) error {
 	_, err = f.WriteAt(make([]byte, n), off)
 	return err
 }
+
+// NeedPkgs installs the host packages that are missing (lib.sh's
+// need_pkgs: dpkg-query first, apt only when needed).
+func NeedPkgs(pkgs ...string) error {
+	lib := QemuDir() + "/lib.sh"
+	cmd := exec.Command("bash", append([]string{"-c", `set -euo pipefail; . "$0"; need_pkgs "$@"`, lib}, pkgs...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
