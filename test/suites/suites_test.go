@@ -5,8 +5,10 @@
 package suites
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -64,4 +66,18 @@ func secs(s float64) string {
 		return "none"
 	}
 	return fmt.Sprintf("%.1f", s)
+}
+
+var execCommand = exec.Command
+
+// exitCode is a finished command's exit status (0 for nil).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

@@ -38,8 +38,11 @@ func accelArgs(m *Machine) []string {
 		accelOnce.verdict = strings.Fields(string(b))
 		return accelOnce.verdict
 	}
+	if m.FirmwareBoot {
+		return []string{"-accel", "tcg"} // nothing to probe with; decide on a direct boot
+	}
 	verdict := "-accel tcg"
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil && !m.FirmwareBoot {
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
 		f.Close()
 		tmp, err := os.MkdirTemp("", "lm-kvm")
 		if err == nil {

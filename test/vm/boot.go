@@ -107,6 +107,7 @@ type Result struct {
 	// scenario_start fact (negative when it never came) and to poweroff.
 	BootToScenario, Total float64
 	Retried               bool   // the first attempt hung or panicked
+	PowerCut              bool   // an OnFact hook cut the power
 	Why                   string // why Code is not 0, for the logs
 }
 
@@ -233,7 +234,7 @@ func Boot(m *Machine) (*Result, error) {
 			Logf("EMULATOR PANIC again in %s; failing", m.Dir)
 		}
 	}
-	res.BootToScenario, res.Total, res.Code = a.tScen, a.total, a.rc
+	res.BootToScenario, res.Total, res.Code, res.PowerCut = a.tScen, a.total, a.rc, a.cut
 	scen := "none"
 	if a.tScen >= 0 {
 		scen = fmt.Sprintf("%.1f", a.tScen)
@@ -388,6 +389,7 @@ type attempt struct {
 	start          time.Time
 	lastSize       int64
 	lastChange     time.Time
+	cut            bool
 }
 
 // once is one QEMU run. hung: the console stood still for hang seconds
@@ -451,6 +453,7 @@ loop:
 		}
 	}
 	follow.poll()
+	a.cut = r.Cut
 	a.total = time.Since(a.start).Seconds()
 	switch {
 	case ctx.Err() == context.DeadlineExceeded && !a.hung:
