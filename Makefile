@@ -99,7 +99,7 @@ qemu-smoke-tools: build
 # Migrate the live system onto a disk while a writer runs, boot the disk
 # alone, check every acknowledged record and the filesystem.
 qemu-e2e: build
-	$(QEMU_T)/e2e.sh --no-build
+	$(VM_GO) '^TestE2E$$/^ram$$'
 
 # Run the mdraid, overlay and resize tests that need md, dm and loop in the VM.
 qemu-vmtest: build vmtest-bins
@@ -115,8 +115,7 @@ qemu-all: build vmtest-bins qemu-hang-selftest
 	$(VM_GO) '^TestSmoke$$/^livemigrate$$'
 	$(VM_GO) '^TestVMTest$$'
 	$(VM_GO) '^TestRefuse$$'
-	$(QEMU_T)/e2e.sh --no-build
-	$(QEMU_T)/e2e.sh --no-build --cow zram
+	$(VM_GO) '^TestE2E$$'
 	$(QEMU_T)/tui.sh --no-build
 	$(QEMU_T)/faults.sh --no-build
 
