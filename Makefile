@@ -116,17 +116,17 @@ qemu-all: build vmtest-bins qemu-hang-selftest
 	$(VM_GO) '^TestVMTest$$'
 	$(VM_GO) '^TestRefuse$$'
 	$(VM_GO) '^TestE2E$$'
-	$(QEMU_T)/tui.sh --no-build
-	$(QEMU_T)/faults.sh --no-build
+	$(VM_GO) '^TestTUI$$'
+	$(VM_GO) '^TestFaults$$'
 
 # The wizard in tmux on the live system, driven by send-keys to a migration.
 qemu-tui: build
-	$(QEMU_T)/tui.sh --no-build
+	$(VM_GO) '^TestTUI$$'
 
 # Faults and interruptions: target errors and unplug mid-copy, COW nearly
 # full, signals at each step, SIGKILL and rerun, power cut, two at once.
 qemu-faults: build
-	$(QEMU_T)/faults.sh --no-build
+	$(VM_GO) '^TestFaults$$'
 
 # Bad targets: each refused with its exit code, nothing written anywhere.
 qemu-refuse: build
