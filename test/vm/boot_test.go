@@ -224,3 +224,20 @@ func TestFacts(t *testing.T) {
 		t.Errorf("Lines = %q", got)
 	}
 }
+
+func TestHashInputs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), []byte("one"), 0o644)
+	h1, err := hashInputs([]string{dir, "x=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := hashInputs([]string{dir, "x=1"})
+	os.WriteFile(filepath.Join(dir, "a"), []byte("two"), 0o644)
+	h3, _ := hashInputs([]string{dir, "x=1"})
+	h4, _ := hashInputs([]string{dir, "x=2"})
+	h5, _ := hashInputs([]string{filepath.Join(dir, "missing")})
+	if h1 != h2 || h1 == h3 || h3 == h4 || h5 == "" {
+		t.Errorf("hashes: %s %s %s %s %s", h1, h2, h3, h4, h5)
+	}
+}

@@ -143,7 +143,7 @@ func prune(base, kind string) {
 }
 
 // hashInputs hashes each input: a path (file, or directory tree, by
-// relative name and contents; a missing one hashes as missing) or, for
+// relative names and contents; a missing one hashes as missing) or, for
 // anything not starting with '/', the string itself.
 func hashInputs(inputs []string) (string, error) {
 	h := sha256.New()
@@ -152,7 +152,13 @@ func hashInputs(inputs []string) (string, error) {
 			fmt.Fprintf(h, "value %s\n", in)
 			continue
 		}
-		fmt.Fprintf(h, "path %s\n", in)
+		// By the path inside the checkout, so that two worktrees with
+		// the same contents share one build.
+		name := in
+		if rel, err := filepath.Rel(RepoRoot(), in); err == nil && !strings.HasPrefix(rel, "..") {
+			name = rel
+		}
+		fmt.Fprintf(h, "path %s\n", name)
 		err := filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if os.IsNotExist(err) {
