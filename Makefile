@@ -74,6 +74,9 @@ clean:
 # Boots a real (small) live system built from Debian packages. Needs root and
 # Debian's apt (the scripts install missing host packages). One VM at a time.
 QEMU_T := test/qemu
+# The suites ported to Go (test/suites, see test/README.md): LM_VM=1 lets
+# them boot; -run picks the test and its row (TestSmoke/tools).
+VM_GO := LM_VM=1 $(GO) test -count=1 -v -timeout 0 ./test/suites -run
 
 .PHONY: qemu-hang-selftest qemu-all qemu-faults qemu-tui qemu-refuse qemu-fetch qemu-images qemu-smoke qemu-smoke-tools qemu-e2e qemu-vmtest qemu-lint vmtest-bins
 
@@ -87,47 +90,47 @@ qemu-images: build qemu-fetch
 # Boot the live medium; the initramfs builds live-rw and the md array with
 # `livemigrate boot snapshot/wrap`.
 qemu-smoke: build
-	$(QEMU_T)/smoke.sh --no-build --stack livemigrate
+	$(VM_GO) '^TestSmoke$$/^livemigrate$$'
 
 # The same with dmsetup/mdadm building the stack (the reference).
 qemu-smoke-tools: build
-	$(QEMU_T)/smoke.sh --no-build --stack tools
+	$(VM_GO) '^TestSmoke$$/^tools$$'
 
 # Migrate the live system onto a disk while a writer runs, boot the disk
 # alone, check every acknowledged record and the filesystem.
 qemu-e2e: build
-	$(QEMU_T)/e2e.sh --no-build
+	$(VM_GO) '^TestE2E$$/^ram$$'
 
 # Run the mdraid, overlay and resize tests that need md, dm and loop in the VM.
 qemu-vmtest: build vmtest-bins
-	$(QEMU_T)/vmtest.sh --no-build
+	$(VM_GO) '^TestVMTest$$'
 
-# run-vm.sh's emulator-hang detection and single retry, against a fake
-# QEMU (seconds, no VM).
+# The emulator-hang detection and single retry (test/vm's Boot and the
+# shell run-vm.sh), against a fake QEMU (seconds, no VM).
 qemu-hang-selftest:
+	$(GO) test -count=1 -v -run '^TestHang$$' ./test/vm
 	$(QEMU_T)/hang-selftest.sh
 
 qemu-all: build vmtest-bins qemu-hang-selftest
-	$(QEMU_T)/smoke.sh --no-build --stack livemigrate
-	$(QEMU_T)/vmtest.sh --no-build
-	$(QEMU_T)/refuse.sh --no-build
-	$(QEMU_T)/e2e.sh --no-build
-	$(QEMU_T)/e2e.sh --no-build --cow zram
-	$(QEMU_T)/tui.sh --no-build
-	$(QEMU_T)/faults.sh --no-build
+	$(VM_GO) '^TestSmoke$$/^livemigrate$$'
+	$(VM_GO) '^TestVMTest$$'
+	$(VM_GO) '^TestRefuse$$'
+	$(VM_GO) '^TestE2E$$'
+	$(VM_GO) '^TestTUI$$'
+	$(VM_GO) '^TestFaults$$'
 
 # The wizard in tmux on the live system, driven by send-keys to a migration.
 qemu-tui: build
-	$(QEMU_T)/tui.sh --no-build
+	$(VM_GO) '^TestTUI$$'
 
 # Faults and interruptions: target errors and unplug mid-copy, COW nearly
 # full, signals at each step, SIGKILL and rerun, power cut, two at once.
 qemu-faults: build
-	$(QEMU_T)/faults.sh --no-build
+	$(VM_GO) '^TestFaults$$'
 
 # Bad targets: each refused with its exit code, nothing written anywhere.
 qemu-refuse: build
-	$(QEMU_T)/refuse.sh --no-build
+	$(VM_GO) '^TestRefuse$$'
 
 qemu-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck

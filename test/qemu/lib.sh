@@ -284,19 +284,3 @@ facts_lines() {
 		if (n ~ /^[0-9]+$/) { line[n + 0] = substr(rest, length(n) + 2); if (n + 0 > max) max = n + 0 }
 	} END { for (i = 1; i <= max; i++) print line[i] }'
 }
-
-# parse_build_flag SCRIPT ARGS...: for drivers whose only option is
-# --no-build (reuse bin/ as it is); sets build=0|1, dies on anything else.
-# shellcheck disable=SC2034 # build is the caller's
-parse_build_flag() {
-	local name=$1
-	shift
-	build=1
-	while (($#)); do
-		case $1 in
-		--no-build) build=0 ;;
-		*) die "$name: unknown argument $1" ;;
-		esac
-		shift
-	done
-}
