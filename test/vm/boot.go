@@ -43,6 +43,9 @@ const (
 	ExitNoScenario  = 6   // no scenario_start (e.g. a kernel panic)
 	ExitTimeout     = 124 // the hard timeout, or a second emulator hang
 	defaultHangSecs = 150
+	// defaultEarlySecs bounds the time from QEMU's start to the kernel
+	// starting our code (a few seconds under TCG, 20 s on a loaded host).
+	defaultEarlySecs = 180
 )
 
 // Disk is one disk of a Machine. A disk with only Path is a plain virtio
@@ -167,6 +170,10 @@ func Boot(m *Machine) (*Result, error) {
 	if v, err := strconv.Atoi(os.Getenv("LM_HANG_SECS")); err == nil && v > 0 {
 		hang = v
 	}
+	early := defaultEarlySecs
+	if v, err := strconv.Atoi(os.Getenv("LM_EARLY_SECS")); err == nil && v > 0 {
+		early = v
+	}
 	if !m.FirmwareBoot {
 		var err error
 		if m.Kernel == "" {
@@ -206,11 +213,14 @@ func Boot(m *Machine) (*Result, error) {
 	accelDesc := strings.Join(accelArgs(m), " ")
 	Logf("booting VM in %s (%s, timeout %ds, hang after %ds of console silence, retry window: %s)",
 		m.Dir, accelDesc, int(m.Timeout.Seconds()), hang, m.Window)
-	a := m.once(args, hang)
+	a := m.once(args, hang, early)
 	res := &Result{Dir: m.Dir}
 	if a.hung || a.panicked {
 		var kind, last string
-		if a.hung {
+		if a.stalled {
+			kind, last = "hang", lastConsoleLine(m.file("console.log"))
+			Logf("EMULATOR HANG: the kernel did not start the guest's code within %ds although the console kept printing (%s window), in %s; last console line: '%s'; retrying once", early, m.Window, m.Dir, last)
+		} else if a.hung {
 			kind, last = "hang", lastConsoleLine(m.file("console.log"))
 			Logf("EMULATOR HANG: no console output for %ds before the guest's code ran (%s window), in %s; last console line: '%s'; retrying once", hang, m.Window, m.Dir, last)
 		} else {
@@ -226,9 +236,9 @@ func Boot(m *Machine) (*Result, error) {
 			}
 		}
 		res.Retried = true
-		a = m.once(args, hang)
+		a = m.once(args, hang, early)
 		if a.hung {
-			Logf("EMULATOR HANG again (no console output for %ds) in %s; last console line: '%s'; failing", hang, m.Dir, lastConsoleLine(m.file("console.log")))
+			Logf("EMULATOR HANG again (no console output for %ds, or no start of the guest's code within %ds) in %s; last console line: '%s'; failing", hang, early, m.Dir, lastConsoleLine(m.file("console.log")))
 			a.rc = ExitTimeout
 		} else if a.panicked {
 			Logf("EMULATOR PANIC again in %s; failing", m.Dir)
@@ -384,6 +394,7 @@ func (d Disk) qemuArgs() []string {
 type attempt struct {
 	rc             int
 	hung, panicked bool
+	stalled        bool // hung although the console grew (see once)
 	tScen, total   float64
 	factsSeen      map[string]bool
 	start          time.Time
@@ -393,9 +404,13 @@ type attempt struct {
 }
 
 // once is one QEMU run. hung: the console stood still for hang seconds
-// inside the retry window (QEMU killed then); panicked: the kernel
-// panicked before our code ran.
-func (m *Machine) once(args []string, hang int) attempt {
+// inside the retry window, or (stalled) the kernel had not started our
+// code early seconds after QEMU started, however much the console grew:
+// a guest stuck in early boot whose lockup watchdog keeps printing "BUG:
+// soft lockup" reports is as hung as a silent one (seen once, in an e2e
+// live boot: the reports never stopped). QEMU is killed then. panicked:
+// the kernel panicked before our code ran.
+func (m *Machine) once(args []string, hang, early int) attempt {
 	a := attempt{tScen: -1, start: time.Now(), lastSize: -1, lastChange: time.Now(), factsSeen: map[string]bool{}}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
 	defer cancel()
@@ -447,6 +462,12 @@ loop:
 			a.lastSize, a.lastChange = size, time.Now()
 		} else if time.Since(a.lastChange) >= time.Duration(hang)*time.Second && m.inWindow(facts) {
 			a.hung = true
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			werr = <-done
+			break loop
+		}
+		if m.Window != WindowNone && time.Since(a.start) >= time.Duration(early)*time.Second && m.beforeOurCode(facts) {
+			a.hung, a.stalled = true, true
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			werr = <-done
 			break loop

@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 //	ok            console lines, scenario_start + scenario_rc=0, exit 0
 //	scenario-hang scenario_start on the facts port, then silence
 //	init-hang     "Run /init as init process" on the console, then silence
+//	lockup        early-boot lines, then "BUG: soft lockup" reports every
+//	              0.2 s, never our code (the console keeps growing)
 //	panic         the kernel panics early ("IO-APIC + timer doesn't work!"),
 //	              QEMU exits 0 (-no-reboot)
 //	init-panic    a panic after "Run /init as init process"
@@ -71,6 +73,13 @@ func fakeQemu(plan, state string, args []string) int {
 	}
 	os.WriteFile(con, []byte(c), 0o644)
 	os.WriteFile(facts, []byte(f), 0o644)
+	if what == "lockup" {
+		for i := 0; i < 3000; i++ {
+			time.Sleep(200 * time.Millisecond)
+			c += fmt.Sprintf("[   %d.000000] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [cryptomgr_test:%d]\r\n", 30+i, 60+i)
+			os.WriteFile(con, []byte(c), 0o644)
+		}
+	}
 	if hang {
 		time.Sleep(600 * time.Second)
 	}
@@ -87,6 +96,7 @@ func TestHang(t *testing.T) {
 	t.Setenv("LM_OUT", out)
 	t.Setenv("LM_ACCEL", "tcg")
 	t.Setenv("LM_HANG_SECS", "1")
+	t.Setenv("LM_EARLY_SECS", "2")
 	kernel, initrd := filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initrd")
 	os.WriteFile(kernel, nil, 0o644)
 	os.WriteFile(initrd, nil, 0o644)
@@ -111,6 +121,8 @@ func TestHang(t *testing.T) {
 		{"kernel-window-userspace", "init-hang", WindowKernel, 124, 1, 0},
 		{"kernel-window-early", "hang,ok", WindowKernel, 0, 2, 1},
 		{"window-none", "hang", WindowNone, 124, 1, 0},
+		{"lockup-then-ok", "lockup,ok", "", 0, 2, 1},
+		{"lockup-window-none", "lockup", WindowNone, 124, 1, 0},
 		{"no-hang", "ok", "", 0, 1, 0},
 		{"panic-then-ok", "panic,ok", "", 0, 2, 1},
 		{"panic-twice", "panic,panic", "", 6, 2, 1},
@@ -148,6 +160,9 @@ func TestHang(t *testing.T) {
 			if strings.HasPrefix(c.plan, "panic") {
 				kind, pat = "panic", "Kernel panic - not syncing: IO-APIC"
 			}
+			if strings.HasPrefix(c.plan, "lockup") {
+				pat = "BUG: soft lockup"
+			}
 			if !regexp.MustCompile("EMULATOR " + strings.ToUpper(kind) + ": .*retrying once").MatchString(logs) {
 				why = append(why, "no 'EMULATOR "+strings.ToUpper(kind)+" ... retrying once' log line")
 			}
@@ -167,7 +182,7 @@ func TestHang(t *testing.T) {
 		}
 	}
 	sum := Retries()
-	j.Check("summary", Glob(sum, "vm retries: 5 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *)"), "summary: '"+sum+"'")
+	j.Check("summary", Glob(sum, "vm retries: 6 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *)"), "summary: '"+sum+"'")
 	Logf("summary of this self-test's retries: %s", sum)
 	fmt.Printf("hang selftest: %d cases, %d failed\n", j.Count(), j.Failed())
 	j.Done()
