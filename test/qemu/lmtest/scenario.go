@@ -14,8 +14,10 @@ import (
 // the host's contract (test/qemu/README.md, "Facts"): keep their names and
 // values as they are.
 var scenarios = map[string]func() int{
-	"smoke":  scenarioSmoke,
-	"gotest": scenarioGotest,
+	"smoke":       scenarioSmoke,
+	"gotest":      scenarioGotest,
+	"refuse":      scenarioRefuse,
+	"refuse-uefi": scenarioRefuseUEFI,
 }
 
 // cmdScenario runs `lmtest scenario NAME`; `--has NAME` answers whether

@@ -81,3 +81,14 @@ FAIL`
 		t.Errorf("notes %q", r.notes)
 	}
 }
+
+func TestRefuseParsers(t *testing.T) {
+	losetup := "/dev/loop1: [0007]:3 (/run/initramfs/squashfs/LiveOS/rootfs.img)\n/dev/loop0: [2049]:12 (/run/initramfs/live/LiveOS/squashfs.img)\n"
+	if got := squashfsLoop(losetup); got != "/dev/loop0" {
+		t.Errorf("squashfsLoop = %q", got)
+	}
+	text := []byte("Dry run: nothing was changed.\n==> step\nDry run: nothing was changed. (no)\n")
+	if countExactLines(text, "Dry run: nothing was changed.") != 1 || countLinesPrefixed(text, "==> ") != 1 || countLinesWith(text, "Dry run") != 2 {
+		t.Error("line counters")
+	}
+}
