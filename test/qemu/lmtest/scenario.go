@@ -18,6 +18,9 @@ var scenarios = map[string]func() int{
 	"gotest":      scenarioGotest,
 	"refuse":      scenarioRefuse,
 	"refuse-uefi": scenarioRefuseUEFI,
+	"migrate":     scenarioMigrate,
+	"verify":      scenarioVerify,
+	"tui":         scenarioTUI,
 }
 
 // cmdScenario runs `lmtest scenario NAME`; `--has NAME` answers whether

@@ -82,6 +82,32 @@ FAIL`
 	}
 }
 
+func TestMigrateParsers(t *testing.T) {
+	mem := "MemTotal:        2014164 kB\nMemAvailable:    1873940 kB\nUnevictable:           0 kB\nShmem:             17120 kB\n"
+	if got := meminfoFacts(mem); got != "MemAvailable:=1918914560 Unevictable:=0 Shmem:=17530880 " {
+		t.Errorf("meminfoFacts = %q", got)
+	}
+	res := `{"event":"result","recovered_bytes":260046848,"recovery_bytes_per_second":6.31e+07,"Ejected":true,"x":{"recovered_bytes":5}}`
+	for key, want := range map[string]string{"recovered_bytes": "5", "recovery_bytes_per_second": "6.31e+07", "missing": ""} {
+		if got := jsonNum(res, key); got != want {
+			t.Errorf("jsonNum(%s) = %q, want %q", key, got, want)
+		}
+	}
+	jsonl := []byte(`{"event":"step","Ejected":false}` + "\n" + res + "\n")
+	if got := ejected(jsonl); !reflect.DeepEqual(got, []string{"true"}) {
+		t.Errorf("ejected = %q", got)
+	}
+	if lastResult(jsonl) != res {
+		t.Error("lastResult")
+	}
+	if got := cowKinds([]byte("{\n  \"COWKind\": \"deleted-file\",\n  \"COWBacking\": \"/overlay\"\n}")); !reflect.DeepEqual(got, []string{"deleted-file"}) {
+		t.Errorf("cowKinds = %q", got)
+	}
+	if got := prefixedValues([]byte("written=10\nacked=9\n"), "acked="); !reflect.DeepEqual(got, []string{"9"}) {
+		t.Errorf("prefixedValues = %q", got)
+	}
+}
+
 func TestRefuseParsers(t *testing.T) {
 	losetup := "/dev/loop1: [0007]:3 (/run/initramfs/squashfs/LiveOS/rootfs.img)\n/dev/loop0: [2049]:12 (/run/initramfs/live/LiveOS/squashfs.img)\n"
 	if got := squashfsLoop(losetup); got != "/dev/loop0" {

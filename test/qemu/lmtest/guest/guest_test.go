@@ -76,3 +76,22 @@ func TestRunShellSemantics(t *testing.T) {
 		t.Error("CountLines/FirstLine")
 	}
 }
+
+func TestTUIScreenParsers(t *testing.T) {
+	screen := "Choose the disk\n  /dev/vdb  1 GiB\n▸ /dev/vda  2 GiB  blank\n"
+	if !CursorOn(screen, "/dev/vda") || CursorOn(screen, "/dev/vdb") || CursorOn(screen, "/dev/vd") {
+		t.Error("CursorOn")
+	}
+	for s, want := range map[string]int{
+		"Copying\n  ████   42.5%  100 MiB of 250 MiB, 3 s left\n": 42,
+		"Copying\n  100.0%  250 MiB of 250 MiB\n":                 100,
+		"no progress here\n": -1,
+	} {
+		if got := ProgressPercent(s); got != want {
+			t.Errorf("ProgressPercent(%q) = %d, want %d", s, got, want)
+		}
+	}
+	if got := OneSpaced("Plan:   install\n  onto x\n"); got != "Plan: install onto x " {
+		t.Errorf("OneSpaced = %q", got)
+	}
+}
