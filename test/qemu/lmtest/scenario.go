@@ -14,13 +14,19 @@ import (
 // the host's contract (test/qemu/README.md, "Facts"): keep their names and
 // values as they are.
 var scenarios = map[string]func() int{
-	"smoke":       scenarioSmoke,
-	"gotest":      scenarioGotest,
-	"refuse":      scenarioRefuse,
-	"refuse-uefi": scenarioRefuseUEFI,
-	"migrate":     scenarioMigrate,
-	"verify":      scenarioVerify,
-	"tui":         scenarioTUI,
+	"smoke":          scenarioSmoke,
+	"gotest":         scenarioGotest,
+	"refuse":         scenarioRefuse,
+	"refuse-uefi":    scenarioRefuseUEFI,
+	"migrate":        scenarioMigrate,
+	"verify":         scenarioVerify,
+	"tui":            scenarioTUI,
+	"fault-cow":      scenarioFaultCow,
+	"fault-cowfull":  scenarioFaultCowfull,
+	"fault-grow":     scenarioFaultGrow,
+	"fault-halfboot": scenarioFaultHalfboot,
+	"fault-live":     scenarioFaultLive,
+	"fault-resume":   scenarioFaultResume,
 }
 
 // cmdScenario runs `lmtest scenario NAME`; `--has NAME` answers whether
