@@ -20,6 +20,8 @@ var scenarios = map[string]func() int{
 	"refuse-uefi":    scenarioRefuseUEFI,
 	"migrate":        scenarioMigrate,
 	"verify":         scenarioVerify,
+	"raw":            scenarioRaw,
+	"mdsamples":      scenarioMDSamples,
 	"tui":            scenarioTUI,
 	"fault-cow":      scenarioFaultCow,
 	"fault-cowfull":  scenarioFaultCowfull,
