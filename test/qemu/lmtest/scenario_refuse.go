@@ -412,32 +412,25 @@ func firstChars(path string, n int) string {
 	return l
 }
 
-func countExactLines(text []byte, want string) int {
+// countLinesIf counts the lines of text that keep says yes to (grep -c).
+func countLinesIf(text []byte, keep func(string) bool) int {
 	n := 0
 	for _, l := range g.Lines(text) {
-		if l == want {
+		if keep(l) {
 			n++
 		}
 	}
 	return n
+}
+
+func countExactLines(text []byte, want string) int {
+	return countLinesIf(text, func(l string) bool { return l == want })
 }
 
 func countLinesWith(text []byte, sub string) int {
-	n := 0
-	for _, l := range g.Lines(text) {
-		if strings.Contains(l, sub) {
-			n++
-		}
-	}
-	return n
+	return countLinesIf(text, func(l string) bool { return strings.Contains(l, sub) })
 }
 
 func countLinesPrefixed(text []byte, prefix string) int {
-	n := 0
-	for _, l := range g.Lines(text) {
-		if strings.HasPrefix(l, prefix) {
-			n++
-		}
-	}
-	return n
+	return countLinesIf(text, func(l string) bool { return strings.HasPrefix(l, prefix) })
 }
