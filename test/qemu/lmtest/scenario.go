@@ -29,6 +29,7 @@ var scenarios = map[string]func() int{
 	"fault-halfboot": scenarioFaultHalfboot,
 	"fault-live":     scenarioFaultLive,
 	"fault-resume":   scenarioFaultResume,
+	"debian-boot":    scenarioDebianBoot,
 }
 
 // cmdScenario runs `lmtest scenario NAME`; `--has NAME` answers whether
