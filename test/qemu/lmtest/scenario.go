@@ -30,6 +30,8 @@ var scenarios = map[string]func() int{
 	"fault-live":     scenarioFaultLive,
 	"fault-resume":   scenarioFaultResume,
 	"debian-boot":    scenarioDebianBoot,
+	"debian-migrate": scenarioDebianMigrate,
+	"debian-verify":  scenarioDebianVerify,
 }
 
 // cmdScenario runs `lmtest scenario NAME`; `--has NAME` answers whether
