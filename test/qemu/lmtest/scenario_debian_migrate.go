@@ -9,13 +9,13 @@ import (
 	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
 )
 
-// sshFingerprints is the SSH host keys' fingerprints, sorted, each
+// sshFingerprints is the SSH host keys' fingerprints ("SHA256:...", the
+// second word of ssh-keygen -lf, after the key's bits), sorted, each
 // followed by a comma.
 func sshFingerprints() string {
 	var fp []string
 	for _, k := range g.Glob("/etc/ssh/ssh_host_*_key.pub") {
-		w, _, _ := strings.Cut(g.All("ssh-keygen", "-lf", k), " ")
-		fp = append(fp, w)
+		fp = append(fp, cutField(g.All("ssh-keygen", "-lf", k), 2))
 	}
 	sort.Strings(fp)
 	var b strings.Builder
@@ -214,4 +214,18 @@ func scenarioDebianVerify() int {
 	lines := g.Lines(dv.Stdout)
 	g.FactLines("dpkg_verify", []byte(strings.Join(lines[:min(20, len(lines))], "\n")))
 	return vrc
+}
+
+// cutField is `cut -d' ' -f N` of one line: its Nth space-separated field
+// ("" when there are fewer; the whole line when it has no space at all, as
+// cut prints it).
+func cutField(line string, n int) string {
+	f := strings.Split(line, " ")
+	if len(f) == 1 {
+		return line
+	}
+	if n > len(f) {
+		return ""
+	}
+	return f[n-1]
 }
