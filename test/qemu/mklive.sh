@@ -1,8 +1,8 @@
 #!/bin/bash
 # mklive.sh OUT.iso: build the test live medium. A small root (static
 # busybox, livemigrate, lmtest, Debian's mdadm/e2fsprogs/dmsetup with their
-# libraries, the kernel modules, guest/init.sh as /sbin/init and the guest
-# scenarios) goes into an ext4 LiveOS/rootfs.img, that into an lz4
+# libraries, the kernel modules, guest/init.sh as /sbin/init; the guest
+# scenarios are lmtest's own) goes into an ext4 LiveOS/rootfs.img, that into an lz4
 # LiveOS/squashfs.img, that onto an iso9660 image labelled LIVETEST (or
 # $LM_LABEL). No boot loader: the tests boot the kernel directly.
 # Also leaves OUT's directory a copy of rootfs.img and live.env (sizes, UUID).
@@ -80,7 +80,7 @@ fi
 # Guest side of the harness.
 install -m 0755 "$QEMU_DIR/guest/init.sh" "$root/usr/sbin/init"
 install -d "$root/usr/lib/lmtest"
-install -m 0644 "$QEMU_DIR"/guest/lib.sh "$QEMU_DIR"/guest/tui-lib.sh "$QEMU_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
+install -m 0644 "$QEMU_DIR"/guest/lib.sh "$root/usr/lib/lmtest/"
 
 # Just enough of /etc for the tools (e2fsck and mdadm look at mtab).
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"

@@ -72,12 +72,12 @@ for b in lmtest livemigrate; do
 		log "WARNING: $src missing; the live root has no livemigrate"
 	fi
 done
-# The test hooks: the harness's fact helpers and scenarios (the Debian
-# scenarios build on the busybox harness's migrate and verify), the Debian
-# runner and scenarios, and the service that starts them.
+# The test hooks: the harness's fact helpers, the Debian runner and the
+# scenarios still in shell (most are lmtest's: `lmtest scenario
+# debian-NAME`; installed builds on the verify scenarios, shell until it
+# moves too), and the service that starts them.
 install -d "$root/usr/lib/lmtest"
-install -m 0644 "$QEMU_DIR/guest/lib.sh" "$QEMU_DIR/guest/tui-lib.sh" "$root/usr/lib/lmtest/"
-install -m 0644 "$QEMU_DIR/guest/scenario-migrate.sh" "$root/usr/lib/lmtest/harness-migrate.sh"
+install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/usr/lib/lmtest/"
 install -m 0644 "$QEMU_DIR/guest/scenario-verify.sh" "$root/usr/lib/lmtest/harness-verify.sh"
 install -m 0644 "$DEB_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
 install -m 0755 "$DEB_DIR/guest/run" "$root/usr/lib/lmtest/run"

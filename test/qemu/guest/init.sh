@@ -3,7 +3,8 @@
 # disk after migration (it is the same filesystem). It runs one scenario,
 # reports on the facts port and powers off: no getty, no services.
 #
-#   lmtest.scenario=NAME  run /usr/lib/lmtest/scenario-NAME.sh (default smoke)
+#   lmtest.scenario=NAME  run `lmtest scenario NAME` if lmtest has NAME in Go,
+#                         else /usr/lib/lmtest/scenario-NAME.sh (default smoke)
 #   lmtest.shell=1        give a console shell after the scenario
 # The scenario's exit status is reported as scenario_rc=N.
 
@@ -36,7 +37,10 @@ script=/usr/lib/lmtest/scenario-$scenario.sh
 fact scenario_start "$scenario"
 fact scenario_uptime "$(cut -d' ' -f1 /proc/uptime)"
 echo "lmtest: running scenario $scenario"
-if [ -f "$script" ]; then
+if lmtest scenario --has "$scenario" 2>/dev/null; then
+	lmtest scenario "$scenario"
+	rc=$?
+elif [ -f "$script" ]; then
 	# A subshell, so a scenario that exits or fails cannot take init down.
 	# shellcheck disable=SC1090 # the scenario is chosen at boot
 	(. "$script")

@@ -1,6 +1,7 @@
 # shellcheck shell=sh
-# Helpers for guest scenarios (busybox sh). Sourced by init.sh; scenarios
-# run in a subshell of it and can use everything here.
+# Facts and the command line for the shell left in the guests: init.sh
+# (busybox) and the Debian image's run. The scenarios themselves are
+# `lmtest scenario NAME` (Go), whose guest.Fact writes facts the same way.
 
 # fact KEY VALUE writes one "KEY=VALUE" line to the facts port (ttyS1),
 # which the host reads from facts.txt. Each write opens and closes the tty;
@@ -34,14 +35,4 @@ cmdline_get() {
 		esac
 	done
 	echo "${2:-}"
-}
-
-# check NAME CMD...: run CMD, report NAME_rc, and return its status.
-check() {
-	_name=$1
-	shift
-	"$@"
-	_rc=$?
-	fact "${_name}_rc" "$_rc"
-	return "$_rc"
 }

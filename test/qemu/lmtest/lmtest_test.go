@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The testdata samples are real: test/qemu/guest/scenario-mdsamples.sh
+// The testdata samples are real: `lmtest scenario mdsamples` (see the README)
 // walked the root array of a booted test live system (built by
 // `livemigrate boot snapshot/wrap`) through a migration with mdadm and
 // recorded mdadm --detail and livemigrate status --json at each step.

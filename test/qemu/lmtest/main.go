@@ -1,18 +1,13 @@
 // Command lmtest is the guest-side test tool of the livemigrate QEMU harness.
 // It runs inside the test VM (static, stdlib + x/sys only) and produces the
 // evidence the host checks: records written and acknowledged during a
-// migration, whether every acknowledged record survived, raw disk speed, and
-// whether livemigrate's view of the md array agrees with mdadm's.
-//
-//	lmtest writer    --file PATH --acked PATH [--interval 20ms] [--count N]
-//	lmtest verify    --file PATH --upto N
-//	lmtest rawwrite  --dev DEV --size 256M
-//	lmtest rawverify --dev DEV --size 256M
-//	lmtest mdcompare --md /dev/md127
-//	lmtest cdstatus  --dev /dev/sr0
+// migration, whether every acknowledged record survived, raw disk speed,
+// whether livemigrate's view of the md array agrees with mdadm's, and the
+// guest scenarios themselves (`lmtest scenario NAME`, started by the
+// guest's /sbin/init for lmtest.scenario=NAME).
 //
 // Output is key=value lines so guest scenarios can forward them to the
-// facts port unchanged.
+// facts port unchanged. `lmtest help` lists the commands.
 package main
 
 import (
@@ -26,42 +21,68 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// command is one subcommand: its flags as the help shows them, and the
+// function that runs it. The help and the dispatch are both made from
+// commands, so they cannot disagree.
+type command struct {
+	name  string
+	flags string
+	fn    func([]string, io.Writer) error
+}
+
+var commands = []command{
+	{"writer", "--file PATH --acked PATH [--interval 20ms] [--count N] [--duration D]", cmdWriter},
+	{"verify", "--file PATH --upto N", cmdVerify},
+	{"rawwrite", "--dev DEV --size SIZE", cmdRawWrite},
+	{"rawverify", "--dev DEV --size SIZE", cmdRawVerify},
+	{"rawread", "--dev DEV --size SIZE", cmdRawRead},
+	{"mdcompare", "--md DEV [--mdadm-output FILE] [--status-json FILE]", cmdMDCompare},
+	{"cdstatus", "[--dev /dev/sr0]", cmdCDStatus},
+	{"scenario", "NAME | --has NAME | --list  (exit status: the scenario's)", nil},
+}
+
 // run dispatches a subcommand and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
 		usage(stderr)
 		return 2
 	}
-	cmds := map[string]func([]string, io.Writer) error{
-		"writer":    cmdWriter,
-		"verify":    cmdVerify,
-		"rawwrite":  cmdRawWrite,
-		"rawverify": cmdRawVerify,
-		"mdcompare": cmdMDCompare,
-		"cdstatus":  cmdCDStatus,
-		"rawread":   cmdRawRead,
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
 	}
-	fn, ok := cmds[args[0]]
-	if !ok {
-		usage(stderr)
-		return 2
+	if args[0] == "scenario" {
+		return cmdScenario(args[1:], stdout, stderr)
 	}
-	if err := fn(args[1:], stdout); err != nil {
-		if err == flag.ErrHelp {
-			return 2
+	if rc, ok := runCommand(args, stdout, stderr); ok {
+		return rc
+	}
+	usage(stderr)
+	return 2
+}
+
+// runCommand runs one of the commands (not scenario); ok is false when
+// args[0] is none of them.
+func runCommand(args []string, stdout, stderr io.Writer) (rc int, ok bool) {
+	for _, c := range commands {
+		if c.name != args[0] || c.fn == nil {
+			continue
 		}
-		fmt.Fprintf(stderr, "lmtest %s: %v\n", args[0], err)
-		return 1
+		if err := c.fn(args[1:], stdout); err != nil {
+			if err == flag.ErrHelp {
+				return 2, true
+			}
+			fmt.Fprintf(stderr, "lmtest %s: %v\n", args[0], err)
+			return 1, true
+		}
+		return 0, true
 	}
-	return 0
+	return 0, false
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: lmtest COMMAND [flags]
-  writer    --file PATH --acked PATH [--interval 20ms] [--count N] [--duration D]
-  verify    --file PATH --upto N
-  rawwrite  --dev DEV --size SIZE
-  rawverify --dev DEV --size SIZE
-  mdcompare --md DEV [--mdadm-output FILE] [--status-json FILE]
-`)
+	fmt.Fprintln(w, "usage: lmtest COMMAND [flags]")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.flags)
+	}
 }
