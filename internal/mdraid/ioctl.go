@@ -83,20 +83,38 @@ const (
 	sbClean    = 0 // MD_SB_CLEAN bit of mdu_array_info_t.state
 )
 
-func ioctlPtr(f *os.File, req uintptr, arg unsafe.Pointer) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), req, uintptr(arg))
-	if e != 0 {
-		return e
+// sysIoctl is the ioctl system call (tests replace it).
+var sysIoctl = func(fd, req, arg uintptr) unix.Errno {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, req, arg)
+	return e
+}
+
+// ioctl issues an md ioctl, again while it answers EINTR. md's ioctl takes
+// the array's lock interruptibly before it does anything (mddev_lock), and
+// a signal meanwhile fails it with EINTR, which the kernel does not restart;
+// Go's runtime signals its threads (SIGURG, to preempt goroutines), so this
+// happens to a healthy call: HOT_REMOVE_DISK answered "interrupted system
+// call" in the VM's TestKernelMigrateCycle (2026-12-02). Nothing was done
+// then, so asking again is safe.
+func ioctl(f *os.File, req, arg uintptr) error {
+	for {
+		e := sysIoctl(f.Fd(), req, arg)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
 	}
-	return nil
+}
+
+func ioctlPtr(f *os.File, req uintptr, arg unsafe.Pointer) error {
+	return ioctl(f, req, uintptr(arg))
 }
 
 func ioctlVal(f *os.File, req uintptr, arg uintptr) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), req, arg)
-	if e != 0 {
-		return e
-	}
-	return nil
+	return ioctl(f, req, arg)
 }
 
 // encodeDev is the kernel's new_encode_dev, which md's HOT_* ioctls decode

@@ -1,6 +1,11 @@
 package mdraid
 
-import "testing"
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
 
 // The request numbers as md_u.h defines them on x86_64 and arm64; a wrong
 // structure size would change them.
@@ -38,6 +43,36 @@ func TestEncodeDev(t *testing.T) {
 	} {
 		if got := encodeDev(tt.maj, tt.min); got != tt.want {
 			t.Errorf("encodeDev(%d,%d) = %#x, want %#x", tt.maj, tt.min, got, tt.want)
+		}
+	}
+}
+
+// An md ioctl that answers EINTR (its array lock was interrupted by a
+// signal, before it did anything) is asked again; any other error is
+// returned as it is, after one call.
+func TestIoctlRetriesEINTR(t *testing.T) {
+	saved := sysIoctl
+	t.Cleanup(func() { sysIoctl = saved })
+	for _, tt := range []struct {
+		name    string
+		answers []unix.Errno
+		want    error
+		calls   int
+	}{
+		{"ok", []unix.Errno{0}, nil, 1},
+		{"eintr-twice", []unix.Errno{unix.EINTR, unix.EINTR, 0}, nil, 3},
+		{"ebusy", []unix.Errno{unix.EBUSY}, unix.EBUSY, 1},
+		{"eintr-then-ebusy", []unix.Errno{unix.EINTR, unix.EBUSY}, unix.EBUSY, 2},
+	} {
+		calls := 0
+		sysIoctl = func(fd, req, arg uintptr) unix.Errno {
+			e := tt.answers[calls]
+			calls++
+			return e
+		}
+		err := ioctlVal(os.Stdin, ioHotRemove, 0)
+		if err != tt.want || calls != tt.calls {
+			t.Errorf("%s: err %v after %d calls, want %v after %d", tt.name, err, calls, tt.want, tt.calls)
 		}
 	}
 }
