@@ -1095,3 +1095,39 @@ func TestPlanIsNotChangedByRun(t *testing.T) {
 		t.Errorf("calls = %q", calls[0])
 	}
 }
+
+// Preflight checks the whole request, so every face refuses alike and a
+// face that skips a check cannot get past the point of no return with a
+// hostname finalize would refuse.
+func TestPreflightRefusesBadRequest(t *testing.T) {
+	notLive := liveSystem()
+	notLive.NotLive = "/ is on /dev/vda (ext4), not on an md array"
+	tgt := Target{Info: disk("vdb", 254, 16, 2*GiB)}
+	tests := []struct {
+		name string
+		sys  *System
+		req  Request
+		want string
+	}{
+		{"speed", liveSystem(), Request{Target: "/dev/vdb", Speed: "turbo"}, `speed "turbo": want fast or gentle`},
+		{"empty password file", liveSystem(), Request{Target: "/dev/vdb", PasswordFrom: "--password-file /tmp/pw"}, "--password-file /tmp/pw is empty"},
+		{"hostname", liveSystem(), Request{Target: "/dev/vdb", Hostname: "bad_name"}, `--hostname "bad_name": use letters, digits and hyphens, at most 63 characters`},
+		{"hostname too long", liveSystem(), Request{Target: "/dev/vdb", Hostname: strings.Repeat("a", 64)}, "at most 63 characters"},
+		// The request is refused before the system is looked at.
+		{"hostname, not live", notLive, Request{Target: "/dev/vdb", Hostname: "-x"}, `--hostname "-x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Preflight(tt.sys, tgt, tt.req)
+			if err == nil {
+				t.Fatalf("accepted: %s", p.Render())
+			}
+			if ExitCode(err) != ExitUsage || err.Error() != tt.want && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v (exit %d), want %q (exit %d)", err, ExitCode(err), tt.want, ExitUsage)
+			}
+		})
+	}
+	if p, err := Preflight(liveSystem(), tgt, Request{Target: "/dev/vdb", Hostname: "box", Password: "pw", PasswordFrom: "--password-file /tmp/pw", Speed: SpeedGentle}); err != nil || p.Method != "md-hook" {
+		t.Errorf("a good request: %v, %+v", err, p)
+	}
+}
