@@ -133,10 +133,8 @@ func bootOptions(args []string, stdout, stderr io.Writer) int {
 		return engine.ExitFailure
 	}
 	var mem uint64
-	if mi, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
-			mem = m["MemTotal"]
-		}
+	if m, err := procfs.ReadMeminfo("/"); err == nil {
+		mem = m["MemTotal"]
 	}
 	fmt.Fprint(stdout, bootopt.Parse(string(b)).Shell(mem))
 	return 0
