@@ -8,10 +8,8 @@ import (
 	"strings"
 
 	"github.com/livemigrate/livemigrate/internal/bootopt"
-	"github.com/livemigrate/livemigrate/internal/procfs"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
-	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 )
 
@@ -107,16 +105,15 @@ func bootWrap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "livemigrate boot wrap: --leg is required\n")
 		return engine.ExitUsage
 	}
-	name, err := mdraid.NameOf(*md)
+	node, err := engine.BootWrap(*leg, *md)
 	if err != nil {
 		fmt.Fprintf(stderr, "livemigrate boot wrap: %v\n", err)
-		return engine.ExitUsage
-	}
-	if err := mdraid.Default.Build(name, []string{*leg, ""}); err != nil {
-		fmt.Fprintf(stderr, "livemigrate boot wrap: %v\n", err)
+		if engine.ExitCode(err) == engine.ExitUsage {
+			return engine.ExitUsage
+		}
 		return engine.ExitFailure
 	}
-	fmt.Fprintln(stdout, "/dev/"+name)
+	fmt.Fprintln(stdout, node)
 	return 0
 }
 
@@ -132,13 +129,7 @@ func bootOptions(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "livemigrate boot options: %v\n", err)
 		return engine.ExitFailure
 	}
-	var mem uint64
-	if mi, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
-			mem = m["MemTotal"]
-		}
-	}
-	fmt.Fprint(stdout, bootopt.Parse(string(b)).Shell(mem))
+	fmt.Fprint(stdout, engine.BootOptions(string(b)))
 	return 0
 }
 

@@ -109,5 +109,3 @@ func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
-
-func lock() (*os.File, error) { return engine.Lock() }

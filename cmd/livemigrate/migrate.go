@@ -16,8 +16,6 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
-	"github.com/livemigrate/livemigrate/internal/finalize"
-	"github.com/livemigrate/livemigrate/internal/overlay"
 )
 
 // out prints engine events as text or JSON lines.
@@ -141,50 +139,19 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), Hint: "name the device with --target"})
 	}
-	speed, err := engine.ParseSpeed(*speedFlag)
-	if err != nil {
-		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: err.Error()})
-	}
-	password := ""
+	req := engine.Request{Target: *target, Speed: engine.Speed(*speedFlag),
+		NoFinalize: *noFinalize, Hostname: *hostname, RawDisk: *raw}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {
 			return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--password-file: %v", err)})
 		}
-		password, _, _ = strings.Cut(string(b), "\n")
-		if password == "" {
-			return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "--password-file " + *pwFile + " is empty"})
-		}
+		req.Password, _, _ = strings.Cut(string(b), "\n")
+		req.PasswordFrom = "--password-file " + *pwFile
 	}
-	if *hostname != "" && !finalize.ValidHostname(*hostname) {
-		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", *hostname)})
-	}
-	if !fs.Changed("target") {
-		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: "no target device given", Hint: "name one with --target, e.g. --target /dev/sdb2 (see lsblk)"})
-	}
-	// Preflight reads only, so a bad target is refused for what it is even
-	// while another livemigrate runs; the checks run again under the lock,
-	// since the other run may have changed things meanwhile.
-	preflight := func() (*engine.System, *engine.Plan, error) {
-		sys, err := engine.Observer{Root: "/"}.Observe()
-		if err != nil {
-			return nil, nil, err
-		}
-		plan, err := engine.Preflight(sys, inspectTarget(*target), engine.Request{Target: *target, Speed: speed,
-			NoFinalize: *noFinalize, Hostname: *hostname, Password: password, RawDisk: *raw})
-		return sys, plan, err
-	}
-	_, plan, err := preflight()
+	s := engine.Session{Eject: !*noEject, NoRelease: *keep}
+	plan, err := s.Check(req)
 	if err != nil {
-		if engine.ExitCode(err) == engine.ExitBusyArray {
-			// The array being busy with another target is usually another
-			// livemigrate at work right now: say that, not how to continue it.
-			if lk, lerr := lock(); lerr != nil {
-				return o.fail(stderr, "migrate", lerr)
-			} else {
-				lk.Close()
-			}
-		}
 		return o.fail(stderr, "migrate", err)
 	}
 	if *dry {
@@ -195,42 +162,21 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	lk, err := lock()
+	m, err := s.Begin(req, nil)
 	if err != nil {
 		return o.fail(stderr, "migrate", err)
 	}
-	defer lk.Close()
-	sys, plan, err := preflight()
-	if err != nil {
-		return o.fail(stderr, "migrate", err)
-	}
-	// From here to the first write the target is held exclusively, and the
-	// run checks through the hold that it is still the device checked.
-	hold, err := engine.HoldTarget(plan)
-	if err != nil {
-		return o.fail(stderr, "migrate", err)
-	}
-	defer hold.Close()
+	defer m.Close()
+	plan = m.Plan
 	o.event(engine.Event{Time: time.Now(), Type: engine.EvPlan, Plan: plan})
 	if !*yes {
 		if err := confirm(plan, stdout); err != nil {
 			return o.fail(stderr, "migrate", err)
 		}
 	}
-
-	if sys.Stack != nil {
-		if err := engine.SaveStack(engine.StackFile, sys.Stack); err != nil {
-			o.event(engine.Event{Time: time.Now(), Type: engine.EvWarning, Message: err.Error() + "; 'livemigrate release' may not find the live stack again if the release step fails"})
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	k := engine.NewSysKernel(overlay.ReleaseOptions{Eject: !*noEject})
-	r := &engine.Runner{K: k, Emit: o.event, Stack: sys.Stack, MountPoint: "/", NoRelease: *keep}
-	if hold != nil {
-		r.Hold = hold
-	}
-	res, err := r.Run(ctx, plan)
+	res, err := m.Run(ctx, o.event)
 	o.endLine()
 	if err != nil {
 		return o.fail(stderr, "migrate", err)
@@ -239,16 +185,12 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		_ = o.enc.Encode(engine.Event{Time: time.Now(), Type: engine.EvResult, Result: res})
 	} else {
 		uuid := ""
-		if sys.RootFS != nil {
-			uuid = sys.RootFS.UUID
+		if m.System.RootFS != nil {
+			uuid = m.System.RootFS.UUID
 		}
 		fmt.Fprint(stdout, renderResult(plan, res, uuid))
 	}
 	return 0
-}
-
-func inspectTarget(path string) engine.Target {
-	return engine.Observer{Root: "/"}.Target(path)
 }
 
 // confirm asks for the device name to be typed back, the way a person would

@@ -9,7 +9,6 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
-	"github.com/livemigrate/livemigrate/internal/mdraid"
 )
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
@@ -64,7 +63,7 @@ func renderStatus(s *engine.System) string {
 		fmt.Fprintf(&b, "Not a livemigrate root: %s\n", s.NotLive)
 	}
 	fmt.Fprintf(&b, "Legs:\n")
-	for _, m := range a.Members {
+	for i, m := range a.Members {
 		role := "target"
 		if s.LiveLeg != nil && m.Name == s.LiveLeg.Name {
 			role = "live leg"
@@ -76,7 +75,7 @@ func renderStatus(s *engine.System) string {
 		if m.Slot >= 0 {
 			slot = fmt.Sprint(m.Slot)
 		}
-		fmt.Fprintf(&b, "  slot %-2s %-8s %-20s %-12s %s\n", slot, m.Name, role, memberState(a, m), humanize.IBytes(m.SizeKiB*1024))
+		fmt.Fprintf(&b, "  slot %-2s %-8s %-20s %-12s %s\n", slot, m.Name, role, memberState(s, i), humanize.IBytes(m.SizeKiB*1024))
 	}
 	if a.SyncCompleted != nil && a.Recovering() {
 		fmt.Fprintf(&b, "Recovery:   %s %.1f%% (%s of %s) at %s/s\n", a.SyncAction, 100*a.SyncCompleted.Fraction(),
@@ -127,7 +126,9 @@ func renderStatus(s *engine.System) string {
 	return b.String()
 }
 
-func memberState(a *mdraid.Array, m mdraid.Member) string {
+// memberState describes the i-th leg of s's array.
+func memberState(s *engine.System, i int) string {
+	a, m := s.Array, s.Array.Members[i]
 	switch {
 	case m.Faulty():
 		return "faulty"

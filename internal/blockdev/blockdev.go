@@ -27,7 +27,7 @@ type Host struct {
 // Local is the running system.
 var Local = Host{Root: "/"}
 
-func (h Host) path(p string) string { return filepath.Join(h.Root, p) }
+func (h Host) path(p string) string { return procfs.Path(h.Root, p) }
 
 // Errors that preflight maps to exit codes.
 var (
@@ -195,12 +195,11 @@ func (h Host) SysDir(major, minor uint32) (string, error) {
 
 // Mounts parses /proc/self/mountinfo.
 func (h Host) Mounts() ([]Mount, error) {
-	f, err := os.Open(h.path("proc/self/mountinfo"))
+	ms, err := procfs.ReadMountinfo(h.Root)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
-	defer f.Close()
-	return procfs.ParseMountinfo(f)
+	return ms, nil
 }
 
 func readDev(p string) (uint32, uint32, error) {

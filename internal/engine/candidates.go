@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -31,7 +30,7 @@ func (c Candidate) Usable() bool { return c.Refusal == nil }
 // preflight on each.
 func (o Observer) Candidates(sys *System, speed Speed) []Candidate {
 	h := o.host()
-	ents, _ := os.ReadDir(filepath.Join(o.Root, "sys/block"))
+	ents, _ := os.ReadDir(o.path("sys/block"))
 	var out []Candidate
 	for _, e := range ents {
 		name := e.Name()
@@ -68,11 +67,11 @@ func (o Observer) Target(path string) Target {
 	if err != nil {
 		return t
 	}
-	if p, err := resize.ProbeDevice(filepath.Join(o.Root, path)); err == nil {
+	if p, err := resize.ProbeDevice(o.path(path)); err == nil {
 		t.FS = &p
 	}
 	if in.Disk != "" {
-		if l, err := partition.ReadTable(filepath.Join(o.Root, "dev", in.Disk)); err == nil {
+		if l, err := partition.ReadTable(o.path("dev", in.Disk)); err == nil {
 			t.Table = &l
 		}
 	}

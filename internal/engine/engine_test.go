@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -264,6 +267,8 @@ type fakeKernel struct {
 	growErrs    int    // GrowArray fails this many times first
 	failErr     error  // Fail of the live leg (253:1) answers this and changes nothing
 	removeErr   error  // Remove answers this and changes nothing
+	holds       int    // disk holds Partition handed out
+	holdsClosed int
 }
 
 func newFake(sys *System) *fakeKernel {
@@ -393,11 +398,16 @@ func (k *fakeKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, boo
 	return []finalize.Result{{Name: "fstab"}}, k.finalizeErr
 }
 
-func (k *fakeKernel) Partition(disk string, l *partition.Layout, root string) (uint32, uint32, error) {
+func (k *fakeKernel) Partition(disk string, l *partition.Layout, root string) (Partitioned, error) {
 	k.calls = append(k.calls, fmt.Sprintf("partition %s %d parts, root %s", disk, len(l.Parts), root))
 	k.hotAddAs = mdraid.Member{Name: "vdb3", Major: 254, Minor: 19}
-	return 254, 19, nil
+	k.holds++
+	return Partitioned{Major: 254, Minor: 19, Name: "vdb3", Hold: closer(func() { k.holdsClosed++ })}, nil
 }
+
+type closer func()
+
+func (c closer) Close() error { c(); return nil }
 
 func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
 	k.calls = append(k.calls, "release")
@@ -1037,5 +1047,87 @@ func TestPartitionInstallBoot(t *testing.T) {
 	// A whole disk on UEFI gets its own ESP.
 	if _, err := Preflight(uefi, Target{Info: disk("vdc", 254, 32, 8*GiB)}, Request{Target: "/dev/vdc"}); err != nil {
 		t.Errorf("whole disk on UEFI: %v", err)
+	}
+}
+
+// The plan is a value: running it changes nothing in it, so the same plan
+// run twice against the same kind of system does the same things. The
+// partition the partition step made reaches the hot-add as a result of
+// that step, and the disk hold it took is let go once the hot-add is done.
+func TestPlanIsNotChangedByRun(t *testing.T) {
+	sys := liveSystem()
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 4*GiB)}, Request{Target: "/dev/vdb", Hostname: "box"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := *p
+	frozen.Steps = slices.Clone(p.Steps)
+	var calls [2][]string
+	var results [2]*Result
+	for i := range 2 {
+		sys := liveSystem()
+		k := newFake(sys)
+		var evs []Event
+		res, err := runner(k, sys, &evs).Run(context.Background(), p)
+		if err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		if k.holds != 1 || k.holdsClosed != 1 {
+			t.Errorf("run %d: %d disk holds taken, %d let go", i+1, k.holds, k.holdsClosed)
+		}
+		calls[i], results[i] = k.calls, res
+	}
+	after, _ := json.Marshal(p)
+	if !reflect.DeepEqual(frozen, *p) || string(before) != string(after) {
+		t.Errorf("the run changed the plan:\nbefore %s\nafter  %s", before, after)
+	}
+	if !slices.Equal(calls[0], calls[1]) {
+		t.Errorf("the second run did other things:\n%q\n%q", calls[0], calls[1])
+	}
+	if !reflect.DeepEqual(results[0], results[1]) {
+		t.Errorf("results differ:\n%+v\n%+v", results[0], results[1])
+	}
+	if !strings.Contains(strings.Join(calls[0], "|"), "partition /dev/vdb 3 parts, root /dev/vdb3|hot-add /dev/vdb3") {
+		t.Errorf("calls = %q", calls[0])
+	}
+}
+
+// Preflight checks the whole request, so every face refuses alike and a
+// face that skips a check cannot get past the point of no return with a
+// hostname finalize would refuse.
+func TestPreflightRefusesBadRequest(t *testing.T) {
+	notLive := liveSystem()
+	notLive.NotLive = "/ is on /dev/vda (ext4), not on an md array"
+	tgt := Target{Info: disk("vdb", 254, 16, 2*GiB)}
+	tests := []struct {
+		name string
+		sys  *System
+		req  Request
+		want string
+	}{
+		{"speed", liveSystem(), Request{Target: "/dev/vdb", Speed: "turbo"}, `speed "turbo": want fast or gentle`},
+		{"empty password file", liveSystem(), Request{Target: "/dev/vdb", PasswordFrom: "--password-file /tmp/pw"}, "--password-file /tmp/pw is empty"},
+		{"hostname", liveSystem(), Request{Target: "/dev/vdb", Hostname: "bad_name"}, `--hostname "bad_name": use letters, digits and hyphens, at most 63 characters`},
+		{"hostname too long", liveSystem(), Request{Target: "/dev/vdb", Hostname: strings.Repeat("a", 64)}, "at most 63 characters"},
+		// The request is refused before the system is looked at.
+		{"hostname, not live", notLive, Request{Target: "/dev/vdb", Hostname: "-x"}, `--hostname "-x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Preflight(tt.sys, tgt, tt.req)
+			if err == nil {
+				t.Fatalf("accepted: %s", p.Render())
+			}
+			if ExitCode(err) != ExitUsage || err.Error() != tt.want && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v (exit %d), want %q (exit %d)", err, ExitCode(err), tt.want, ExitUsage)
+			}
+		})
+	}
+	if p, err := Preflight(liveSystem(), tgt, Request{Target: "/dev/vdb", Hostname: "box", Password: "pw", PasswordFrom: "--password-file /tmp/pw", Speed: SpeedGentle}); err != nil || p.Method != "md-hook" {
+		t.Errorf("a good request: %v, %+v", err, p)
 	}
 }

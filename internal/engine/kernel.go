@@ -2,7 +2,7 @@ package engine
 
 import (
 	"fmt"
-	"io"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,18 +20,6 @@ type SysKernel struct {
 	Host    overlay.Host
 	Act     overlay.Actuator
 	Release overlay.ReleaseOptions
-
-	// diskHold keeps a freshly partitioned disk locked against udev's
-	// partition reread until its root partition is in the array (see
-	// partition.WriteHeld).
-	diskHold io.Closer
-}
-
-func (k *SysKernel) releaseDisk() {
-	if k.diskHold != nil {
-		k.diskHold.Close()
-		k.diskHold = nil
-	}
 }
 
 // NewSysKernel returns the real kernel with the given release options.
@@ -41,7 +29,6 @@ func NewSysKernel(opts overlay.ReleaseOptions) *SysKernel {
 
 func (k *SysKernel) ReadArray(name string) (*mdraid.Array, error) { return k.MD.Sys.Read(name) }
 func (k *SysKernel) HotAdd(md, dev string, major, minor uint32) error {
-	defer k.releaseDisk()
 	if err := k.MD.HotAddDevNum(md, major, minor); err != nil {
 		return fmt.Errorf("%s (%d:%d): %w", dev, major, minor, err)
 	}
@@ -76,21 +63,19 @@ func (k *SysKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool
 	return finalize.Run(e, emit)
 }
 
-func (k *SysKernel) Partition(disk string, l *partition.Layout, root string) (uint32, uint32, error) {
-	k.releaseDisk()
+func (k *SysKernel) Partition(disk string, l *partition.Layout, root string) (Partitioned, error) {
 	hold, err := partition.WriteHeld(disk, *l)
 	if err != nil {
-		return 0, 0, err
+		return Partitioned{}, err
 	}
-	k.diskHold = hold
 	if err := partition.WaitForPartition(root, 10*time.Second); err != nil {
-		k.releaseDisk()
-		return 0, 0, err
+		hold.Close()
+		return Partitioned{}, err
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(root, &st); err != nil {
-		k.releaseDisk()
-		return 0, 0, fmt.Errorf("partitioned %s, but %s: %w", disk, root, err)
+		hold.Close()
+		return Partitioned{}, fmt.Errorf("partitioned %s, but %s: %w", disk, root, err)
 	}
-	return unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)), nil
+	return Partitioned{Major: unix.Major(uint64(st.Rdev)), Minor: unix.Minor(uint64(st.Rdev)), Name: filepath.Base(root), Hold: hold}, nil
 }

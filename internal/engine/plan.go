@@ -54,6 +54,10 @@ type Request struct {
 	Hostname   string
 	// Password becomes the live user's password; empty locks the account.
 	Password string
+	// PasswordFrom names where the password was read from ("--password-file
+	// FILE"): when it is set, an empty Password is refused, not taken as
+	// "lock the account".
+	PasswordFrom string
 }
 
 // Target is what preflight knows of the target device.
@@ -127,6 +131,8 @@ type Plan struct {
 	// TargetID is the device this plan writes first, as preflight saw it
 	// (nil when the plan continues a run and md already holds the target).
 	TargetID *TargetID `json:"target_identity,omitempty"`
+	// Method names the way the plan moves the root (see Methods).
+	Method string `json:"-"`
 }
 
 // FinalizeSpec says where the installed system boots from.
@@ -173,16 +179,10 @@ func COWHeadroom(sys *System) (uint64, bool) {
 	return free, true
 }
 
-// Preflight decides whether req may run on sys and returns the plan. It is
-// pure: everything it needs was gathered before, and it writes nothing.
-func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
-	if sys.NotLive != "" {
-		return nil, refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
-	}
+// Plan lays out the migration of sys's md root onto tgt. It is pure:
+// everything it needs was gathered before, and it writes nothing.
+func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	dev := req.Target
-	if strings.TrimSpace(dev) == "" {
-		return nil, refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2 (see lsblk)")
-	}
 	if tgt.Err != nil || tgt.Info == nil {
 		switch {
 		case errors.Is(tgt.Err, blockdev.ErrNotBlock):

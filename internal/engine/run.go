@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,9 +19,18 @@ import (
 	"github.com/livemigrate/livemigrate/internal/resize"
 )
 
-// Kernel is everything Run does to the system. kernel.go has the real one;
-// tests use a fake.
+// Kernel is everything Run does to the system, split by what it touches.
+// kernel.go has the real one; tests use a fake.
 type Kernel interface {
+	ArrayKernel
+	StackKernel
+	DiskKernel
+	FSKernel
+	FinalizeKernel
+}
+
+// ArrayKernel drives the md array / runs on.
+type ArrayKernel interface {
 	ReadArray(name string) (*mdraid.Array, error)
 	// HotAdd adds the device with that number (dev names it in messages).
 	HotAdd(md, dev string, major, minor uint32) error
@@ -31,13 +41,58 @@ type Kernel interface {
 	RemoveByName(md, name string) error
 	SetSpeed(md, file string, l mdraid.SpeedLimit) error
 	GrowArray(md string) (uint64, error)
-	GrowFS(mountpoint, device string) (resize.Result, error)
+}
+
+// StackKernel watches and releases the live stack under the live leg.
+type StackKernel interface {
 	COWUsage(s *overlay.Stack) (overlay.Usage, error)
 	ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overlay.ReleaseReport, error)
+}
+
+// DiskKernel partitions a whole-disk target.
+type DiskKernel interface {
+	// Partition writes l to disk and returns the root partition once the
+	// kernel shows it, with a hold that keeps udev's partition reread off
+	// the disk until the partition is in the array (close it then).
+	Partition(disk string, l *partition.Layout, root string) (Partitioned, error)
+}
+
+// Partitioned is what the partition step produced: the root partition,
+// which the hot-add takes, and the hold on its disk.
+type Partitioned struct {
+	Major, Minor uint32
+	Name         string
+	Hold         io.Closer
+}
+
+// FSKernel grows the mounted filesystem.
+type FSKernel interface {
+	GrowFS(mountpoint, device string) (resize.Result, error)
+}
+
+// FinalizeKernel makes the target boot on its own.
+type FinalizeKernel interface {
 	Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error)
-	// Partition writes l to disk and returns the device number of the
-	// partition root once the kernel shows it.
-	Partition(disk string, l *partition.Layout, root string) (major, minor uint32, err error)
+}
+
+// runState is what the steps of one run hand on to each other; the plan
+// itself never changes while it runs. It starts from the plan's target (a
+// partition, or a leg md already holds) and the partition step replaces it
+// with the partition it made.
+type runState struct {
+	major, minor uint32
+	name         string
+	// diskHold keeps a freshly partitioned disk locked against udev's
+	// partition reread until its root partition is in the array (see
+	// partition.WriteHeld).
+	diskHold io.Closer
+}
+
+func (s *runState) releaseDisk() {
+	if s.diskHold != nil {
+		s.diskHold.Close()
+		s.diskHold = nil
+	}
 }
 
 // Runner executes plans.
@@ -62,6 +117,8 @@ type Runner struct {
 	mu      sync.Mutex
 	pending Speed // a speed switch asked for and not applied yet
 	toggled bool
+
+	st runState // reset by each Run
 
 	emitMu sync.Mutex // events come from Run and from its interrupt watcher
 	noted  bool       // the late interrupt was reported (under emitMu)
@@ -179,6 +236,8 @@ type stepFailure struct {
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
 	pastNoReturn := false
+	r.st = runState{major: p.TargetMajor, minor: p.TargetMinor, name: p.TargetName}
+	defer r.st.releaseDisk()
 	r.emitMu.Lock()
 	r.noted = false
 	r.emitMu.Unlock()
@@ -406,13 +465,16 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 		}
 		return fmt.Sprintf("recovery floor %d MB/s", FastFloorKBs/1000), nil
 	case StepPartition:
-		maj, min, err := r.K.Partition(p.Disk, p.Layout, p.Target)
+		r.st.releaseDisk()
+		pt, err := r.K.Partition(p.Disk, p.Layout, p.Target)
 		if err != nil {
 			return "", err
 		}
-		p.TargetMajor, p.TargetMinor = maj, min
-		p.TargetName = filepath.Base(p.Target)
-		return fmt.Sprintf("%s partitioned; root partition %s (%d:%d)", p.Disk, p.Target, maj, min), nil
+		if pt.Name == "" {
+			pt.Name = filepath.Base(p.Target)
+		}
+		r.st.major, r.st.minor, r.st.name, r.st.diskHold = pt.Major, pt.Minor, pt.Name, pt.Hold
+		return fmt.Sprintf("%s partitioned; root partition %s (%d:%d)", p.Disk, p.Target, pt.Major, pt.Minor), nil
 	case StepHotAdd:
 		// A failed leg left behind by an earlier run (its disk gone or
 		// broken) would keep the array from taking the new one cleanly.
@@ -425,7 +487,9 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 				}
 			}
 		}
-		if err := r.K.HotAdd(p.Array, p.Target, p.TargetMajor, p.TargetMinor); err != nil {
+		err := r.K.HotAdd(p.Array, p.Target, r.st.major, r.st.minor)
+		r.st.releaseDisk() // in the array (or refused): udev may look again
+		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s added to %s", p.Target, p.ArrayPath), nil
@@ -503,7 +567,7 @@ func (r *Runner) dropLive(p *Plan) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
+	t, ok := a.MemberByDev(r.st.major, r.st.minor)
 	if !ok || !t.InSync() {
 		return "", fmt.Errorf("%s is not in sync with the live leg (states %v): %w", p.Target, t.States, errLiveLegStays)
 	}
@@ -582,9 +646,9 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 		if err != nil {
 			return "", err
 		}
-		t, ok := a.MemberByDev(p.TargetMajor, p.TargetMinor)
+		t, ok := a.MemberByDev(r.st.major, r.st.minor)
 		if !ok {
-			if g, gone := a.Member(p.TargetName); gone && g.Gone {
+			if g, gone := a.Member(r.st.name); gone && g.Gone {
 				return "", fmt.Errorf("%s disappeared during recovery (unplugged or removed); md failed it", p.Target)
 			}
 			return "", fmt.Errorf("md dropped %s from %s during recovery (the device disappeared or failed)", p.Target, p.ArrayPath)
@@ -683,7 +747,7 @@ func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
 	var errs []error
 	if a, err := r.K.ReadArray(p.Array); err == nil {
 		for _, m := range a.Members {
-			isTarget := (m.Major == p.TargetMajor && m.Minor == p.TargetMinor && !m.Gone) || (p.TargetName != "" && m.Name == p.TargetName)
+			isTarget := (m.Major == r.st.major && m.Minor == r.st.minor && !m.Gone) || (r.st.name != "" && m.Name == r.st.name)
 			if !isTarget {
 				continue
 			}

@@ -64,21 +64,22 @@ type Observer struct {
 	Query overlay.Querier
 }
 
+func (o Observer) path(elem ...string) string {
+	return procfs.Path(o.Root, filepath.Join(elem...))
+}
 func (o Observer) host() blockdev.Host { return blockdev.Host{Root: o.Root} }
 func (o Observer) ohost() overlay.Host { return overlay.Host{Root: o.Root, Query: o.Query} }
-func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: filepath.Join(o.Root, "sys")} }
+func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: o.path("sys")} }
 
 // Observe builds a System. It fails only when the basics cannot be read;
 // a root that is not a live md root is reported in NotLive.
 func (o Observer) Observe() (*System, error) {
 	s := &System{RootMount: "/"}
-	if st, err := os.Stat(filepath.Join(o.Root, "sys/firmware/efi")); err == nil && st.IsDir() {
+	if st, err := os.Stat(o.path("sys/firmware/efi")); err == nil && st.IsDir() {
 		s.UEFI = true
 	}
-	if mi, err := os.ReadFile(filepath.Join(o.Root, "proc/meminfo")); err == nil {
-		if m, err := procfs.ParseMeminfo(strings.NewReader(string(mi))); err == nil {
-			s.MemTotal, s.MemAvail = m["MemTotal"], m["MemAvailable"]
-		}
+	if m, err := procfs.ReadMeminfo(o.Root); err == nil {
+		s.MemTotal, s.MemAvail = m["MemTotal"], m["MemAvailable"]
 	}
 	mounts, err := o.host().Mounts()
 	if err != nil {
@@ -116,7 +117,7 @@ func (o Observer) Observe() (*System, error) {
 		s.NotLive = fmt.Sprintf("/ is on %s, a %s array with %s metadata; livemigrate only drives the build-mode RAID1 that its boot hook makes", a.Path, a.Level, a.Metadata)
 		return s, nil
 	}
-	if p, err := resize.ProbeDevice(filepath.Join(o.Root, "dev", name)); err == nil {
+	if p, err := resize.ProbeDevice(o.path("dev", name)); err == nil {
 		s.RootFS = &p
 	}
 	for i, m := range a.Members {
@@ -151,7 +152,7 @@ func (o Observer) Observe() (*System, error) {
 // FindDetachedStack looks for a live snapshot that nothing holds any more:
 // what is left after the live leg was removed from the array.
 func (o Observer) FindDetachedStack() (*overlay.Stack, error) {
-	ents, err := os.ReadDir(filepath.Join(o.Root, "sys/block"))
+	ents, err := os.ReadDir(o.path("sys/block"))
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ func (o Observer) FindDetachedStack() (*overlay.Stack, error) {
 			continue
 		}
 		d := overlay.Dev{Name: e.Name()}
-		if holders, _ := os.ReadDir(filepath.Join(o.Root, "sys/block", e.Name(), "holders")); len(holders) > 0 {
+		if holders, _ := os.ReadDir(o.path("sys/block", e.Name(), "holders")); len(holders) > 0 {
 			continue
 		}
 		if !overlay.IsLiveLeg(o.ohost(), d) {

@@ -11,7 +11,6 @@
 package finalize
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -535,13 +534,4 @@ func (e *Env) sortedGlob(pattern string) []string {
 	ms, _ := filepath.Glob(e.path(pattern))
 	sort.Strings(ms)
 	return ms
-}
-
-func containsAny(b []byte, subs ...string) bool {
-	for _, s := range subs {
-		if bytes.Contains(b, []byte(s)) {
-			return true
-		}
-	}
-	return false
 }

@@ -284,17 +284,6 @@ func (c Controller) Stop(md string) error {
 	return nil
 }
 
-// SetSyncSpeedMin sets the array's own recovery floor in KB/s; kbs == 0
-// returns it to the system-wide value.
-func (c Controller) SetSyncSpeedMin(md string, kbs uint64) error {
-	return c.setSpeed(md, "sync_speed_min", kbs)
-}
-
-// SetSyncSpeedMax: see SetSyncSpeedMin.
-func (c Controller) SetSyncSpeedMax(md string, kbs uint64) error {
-	return c.setSpeed(md, "sync_speed_max", kbs)
-}
-
 // RestoreSpeed puts a limit back the way Read found it.
 func (c Controller) RestoreSpeed(md, file string, l SpeedLimit) error {
 	if !l.Local {

@@ -288,3 +288,10 @@ func TestKernelAbove4TiB(t *testing.T) {
 	}
 	fmt.Printf("md above 4 TiB: %s component %d KiB, array %d bytes\n", md, a.ComponentKiB, a.SizeBytes)
 }
+
+// SetSyncSpeedMin sets the array's own recovery floor in KB/s; kbs == 0
+// returns it to the system-wide value. Only the kernel test needs it: the
+// engine restores limits with RestoreSpeed.
+func (c Controller) SetSyncSpeedMin(md string, kbs uint64) error {
+	return c.setSpeed(md, "sync_speed_min", kbs)
+}

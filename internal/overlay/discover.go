@@ -67,45 +67,6 @@ func IsLiveLeg(h Host, leg Dev) bool {
 	return err == nil && len(ts) == 1 && ts[0].Type == "snapshot"
 }
 
-// FindLiveLeg returns the member of md array (e.g. "md127") that is a dm
-// snapshot, from /sys/block/<md>/slaves.
-func FindLiveLeg(h Host, array string) (Dev, error) {
-	array = strings.TrimPrefix(array, "/dev/")
-	names, err := h.slaves(Dev{Name: array})
-	if err != nil {
-		return Dev{}, fmt.Errorf("list members of %s: %w", array, err)
-	}
-	for _, n := range names {
-		d, err := h.resolve(Dev{Name: n})
-		if err != nil {
-			continue
-		}
-		if IsLiveLeg(h, d) {
-			return d, nil
-		}
-	}
-	return Dev{}, fmt.Errorf("%s has no dm snapshot among its members %v: the live leg is already gone or this is not a live-rw array", array, names)
-}
-
-// FindSnapshot finds a dm device by its dm name (e.g. "live-rw"), for when
-// md no longer lists it, such as a release rerun after the leg was removed.
-func FindSnapshot(h Host, dmName string) (Dev, error) {
-	names, err := h.names("/sys/class/block")
-	if err != nil {
-		return Dev{}, fmt.Errorf("find dm device %s: %w", dmName, err)
-	}
-	for _, n := range names {
-		if !strings.HasPrefix(n, "dm-") {
-			continue
-		}
-		d := Dev{Name: n}
-		if got, err := h.dmName(d); err == nil && got == dmName {
-			return h.resolve(d)
-		}
-	}
-	return Dev{}, fmt.Errorf("find dm device %s: none by that name (already removed?)", dmName)
-}
-
 // Discover follows the stack down from leg (an md member; Name or
 // Major:Minor is enough): the snapshot's table gives origin and COW, sysfs
 // gives the loops' files and the dm devices sharing the origin, mountinfo

@@ -248,3 +248,42 @@ func dracutTree(t *testing.T) (*tree, *fakeQuerier) {
 func dev(name string, major, minor uint32, p string) Dev {
 	return Dev{Name: name, Major: major, Minor: minor, Path: p}
 }
+
+// FindLiveLeg (the tests' way in) returns the member of md array (e.g. "md127") that is a dm
+// snapshot, from /sys/block/<md>/slaves.
+func FindLiveLeg(h Host, array string) (Dev, error) {
+	array = strings.TrimPrefix(array, "/dev/")
+	names, err := h.slaves(Dev{Name: array})
+	if err != nil {
+		return Dev{}, fmt.Errorf("list members of %s: %w", array, err)
+	}
+	for _, n := range names {
+		d, err := h.resolve(Dev{Name: n})
+		if err != nil {
+			continue
+		}
+		if IsLiveLeg(h, d) {
+			return d, nil
+		}
+	}
+	return Dev{}, fmt.Errorf("%s has no dm snapshot among its members %v: the live leg is already gone or this is not a live-rw array", array, names)
+}
+
+// FindSnapshot finds a dm device by its dm name (e.g. "live-rw"), for when
+// md no longer lists it, such as a release rerun after the leg was removed.
+func FindSnapshot(h Host, dmName string) (Dev, error) {
+	names, err := h.names("/sys/class/block")
+	if err != nil {
+		return Dev{}, fmt.Errorf("find dm device %s: %w", dmName, err)
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, "dm-") {
+			continue
+		}
+		d := Dev{Name: n}
+		if got, err := h.dmName(d); err == nil && got == dmName {
+			return h.resolve(d)
+		}
+	}
+	return Dev{}, fmt.Errorf("find dm device %s: none by that name (already removed?)", dmName)
+}

@@ -54,12 +54,7 @@ func (h Host) querier() Querier {
 	return KernelQuerier{}
 }
 
-func (h Host) path(p string) string {
-	if h.Root == "" {
-		return p
-	}
-	return filepath.Join(h.Root, p)
-}
+func (h Host) path(p string) string { return procfs.Path(h.Root, p) }
 
 func (h Host) readFile(p string) (string, error) {
 	b, err := os.ReadFile(h.path(p))
@@ -182,23 +177,11 @@ func (h Host) isCD(d Dev) bool {
 	return err == nil && strings.TrimSpace(t) == "5"
 }
 
-func (h Host) mounts() ([]Mount, error) {
-	f, err := os.Open(h.path("/proc/self/mountinfo"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return procfs.ParseMountinfo(f)
-}
+func (h Host) mounts() ([]Mount, error) { return procfs.ReadMountinfo(h.Root) }
 
 // MemAvailable is MemAvailable from /proc/meminfo, in bytes.
 func (h Host) MemAvailable() (uint64, error) {
-	f, err := os.Open(h.path("/proc/meminfo"))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	m, err := procfs.ParseMeminfo(f)
+	m, err := procfs.ReadMeminfo(h.Root)
 	if err != nil {
 		return 0, err
 	}

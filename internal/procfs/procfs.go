@@ -1,5 +1,6 @@
-// Package procfs owns the parsers for the /proc files that several parts of
-// livemigrate read: the mount table and meminfo. They are pure and fuzzed.
+// Package procfs owns the readers for the /proc files that several parts of
+// livemigrate read (the mount table and meminfo) and the one way of finding
+// such a file below a root directory. The parsers are pure and fuzzed.
 package procfs
 
 import (
@@ -7,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -152,4 +155,34 @@ func ParseDevNumber(s string) (major, minor uint32, err error) {
 		return 0, 0, fmt.Errorf("device number %q: %w", s, err)
 	}
 	return uint32(ma), uint32(mi), nil
+}
+
+// Path is p below root, the way every reader of /proc, /sys and /dev finds
+// its files: root is "/" (or "") on the running system and a directory
+// that mimics one in tests.
+func Path(root, p string) string {
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(root, p)
+}
+
+// ReadMountinfo reads and parses root's /proc/self/mountinfo.
+func ReadMountinfo(root string) ([]Mount, error) {
+	f, err := os.Open(Path(root, "/proc/self/mountinfo"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseMountinfo(f)
+}
+
+// ReadMeminfo reads and parses root's /proc/meminfo.
+func ReadMeminfo(root string) (map[string]uint64, error) {
+	f, err := os.Open(Path(root, "/proc/meminfo"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseMeminfo(f)
 }

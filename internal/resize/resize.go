@@ -33,16 +33,6 @@ var (
 	ErrTooLarge = errors.New("filesystem cannot address the whole device")
 )
 
-// manualTool is the command that grows each kind of filesystem by hand; it is
-// named in errors so the user knows how to finish the job.
-var manualTool = map[FSType]string{
-	Ext2:  "resize2fs DEVICE",
-	Ext3:  "resize2fs DEVICE",
-	Ext4:  "resize2fs DEVICE",
-	XFS:   "xfs_growfs MOUNTPOINT",
-	Btrfs: "btrfs filesystem resize max MOUNTPOINT",
-}
-
 // Supported returns nil if Grow can grow t online. Otherwise the error names
 // the filesystem and tells the user what to do; it wraps ErrUnsupported.
 func Supported(t FSType) error {

@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/livemigrate/livemigrate/internal/finalize"
+)
+
+// Method is one way of moving the running root onto the target. Given what
+// the system shows, it says whether it can move this root (and if not, why
+// not, as a Refusal), and lays the migration out as steps: the plan that
+// --dry-run prints. What the steps do, the events they emit, the exit codes,
+// resuming from what the kernel shows and the abort rules are the Runner's,
+// shared by every method.
+type Method interface {
+	// Name is the method's name in plans and messages.
+	Name() string
+	// Applies returns nil when the method can move sys's root, else why not.
+	Applies(sys *System) *Refusal
+	// Plan checks the target against sys and returns the plan. It is pure.
+	Plan(sys *System, tgt Target, req Request) (*Plan, error)
+}
+
+// Methods are the ways livemigrate knows, tried in this order; the first
+// that applies plans the migration. The ways planned next go here too, each
+// recognising its own system: a dm-raid mirror inserted at run time under
+// a stock live system's dm-snapshot (no boot hook), and a file copy with a
+// soft-reboot for overlayfs and tmpfs roots.
+var Methods = []Method{mdHook{}}
+
+// mdHook is the way the livemigrate boot hook prepares: / on a build-mode
+// RAID1 whose one leg is live-rw. The target is hot-added as the second
+// leg, md copies, the live leg leaves, the array and the filesystem grow.
+type mdHook struct{}
+
+func (mdHook) Name() string { return "md-hook" }
+
+func (mdHook) Applies(sys *System) *Refusal {
+	if sys.NotLive != "" {
+		return refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
+	}
+	return nil
+}
+
+// Preflight decides whether req may run on sys and returns the plan of the
+// first method that applies. It is pure: everything it needs was gathered
+// before, and it writes nothing. It checks the whole request first, so a
+// face only collects what the user typed and every face refuses the same.
+func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
+	if err := req.check(); err != nil {
+		return nil, err
+	}
+	var why *Refusal
+	for _, m := range Methods {
+		if r := m.Applies(sys); r != nil {
+			if why == nil {
+				why = r
+			}
+			continue
+		}
+		p, err := m.Plan(sys, tgt, req)
+		if p != nil {
+			p.Method = m.Name()
+		}
+		return p, err
+	}
+	if why == nil {
+		return nil, refuse(ExitNotLive, "", "no way to migrate this system is known", "")
+	}
+	return nil, why
+}
+
+// check refuses a request that no system could run, in the order the
+// options are listed in livemigrate(8).
+func (req Request) check() error {
+	if req.Speed != "" {
+		if _, err := ParseSpeed(string(req.Speed)); err != nil {
+			return refuse(ExitUsage, "", err.Error(), "")
+		}
+	}
+	if req.PasswordFrom != "" && req.Password == "" {
+		return refuse(ExitUsage, "", req.PasswordFrom+" is empty", "")
+	}
+	if req.Hostname != "" && !finalize.ValidHostname(req.Hostname) {
+		return refuse(ExitUsage, "", fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", req.Hostname), "")
+	}
+	if strings.TrimSpace(req.Target) == "" {
+		return refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2 (see lsblk)")
+	}
+	return nil
+}
