@@ -529,7 +529,9 @@ func TestPlainRendering(t *testing.T) {
 		m := New(newFake(liveSystem()), Options{Renderer: r, Term: term})
 		sys := liveSystem()
 		mm, _ := m.Update(observedMsg{sys: sys, cands: candidates(sys)})
-		mm, _ = mm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		// enter on the overview says to go on; the top model moves.
+		mm, cmd := mm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		mm, _ = mm.Update(cmd())
 		return mm.View()
 	}
 	tty := func() *lipgloss.Renderer {
