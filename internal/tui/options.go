@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,15 +12,13 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
-	"github.com/livemigrate/livemigrate/internal/finalize"
 )
 
 // options is the screen that collects the request for the chosen target:
 // whole disk or partition, the set-up (hostname, the live user's password)
 // and the copy speed. What it collects is checked by the engine's
 // Preflight; only that the password was typed the same twice is checked
-// here, because that is part of typing it, and the hostname until the
-// engine checks it.
+// here, because that is part of typing it.
 type options struct {
 	c        *common
 	chosen   *engine.Candidate
@@ -80,9 +79,19 @@ func (m options) forTarget(c engine.Candidate) options {
 func (m options) checked(err error) options {
 	m.busy = false
 	if err != nil {
-		m.note = err.Error()
+		m.note = refusalNote(err)
 	}
 	return m
+}
+
+// refusalNote says why Preflight refused the request. The hostname's
+// refusal names the command line's flag; here it is the field above.
+func refusalNote(err error) string {
+	var rf *engine.Refusal
+	if errors.As(err, &rf) && rf.Device == "" && strings.HasPrefix(rf.Reason, "--hostname ") {
+		return strings.TrimPrefix(rf.Error(), "--")
+	}
+	return err.Error()
 }
 
 // The options screen's fields, in focus order.
@@ -249,11 +258,6 @@ func (m options) update(msg tea.Msg) (options, tea.Cmd) {
 // request hands what the screen collected to the top model, which asks
 // Preflight; the screen waits for the answer.
 func (m options) request() (options, tea.Cmd) {
-	host := strings.TrimSpace(m.hostname.Value())
-	if m.finalize && host != "" && !finalize.ValidHostname(host) {
-		m.note = fmt.Sprintf("hostname %q: use letters, digits and hyphens, at most 63 characters", host)
-		return m, nil
-	}
 	pw := m.password[0].Value()
 	if m.finalize && pw != m.password[1].Value() {
 		m.note = "the two passwords differ: type the same one in both fields (or leave both empty to keep the account locked)"
@@ -264,7 +268,7 @@ func (m options) request() (options, tea.Cmd) {
 	m.busy, m.note = true, ""
 	req := engine.Request{Target: m.chosen.Path, Speed: m.speed, NoFinalize: !m.finalize, RawDisk: m.rawDisk && !m.chosen.Info.IsPartition}
 	if m.finalize {
-		req.Hostname, req.Password = host, pw
+		req.Hostname, req.Password = strings.TrimSpace(m.hostname.Value()), pw
 	}
 	return m, send(requestMsg(req))
 }
