@@ -110,7 +110,7 @@ func (f *fakeEngine) Preflight(sys *engine.System, req engine.Request) (*engine.
 	f.mu.Unlock()
 	// The engine's Preflight checks the whole request; the hostname's
 	// refusal reads as the one for migrate's flag.
-	if req.Hostname != "" && !req.NoFinalize && !finalize.ValidHostname(req.Hostname) {
+	if req.Hostname != "" && !finalize.ValidHostname(req.Hostname) {
 		return nil, &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", req.Hostname)}
 	}
 	for _, c := range f.cands {
