@@ -1,12 +1,14 @@
 package tui
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
@@ -106,6 +108,11 @@ func (f *fakeEngine) Preflight(sys *engine.System, req engine.Request) (*engine.
 	f.mu.Lock()
 	f.preflight = append(f.preflight, req)
 	f.mu.Unlock()
+	// The engine's Preflight checks the whole request; the hostname's
+	// refusal reads as the one for migrate's flag.
+	if req.Hostname != "" && !finalize.ValidHostname(req.Hostname) {
+		return nil, &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", req.Hostname)}
+	}
 	for _, c := range f.cands {
 		for _, x := range append([]engine.Candidate{c}, c.Children...) {
 			if x.Path == req.Target {

@@ -3,20 +3,23 @@
 // and options, shows the engine's plan for confirmation, and draws the run
 // from the engine's events. Every decision (what may be a target, what the
 // plan is, how the run goes) is the engine's, reached through Engine.
+//
+// Each screen is its own model with its own state and keys (overview.go,
+// target.go, options.go, review.go, progress.go, result.go). The top model
+// here routes to the current one, answers the keys that mean the same
+// everywhere (ctrl+c), follows the terminal's size, talks to the engine,
+// and moves between screens when one says it is done with what it
+// collected.
 package tui
 
 import (
 	"errors"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/progress"
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
@@ -35,7 +38,7 @@ const (
 	stError                 // something failed or was stopped
 )
 
-// Messages from commands and from the engine's goroutine.
+// Messages from the engine's commands and goroutine.
 type (
 	observedMsg struct {
 		sys   *engine.System
@@ -58,6 +61,20 @@ type (
 	}
 )
 
+// Messages from the screens: each says the screen is done and carries what
+// it collected.
+type (
+	goMsg        state                       // back, or on, with nothing new
+	quitMsg      struct{}                    // the user quits before anything changed
+	rescanMsg    struct{}                    // look at the system again
+	chosenMsg    engine.Candidate            // the target
+	requestMsg   engine.Request              // the options, for Preflight
+	confirmedMsg struct{ plan *engine.Plan } // the device name was typed: start
+)
+
+// send is a command that delivers msg.
+func send(msg tea.Msg) tea.Cmd { return func() tea.Msg { return msg } }
+
 // Interrupt asks the wizard to stop without asking anyone: the process got
 // SIGTERM or SIGHUP. Before the point of no return a run is aborted
 // cleanly; after it, the run finishes; then the wizard quits.
@@ -65,72 +82,28 @@ type Interrupt struct{}
 
 // Model is the wizard.
 type Model struct {
-	eng   Engine
-	th    theme
-	keys  keyMap
-	help  help.Model
-	width int
-	high  int
+	eng       Engine
+	c         *common
+	help      help.Model
+	interrupt key.Binding // ctrl+c, on every screen
 
-	state state
-	sys   *engine.System
-	cands []engine.Candidate
-	err   error // Observe's error, a refusal, or the run's error
-	exit  int
+	state   state
+	sys     *engine.System
+	req     engine.Request // what the options asked for
+	exit    int
+	leaving bool // quit when the run ends
 
-	// Choose the target.
-	rows   []row
-	cursor int
-	chosen *engine.Candidate
+	// The engine's events, and the end of the wizard for its goroutine.
+	events chan tea.Msg
+	gone   chan struct{}
 
-	// Options.
-	speed    engine.Speed
-	finalize bool
-	hostname textinput.Model
-	password [2]textinput.Model // the live user's new password, typed twice
-	focus    int                // optLayout ... optSpeed
-	rawDisk  bool
-	req      engine.Request // what the options asked for
-	optNote  string         // a refusal from Preflight, shown on the options screen
-	busy     bool           // a command is under way (preflight, start)
-
-	// Review.
-	plan     *engine.Plan
-	input    textinput.Model
-	scroll   int
-	mismatch string
-	changed  bool // the plan was made again because the system changed
-
-	// Progress.
-	run        Migration
-	events     chan tea.Msg
-	gone       chan struct{}
-	steps      map[engine.StepKind]stepState
-	prog       *engine.Progress
-	bar        progress.Model
-	started    *eventMsg // first event, for elapsed time
-	last       *eventMsg
-	warning    string
-	stepNote   map[engine.StepKind]string // the last progress message of a step without a bar
-	noReturn   bool                       // the irreversible step has started
-	asking     bool                       // "stop the migration?" is shown
-	aborting   bool
-	leaving    bool // quit when the run ends
-	note       string
-	runSpeed   engine.Speed
-	speedAsked engine.Speed // a toggle not yet confirmed by the engine
-	recovering bool
-	result     *engine.Result
+	overview overview
+	target   target
+	options  options
+	review   review
+	progress progress
+	result   result
 }
-
-type stepState int
-
-const (
-	stepTodo stepState = iota
-	stepRunning
-	stepDone
-	stepFailed
-)
 
 // Options tune New for tests and terminals.
 type Options struct {
@@ -146,51 +119,16 @@ func New(eng Engine, o Options) Model {
 	if r == nil {
 		r = lipgloss.DefaultRenderer()
 	}
-	th := newTheme(r, o.Term)
+	c := &common{r: r, th: newTheme(r, o.Term), width: 80, high: 24}
 	h := help.New()
 	h.ShortSeparator = "  "
-	h.Styles.ShortKey = th.strong
+	h.Styles.ShortKey = c.th.strong
 	h.Styles.ShortDesc = r.NewStyle()
 	h.Styles.ShortSeparator = r.NewStyle()
-	in := textinput.New()
-	in.Prompt = "> "
-	in.CharLimit = 128
-	in.Width = 40
-	in.TextStyle = th.input
-	in.Cursor.Style = r.NewStyle().Reverse(true)
-	in.Cursor.TextStyle = th.input
-	field := func(limit int) textinput.Model {
-		f := textinput.New()
-		f.Prompt = ""
-		f.CharLimit = limit
-		f.Width = 30
-		f.TextStyle = th.input
-		f.PlaceholderStyle = th.dim
-		f.Cursor.Style = r.NewStyle().Reverse(true)
-		f.Cursor.TextStyle = th.input
-		f.Cursor.SetMode(cursor.CursorStatic)
-		return f
-	}
-	host := field(63)
-	host.Placeholder = "keep the live one"
-	var pw [2]textinput.Model
-	for i := range pw {
-		pw[i] = field(128)
-		pw[i].EchoMode = textinput.EchoPassword
-		pw[i].EchoCharacter = '*'
-	}
-	pw[0].Placeholder = "none: keep the account locked"
-	in.Cursor.SetMode(cursor.CursorStatic)
-	bar := progress.New(progress.WithoutPercentage(), progress.WithColorProfile(th.profile),
-		progress.WithFillCharacters(th.full, th.empty), progress.WithSolidFill("12"), progress.WithWidth(40))
-	if th.profile == termenv.Ascii {
-		bar.FullColor, bar.EmptyColor = "", ""
-	}
 	return Model{
-		eng: eng, th: th, keys: newKeyMap(), help: h, width: 80, high: 24,
-		state: stLoading, speed: engine.SpeedFast, finalize: true, input: in, hostname: host, password: pw, bar: bar,
+		eng: eng, c: c, help: h, interrupt: interruptKey("quit"), state: stLoading,
 		events: make(chan tea.Msg, 256), gone: make(chan struct{}),
-		steps: map[engine.StepKind]stepState{}, stepNote: map[engine.StepKind]string{},
+		options: newOptions(c), review: newReview(c),
 	}
 }
 
@@ -200,92 +138,82 @@ func New(eng Engine, o Options) Model {
 func (m Model) ExitCode() int { return m.exit }
 
 // Err is what ended the wizard badly, if anything.
-func (m Model) Err() error { return m.err }
+func (m Model) Err() error { return m.result.err }
 
 // Migration is the run under way or finished, nil if none was started.
-func (m Model) Migration() Migration { return m.run }
+func (m Model) Migration() Migration { return m.progress.run }
 
 func (m Model) Init() tea.Cmd {
 	return m.observe()
 }
 
-func (m Model) observe() tea.Cmd {
-	eng := m.eng
-	return func() tea.Msg {
-		sys, err := eng.Observe()
-		if err != nil {
-			return observedMsg{err: err}
-		}
-		var cands []engine.Candidate
-		if sys.NotLive == "" {
-			cands = eng.Candidates(sys, engine.SpeedFast)
-		}
-		return observedMsg{sys: sys, cands: cands}
-	}
-}
-
-// listen waits for the next message from the engine's goroutine.
-func (m Model) listen() tea.Cmd {
-	ch := m.events
-	return func() tea.Msg { return <-ch }
-}
-
-// Update is the state machine: global keys first, then the screen's.
+// Update answers what concerns the whole wizard (the size, ctrl+c, the
+// engine, a screen moving on) and passes the rest to the current screen.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.high = msg.Width, msg.Height
+		m.c.width, m.c.high = msg.Width, msg.Height
 		m.help.Width = msg.Width
 		return m, nil
 	case Interrupt:
-		return m.interrupt()
+		if m.state != stProgress {
+			return m.ctrlC()
+		}
+		m.leaving = true
+		m.progress = m.progress.interrupted()
+		return m, nil
 	case tea.KeyMsg:
-		if key.Matches(msg, m.keys.Interrupt) {
+		if key.Matches(msg, m.interrupt) {
 			return m.ctrlC()
 		}
 	case observedMsg:
-		return m.observed(msg)
+		return m.observed(msg), nil
 	case plannedMsg:
 		return m.planned(msg)
 	case startedMsg:
 		return m.startedRun(msg)
 	case eventMsg:
-		m = m.event(engine.Event(msg))
+		m.progress = m.progress.event(engine.Event(msg))
 		return m, m.listen()
 	case finishedMsg:
 		return m.finished(msg)
 	case listenStop:
 		return m, nil
+	case goMsg:
+		m.state = state(msg)
+		return m, nil
+	case quitMsg:
+		return m.quitBefore()
+	case rescanMsg:
+		return m, m.observe()
+	case chosenMsg:
+		m.options = m.options.forTarget(engine.Candidate(msg))
+		m.state = stOptions
+		return m, nil
+	case requestMsg:
+		m.req = engine.Request(msg)
+		return m, m.preflight()
+	case confirmedMsg:
+		m.state = stProgress
+		m.progress = newProgress(m.c, m.sys, msg.plan)
+		return m, m.start(msg.plan)
 	}
+	var cmd tea.Cmd
 	switch m.state {
 	case stOverview:
-		return m.updateOverview(msg)
+		m.overview, cmd = m.overview.update(msg)
 	case stTarget:
-		return m.updateTarget(msg)
+		m.target, cmd = m.target.update(msg)
 	case stOptions:
-		return m.updateOptions(msg)
+		m.options, cmd = m.options.update(msg)
 	case stReview:
-		return m.updateReview(msg)
+		m.review, cmd = m.review.update(msg)
 	case stProgress:
-		return m.updateProgress(msg)
+		m.progress, cmd = m.progress.update(msg)
 	case stDone, stError:
-		if k, ok := msg.(tea.KeyMsg); ok {
-			switch {
-			case key.Matches(k, m.keys.Quit) || key.Matches(k, m.keys.Next):
-				return m, tea.Quit
-			case key.Matches(k, m.keys.PageUp):
-				m.scroll = max(m.scroll-1, 0)
-			case key.Matches(k, m.keys.PageDn):
-				body, _ := m.viewDone()
-				if m.state == stError {
-					body, _ = m.viewError()
-				}
-				// Not past the last window, so pgup answers at once.
-				m.scroll = min(m.scroll+1, max(len(body)-m.bodyHeight()+1, 0))
-			}
-		}
+		m.result, cmd = m.result.update(msg)
 	}
-	return m, nil
+	return m, cmd
 }
 
 // quitBefore leaves before anything was changed.
@@ -302,128 +230,113 @@ func (m Model) quitBefore() (tea.Model, tea.Cmd) {
 func (m Model) ctrlC() (tea.Model, tea.Cmd) {
 	switch m.state {
 	case stProgress:
-		switch {
-		case m.aborting:
-			m.note = "Already stopping: " + m.plan.Target + " is being taken out of the array."
-		case m.noReturn:
-			m.note = "Past the point of no return: / already lives on " + m.plan.Target + ". The migration finishes by itself; stopping now would leave a half state."
-		case m.asking:
-			return m.abort()
-		default:
-			m.asking = true
-		}
+		m.progress = m.progress.stop()
 		return m, nil
 	case stDone, stError:
 		return m, tea.Quit
-	case stOverview:
-		if m.sys != nil && m.sys.NotLive != "" {
-			return m, tea.Quit // exit holds the refusal's code
-		}
-	case stLoading:
-		if m.err != nil {
-			return m, tea.Quit
-		}
 	}
-	m.exit = engine.ExitInterrupted
-	return m, tea.Quit
+	return m.quitBefore()
 }
 
-func (m Model) interrupt() (tea.Model, tea.Cmd) {
-	if m.state != stProgress {
-		return m.ctrlC()
-	}
-	m.leaving = true
-	if !m.noReturn && !m.aborting {
-		return m.abort()
-	}
-	return m, nil
+// failed shows err on the error screen.
+func (m Model) failed(err error, plan *engine.Plan) Model {
+	m.exit = engine.ExitCode(err)
+	m.result = newResult(m.c, m.sys, plan, nil, err, m.progress.warning)
+	m.state = stError
+	return m
 }
 
-func (m Model) abort() (tea.Model, tea.Cmd) {
-	m.asking = false
-	m.aborting = true
-	m.note = "Stopping: taking " + m.plan.Target + " out of the array again; the live session stays as it is."
-	if m.run != nil {
-		m.run.Cancel()
-	}
-	return m, nil
-}
-
-func (m Model) observed(msg observedMsg) (tea.Model, tea.Cmd) {
+func (m Model) observed(msg observedMsg) Model {
 	if msg.err != nil {
-		m.err = msg.err
-		m.exit = engine.ExitCode(msg.err)
-		m.state = stError
-		return m, nil
+		return m.failed(msg.err, nil)
 	}
-	m.sys, m.cands = msg.sys, msg.cands
+	m.sys = msg.sys
+	m.overview = newOverview(m.c, m.sys)
 	if m.sys.NotLive != "" {
 		m.exit = engine.ExitNotLive
 		m.state = stOverview
-		return m, nil
+		return m
 	}
-	m.rows = buildRows(m.cands)
-	m.cursor = m.firstUsable()
+	m.target = newTarget(m.c, m.sys, msg.cands)
 	if m.state == stLoading {
 		m.state = stOverview
 	}
-	return m, nil
+	return m
 }
 
 func (m Model) planned(msg plannedMsg) (tea.Model, tea.Cmd) {
-	m.busy = false
+	m.options = m.options.checked(msg.err)
 	if msg.err != nil {
-		m.optNote = msg.err.Error()
 		return m, nil
 	}
-	m.plan = msg.plan
+	var cmd tea.Cmd
+	m.review, cmd = m.review.show(msg.plan)
 	m.state = stReview
-	m.scroll = 0
-	m.mismatch = ""
-	m.changed = false
-	m.input.Reset()
-	return m, m.input.Focus()
+	return m, cmd
 }
 
 func (m Model) startedRun(msg startedMsg) (tea.Model, tea.Cmd) {
-	m.busy = false
 	if msg.err != nil {
 		var pc *PlanChanged
 		if errors.As(msg.err, &pc) {
-			m.plan = pc.Plan
+			var cmd tea.Cmd
+			m.review, cmd = m.review.replanned(pc.Plan)
 			m.state = stReview
-			m.changed = true
-			m.input.Reset()
-			return m, m.input.Focus()
+			return m, cmd
 		}
-		m.err = msg.err
-		m.exit = engine.ExitCode(msg.err)
-		m.state = stError
-		return m, nil
+		return m.failed(msg.err, m.progress.plan), nil
 	}
-	m.run = msg.run
-	if m.aborting {
-		m.run.Cancel()
-	}
+	m.progress = m.progress.startedRun(msg.run)
 	return m, nil
 }
 
 func (m Model) finished(msg finishedMsg) (tea.Model, tea.Cmd) {
-	m.result = msg.res
-	m.aborting, m.asking = false, false
-	m.scroll = 0
+	m.result = newResult(m.c, m.sys, m.progress.plan, msg.res, msg.err, m.progress.warning)
+	m.exit = engine.ExitCode(msg.err)
+	m.state = stDone
 	if msg.err != nil {
-		m.err = msg.err
-		m.exit = engine.ExitCode(msg.err)
 		m.state = stError
-	} else {
-		m.exit = engine.ExitOK
-		m.state = stDone
 	}
 	if m.leaving {
 		return m, tea.Quit
 	}
 	return m, nil
+}
+
+var crumbs = []struct {
+	name string
+	of   []state
+}{
+	{"Overview", []state{stLoading, stOverview}},
+	{"Target", []state{stTarget}},
+	{"Options", []state{stOptions}},
+	{"Review", []state{stReview}},
+	{"Progress", []state{stProgress}},
+	{"Done", []state{stDone, stError}},
+}
+
+// header names the wizard and shows where the user is.
+func (m Model) header() string {
+	th := m.c.th
+	var parts []string
+	cur := ""
+	for _, c := range crumbs {
+		here := false
+		for _, s := range c.of {
+			here = here || s == m.state
+		}
+		if here {
+			cur = c.name
+			parts = append(parts, th.current.Render("["+c.name+"]"))
+		} else {
+			parts = append(parts, th.dim.Render(c.name))
+		}
+	}
+	full := th.title.Render("livemigrate") + "  " + strings.Join(parts, " "+th.sep+" ")
+	if m.c.width >= 72 {
+		return full
+	}
+	return th.title.Render("livemigrate") + ": " + cur
 }
 
 // View draws the current screen: a header, the screen's body and the help
@@ -433,41 +346,22 @@ func (m Model) View() string {
 	var keys bindings
 	switch m.state {
 	case stLoading:
-		body, keys = m.viewLoading()
+		body, keys = []string{"Looking at the running system..."}, bindings{m.interrupt}
 	case stOverview:
-		body, keys = m.viewOverview()
+		body, keys = m.overview.view()
 	case stTarget:
-		body, keys = m.viewTarget()
+		body, keys = m.target.view()
 	case stOptions:
-		body, keys = m.viewOptions()
+		body, keys = m.options.view()
 	case stReview:
-		body, keys = m.viewReview()
+		body, keys = m.review.view()
 	case stProgress:
-		body, keys = m.viewProgress()
-	case stDone:
-		body, keys = m.viewDone()
-	case stError:
-		body, keys = m.viewError()
-	}
-	if m.state == stDone || m.state == stError {
-		// A finalize report or a long error may not fit: it scrolls.
-		var scrolls bool
-		if body, scrolls = m.window(body, m.bodyHeight()); scrolls {
-			keys = append(bindings{m.keys.PageUp, m.keys.PageDn}, keys...)
-		}
+		body, keys = m.progress.view()
+	case stDone, stError:
+		body, keys = m.result.view()
 	}
 	lines := []string{m.header(), ""}
-	lines = append(lines, fit(body, m.width, m.bodyHeight())...)
-	lines = append(lines, fit([]string{m.help.ShortHelpView(keys)}, m.width, 1)...)
+	lines = append(lines, fit(body, m.c.width, m.c.bodyHeight())...)
+	lines = append(lines, fit([]string{m.help.ShortHelpView(keys)}, m.c.width, 1)...)
 	return strings.Join(lines, "\n")
-}
-
-// bodyHeight is what is left for a screen between the header (and the
-// blank line under it) and the help bar.
-func (m Model) bodyHeight() int {
-	h := m.high - 3
-	if h < 3 {
-		h = 3
-	}
-	return h
 }

@@ -303,6 +303,36 @@ func TestPasswordTypedTwice(t *testing.T) {
 	h.stopAndQuit()
 }
 
+// The hostname is the engine's to check: the wizard passes what was typed
+// to Preflight and shows its refusal on the options screen, where it can be
+// corrected.
+func TestHostnameRefused(t *testing.T) {
+	f := newFake(liveSystem())
+	h := start(t, f)
+	h.toOptions()
+	h.key(tea.KeyDown) // "make it boot on its own"
+	h.key(tea.KeyDown) // the hostname
+	h.runes("my_box")
+	h.key(tea.KeyEnter)
+	v := h.waitScreen("Cannot go on:")
+	if !strings.Contains(v, `hostname "my_box": use letters, digits and hyphens, at most 63 characters`) || !strings.Contains(v, "Options for /dev/vda") {
+		t.Errorf("the hostname's refusal is not shown on the options screen:\n%s", v)
+	}
+	f.mu.Lock()
+	if len(f.preflight) != 1 || f.preflight[0].Hostname != "my_box" {
+		t.Errorf("preflight asked %+v, want one request with hostname my_box", f.preflight)
+	}
+	f.mu.Unlock()
+	for range len("my_box") {
+		h.key(tea.KeyBackspace)
+	}
+	h.runes("box1")
+	h.key(tea.KeyEnter)
+	h.waitScreen("Plan: install")
+	h.key(tea.KeyCtrlC)
+	h.final()
+}
+
 // With "make it boot on its own" off, the focus skips the set-up fields.
 func TestSetUpOffSkipsFields(t *testing.T) {
 	f := newFake(liveSystem())
@@ -529,7 +559,9 @@ func TestPlainRendering(t *testing.T) {
 		m := New(newFake(liveSystem()), Options{Renderer: r, Term: term})
 		sys := liveSystem()
 		mm, _ := m.Update(observedMsg{sys: sys, cands: candidates(sys)})
-		mm, _ = mm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		// enter on the overview says to go on; the top model moves.
+		mm, cmd := mm.Update(tea.KeyMsg{Type: tea.KeyEnter})
+		mm, _ = mm.Update(cmd())
 		return mm.View()
 	}
 	tty := func() *lipgloss.Renderer {

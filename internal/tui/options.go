@@ -1,17 +1,98 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/dustin/go-humanize"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
-	"github.com/livemigrate/livemigrate/internal/finalize"
 )
+
+// options is the screen that collects the request for the chosen target:
+// whole disk or partition, the set-up (hostname, the live user's password)
+// and the copy speed. What it collects is checked by the engine's
+// Preflight; only that the password was typed the same twice is checked
+// here, because that is part of typing it.
+type options struct {
+	c        *common
+	chosen   *engine.Candidate
+	speed    engine.Speed
+	finalize bool
+	hostname textinput.Model
+	password [2]textinput.Model // the live user's new password, typed twice
+	focus    int                // optLayout ... optSpeed
+	rawDisk  bool
+	note     string // a refusal from Preflight, or the passwords differ
+	busy     bool   // Preflight is under way
+	keys     optionKeys
+}
+
+type optionKeys struct{ FocusNext, FocusPrev, Change, Review, Back, Quit key.Binding }
+
+func newOptions(c *common) options {
+	field := func(limit int) textinput.Model {
+		f := textinput.New()
+		f.Prompt = ""
+		f.CharLimit = limit
+		f.Width = 30
+		f.TextStyle = c.th.input
+		f.PlaceholderStyle = c.th.dim
+		f.Cursor.Style = c.r.NewStyle().Reverse(true)
+		f.Cursor.TextStyle = c.th.input
+		f.Cursor.SetMode(cursor.CursorStatic)
+		return f
+	}
+	m := options{c: c, speed: engine.SpeedFast, finalize: true, hostname: field(63), keys: optionKeys{
+		FocusNext: key.NewBinding(key.WithKeys("tab", "down"), key.WithHelp("tab", "next")),
+		FocusPrev: key.NewBinding(key.WithKeys("shift+tab", "up"), key.WithHelp("shift+tab", "back up")),
+		Change:    key.NewBinding(key.WithKeys("left", "right", " "), key.WithHelp("space", "change")),
+		Review:    enterKey("review"),
+		Back:      backKey(),
+		Quit:      quitKey(),
+	}}
+	m.hostname.Placeholder = "keep the live one"
+	for i := range m.password {
+		m.password[i] = field(128)
+		m.password[i].EchoMode = textinput.EchoPassword
+		m.password[i].EchoCharacter = '*'
+	}
+	m.password[0].Placeholder = "none: keep the account locked"
+	return m
+}
+
+// forTarget shows the options for c, keeping what was chosen for another
+// target before.
+func (m options) forTarget(c engine.Candidate) options {
+	m.chosen = &c
+	m.note = ""
+	m.focus = optLayout
+	return m
+}
+
+// checked ends the wait for Preflight; err is its refusal, if any.
+func (m options) checked(err error) options {
+	m.busy = false
+	if err != nil {
+		m.note = refusalNote(err)
+	}
+	return m
+}
+
+// refusalNote says why Preflight refused the request. The hostname's
+// refusal names the command line's flag; here it is the field above.
+func refusalNote(err error) string {
+	var rf *engine.Refusal
+	if errors.As(err, &rf) && rf.Device == "" && strings.HasPrefix(rf.Reason, "--hostname ") {
+		return strings.TrimPrefix(rf.Error(), "--")
+	}
+	return err.Error()
+}
 
 // The options screen's fields, in focus order.
 const (
@@ -26,7 +107,7 @@ const (
 // textField is the text field behind option f, nil for the others. The
 // text fields all belong to "make it boot on its own"; keys other than
 // moving, enter and esc are typed into them.
-func (m *Model) textField(f int) *textinput.Model {
+func (m *options) textField(f int) *textinput.Model {
 	switch f {
 	case optHost:
 		return &m.hostname
@@ -38,14 +119,14 @@ func (m *Model) textField(f int) *textinput.Model {
 	return nil
 }
 
-func (m Model) radio(on bool) string {
+func (m options) radio(on bool) string {
 	if on {
 		return "(*)"
 	}
 	return "( )"
 }
 
-func (m Model) check(on bool) string {
+func (m options) check(on bool) string {
 	if on {
 		return "[x]"
 	}
@@ -53,25 +134,25 @@ func (m Model) check(on bool) string {
 }
 
 // focused marks the field that keys go to.
-func (m Model) focused(f int, s string) string {
+func (m options) focused(f int, s string) string {
 	if m.focus == f {
-		return m.th.current.Render(m.th.cursor + " " + s)
+		return m.c.th.current.Render(m.c.th.cursor + " " + s)
 	}
 	return "  " + s
 }
 
-func (m Model) viewOptions() ([]string, bindings) {
+func (m options) view() ([]string, bindings) {
 	c := m.chosen
 	in := c.Info
-	b := []string{m.th.title.Render("Options for " + c.Path)}
+	b := []string{m.c.th.title.Render("Options for " + c.Path)}
 	desc := humanize.IBytes(in.SizeBytes)
 	if in.Model != "" {
 		desc += ", " + in.Model
 	}
-	b = append(b, m.para(fmt.Sprintf("Target: %s (%s), now holding: %s.", c.Path, desc, contents(*c)))...)
+	b = append(b, m.c.para(fmt.Sprintf("Target: %s (%s), now holding: %s.", c.Path, desc, contents(*c)))...)
 	b = append(b, "")
 
-	b = append(b, m.th.strong.Render("Install onto"))
+	b = append(b, m.c.th.strong.Render("Install onto"))
 	if in.IsPartition {
 		b = append(b, m.focused(optLayout, m.radio(true)+" the partition "+c.Path+"; the disk's partition table stays"))
 	} else {
@@ -80,19 +161,19 @@ func (m Model) viewOptions() ([]string, bindings) {
 	}
 	b = append(b, "")
 
-	b = append(b, m.th.strong.Render("Set up"))
+	b = append(b, m.c.th.strong.Render("Set up"))
 	b = append(b, m.focused(optBoot, m.check(m.finalize)+" make it boot on its own: fstab, GRUB, initramfs, new machine-id"))
 	host, pw, pw2 := m.hostname.View(), m.password[0].View(), m.password[1].View()
 	if !m.finalize {
-		host = m.th.dim.Render("(kept: nothing is set up)")
-		pw, pw2 = m.th.dim.Render("(kept: nothing is set up)"), ""
+		host = m.c.th.dim.Render("(kept: nothing is set up)")
+		pw, pw2 = m.c.th.dim.Render("(kept: nothing is set up)"), ""
 	}
 	b = append(b, m.focused(optHost, "    hostname:      "+host))
 	b = append(b, m.focused(optPass, "    user password: "+pw))
 	b = append(b, m.focused(optPass2, "    again:         "+pw2))
 	b = append(b, "")
 
-	b = append(b, m.th.strong.Render("Copy speed")+" (you can switch while md copies)")
+	b = append(b, m.c.th.strong.Render("Copy speed")+" (you can switch while md copies)")
 	line := func(s engine.Speed, text string) string {
 		return m.radio(m.speed == s) + " " + fmt.Sprintf("%-7s", s) + " " + text
 	}
@@ -101,17 +182,17 @@ func (m Model) viewOptions() ([]string, bindings) {
 	if m.busy {
 		b = append(b, "", "Checking "+c.Path+"...")
 	}
-	if m.optNote != "" {
+	if m.note != "" {
 		b = append(b, "")
-		b = append(b, m.th.bad.Render("Cannot go on:"))
-		b = append(b, m.para(m.optNote)...)
+		b = append(b, m.c.th.bad.Render("Cannot go on:"))
+		b = append(b, m.c.para(m.note)...)
 	}
 	keys := bindings{m.keys.FocusNext, m.keys.FocusPrev}
 	typing := m.textField(m.focus) != nil
 	if !typing {
-		keys = append(keys, m.keys.Speed)
+		keys = append(keys, m.keys.Change)
 	}
-	keys = append(keys, withHelp(m.keys.Next, "review"), m.keys.Back)
+	keys = append(keys, m.keys.Review, m.keys.Back)
 	if !typing {
 		keys = append(keys, m.keys.Quit)
 	}
@@ -120,7 +201,7 @@ func (m Model) viewOptions() ([]string, bindings) {
 
 // setFocus moves the focus to field f, or past it in direction dir (+1 or
 // -1) while f is a text field and "make it boot on its own" is off.
-func (m Model) setFocus(f, dir int) (Model, tea.Cmd) {
+func (m options) setFocus(f, dir int) (options, tea.Cmd) {
 	for !m.finalize && m.textField(f) != nil {
 		f += dir
 	}
@@ -136,7 +217,7 @@ func (m Model) setFocus(f, dir int) (Model, tea.Cmd) {
 	return m, cmd
 }
 
-func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m options) update(msg tea.Msg) (options, tea.Cmd) {
 	k, ok := msg.(tea.KeyMsg)
 	if !ok || m.busy {
 		return m, nil
@@ -154,45 +235,40 @@ func (m Model) updateOptions(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.setFocus(m.focus-1, -1)
 	case key.Matches(k, m.keys.Back):
 		m, _ = m.setFocus(optLayout, +1)
-		m.state = stTarget
-		return m, nil
-	case key.Matches(k, m.keys.Next):
-		host := strings.TrimSpace(m.hostname.Value())
-		if m.finalize && host != "" && !finalize.ValidHostname(host) {
-			m.optNote = fmt.Sprintf("hostname %q: use letters, digits and hyphens, at most 63 characters", host)
-			return m, nil
-		}
-		pw := m.password[0].Value()
-		if m.finalize && pw != m.password[1].Value() {
-			m.optNote = "the two passwords differ: type the same one in both fields (or leave both empty to keep the account locked)"
-			m.password[0].Reset()
-			m.password[1].Reset()
-			return m.setFocus(optPass, +1)
-		}
-		m.busy, m.optNote = true, ""
-		req := engine.Request{Target: m.chosen.Path, Speed: m.speed, NoFinalize: !m.finalize, RawDisk: m.rawDisk && !m.chosen.Info.IsPartition}
-		if m.finalize {
-			req.Hostname, req.Password = host, pw
-		}
-		m.req = req
-		eng, sys := m.eng, m.sys
-		return m, func() tea.Msg {
-			p, err := eng.Preflight(sys, req)
-			return plannedMsg{plan: p, err: err}
-		}
+		return m, send(goMsg(stTarget))
+	case key.Matches(k, m.keys.Review):
+		return m.request()
 	case m.textField(m.focus) != nil:
 		in := m.textField(m.focus)
 		var cmd tea.Cmd
 		*in, cmd = in.Update(msg)
 		return m, cmd
-	case key.Matches(k, m.keys.Speed) && m.focus == optLayout && !m.chosen.Info.IsPartition:
+	case key.Matches(k, m.keys.Change) && m.focus == optLayout && !m.chosen.Info.IsPartition:
 		m.rawDisk = !m.rawDisk
-	case key.Matches(k, m.keys.Speed) && m.focus == optBoot:
+	case key.Matches(k, m.keys.Change) && m.focus == optBoot:
 		m.finalize = !m.finalize
-	case key.Matches(k, m.keys.Speed) && m.focus == optSpeed:
+	case key.Matches(k, m.keys.Change) && m.focus == optSpeed:
 		m.speed = other(m.speed)
 	case key.Matches(k, m.keys.Quit):
-		return m.quitBefore()
+		return m, send(quitMsg{})
 	}
 	return m, nil
+}
+
+// request hands what the screen collected to the top model, which asks
+// Preflight; the screen waits for the answer.
+func (m options) request() (options, tea.Cmd) {
+	pw := m.password[0].Value()
+	if m.finalize && pw != m.password[1].Value() {
+		m.note = "the two passwords differ: type the same one in both fields (or leave both empty to keep the account locked)"
+		m.password[0].Reset()
+		m.password[1].Reset()
+		return m.setFocus(optPass, +1)
+	}
+	m.busy, m.note = true, ""
+	req := engine.Request{Target: m.chosen.Path, Speed: m.speed, NoFinalize: !m.finalize, RawDisk: m.rawDisk && !m.chosen.Info.IsPartition}
+	if m.finalize {
+		req.Hostname, req.Password = strings.TrimSpace(m.hostname.Value()), pw
+	}
+	return m, send(requestMsg(req))
 }

@@ -4,106 +4,124 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
 
-// reviewFooter is the confirmation under the plan.
-func (m Model) reviewFooter() []string {
-	p := m.plan
+// review is the screen that shows the engine's plan and asks for the
+// device name before anything is changed.
+type review struct {
+	c        *common
+	plan     *engine.Plan
+	input    textinput.Model
+	scroll   int
+	mismatch string
+	changed  bool // the plan was made again because the system changed
+	keys     reviewKeys
+}
+
+type reviewKeys struct {
+	scrollKeys
+	Start, Back, Quit key.Binding
+}
+
+func newReview(c *common) review {
+	in := textinput.New()
+	in.Prompt = "> "
+	in.CharLimit = 128
+	in.Width = 40
+	in.TextStyle = c.th.input
+	in.Cursor.Style = c.r.NewStyle().Reverse(true)
+	in.Cursor.TextStyle = c.th.input
+	in.Cursor.SetMode(cursor.CursorStatic)
+	return review{c: c, input: in, keys: reviewKeys{scrollKeys: newScrollKeys(),
+		Start: enterKey("start"), Back: backKey(), Quit: interruptKey("quit")}}
+}
+
+// show asks for the confirmation of a new plan, from its top.
+func (m review) show(p *engine.Plan) (review, tea.Cmd) {
+	m.scroll = 0
+	m.mismatch = ""
+	m.changed = false
+	return m.ask(p)
+}
+
+// replanned asks again for p, which Start made because the system changed
+// after the confirmation.
+func (m review) replanned(p *engine.Plan) (review, tea.Cmd) {
+	m.changed = true
+	return m.ask(p)
+}
+
+func (m review) ask(p *engine.Plan) (review, tea.Cmd) {
+	m.plan = p
+	m.input.Reset()
+	return m, m.input.Focus()
+}
+
+// footer is the confirmation under the plan.
+func (m review) footer() []string {
 	var f []string
 	f = append(f, "")
-	dev := confirmName(p)
-	f = append(f, wrap(m.th.bad.Render(fmt.Sprintf("Everything on %s will be destroyed.", dev))+" Type "+m.th.strong.Render(dev)+" and press enter to start:", m.width)...)
+	dev := confirmName(m.plan)
+	f = append(f, wrap(m.c.th.bad.Render(fmt.Sprintf("Everything on %s will be destroyed.", dev))+" Type "+m.c.th.strong.Render(dev)+" and press enter to start:", m.c.width)...)
 	f = append(f, m.input.View())
 	if m.mismatch != "" {
-		f = append(f, m.para(m.mismatch)...)
+		f = append(f, m.c.para(m.mismatch)...)
 	}
 	return f
 }
 
-func (m Model) viewReview() ([]string, bindings) {
+func (m review) view() ([]string, bindings) {
 	var head []string
 	if m.changed {
-		head = append(head, m.para(m.th.warn.Render("The system changed since the plan was made; this is the new plan."))...)
+		head = append(head, m.c.para(m.c.th.warn.Render("The system changed since the plan was made; this is the new plan."))...)
 	}
-	plan := wrap(m.plan.Render(), m.width)
-	foot := m.reviewFooter()
-	room := m.bodyHeight() - len(head) - len(foot)
-	keys := bindings{withHelp(m.keys.Confirm, "start"), m.keys.Back, withHelp(m.keys.Interrupt, "quit")}
-	plan, scrolls := m.window(plan, room)
+	plan := wrap(m.plan.Render(), m.c.width)
+	foot := m.footer()
+	room := m.c.bodyHeight() - len(head) - len(foot)
+	keys := bindings{m.keys.Start, m.keys.Back, m.keys.Quit}
+	plan, scrolls := m.c.window(plan, room, m.scroll)
 	if scrolls {
-		keys = append(bindings{m.keys.PageUp, m.keys.PageDn}, keys...)
+		keys = append(bindings{m.keys.Up, m.keys.Down}, keys...)
 	}
 	body := append(head, plan...)
 	return append(body, foot...), keys
 }
 
-func (m Model) updateReview(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m review) update(msg tea.Msg) (review, tea.Cmd) {
 	k, ok := msg.(tea.KeyMsg)
 	if !ok {
-		return m, nil
-	}
-	if m.busy {
 		return m, nil
 	}
 	switch {
 	case key.Matches(k, m.keys.Back):
 		m.input.Blur()
-		m.state = stOptions
-		return m, nil
-	case k.Type == tea.KeyPgUp || k.Type == tea.KeyUp:
+		return m, send(goMsg(stOptions))
+	case key.Matches(k, m.keys.Up):
 		m.scroll = max(m.scroll-1, 0)
 		return m, nil
-	case k.Type == tea.KeyPgDown || k.Type == tea.KeyDown:
+	case key.Matches(k, m.keys.Down):
 		m.scroll++
 		return m, nil
-	case key.Matches(k, m.keys.Confirm):
+	case key.Matches(k, m.keys.Start):
 		typed := strings.TrimSpace(m.input.Value())
 		if want := confirmName(m.plan); typed != want {
 			m.mismatch = fmt.Sprintf("You typed %q, not %q: nothing was changed. Type the device name exactly, or press esc to go back.", typed, want)
 			m.input.Reset()
 			return m, nil
 		}
-		return m.start()
+		m.input.Blur()
+		m.mismatch = ""
+		return m, send(confirmedMsg{plan: m.plan})
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
-}
-
-// start hands the plan to the engine and switches to the progress screen;
-// the engine's events arrive through m.events.
-func (m Model) start() (tea.Model, tea.Cmd) {
-	m.input.Blur()
-	m.mismatch = ""
-	m.state = stProgress
-	m.busy = true
-	m.runSpeed = m.plan.Speed
-	m.steps = map[engine.StepKind]stepState{}
-	m.stepNote = map[engine.StepKind]string{}
-	eng, req, plan, ch, gone := m.eng, m.req, m.plan, m.events, m.gone
-	send := func(msg tea.Msg) {
-		select {
-		case ch <- msg:
-		case <-gone:
-		}
-	}
-	startCmd := func() tea.Msg {
-		run, err := eng.Start(req, plan, func(e engine.Event) { send(eventMsg(e)) })
-		if err != nil {
-			send(listenStop{}) // release m.listen(): no event will come
-		} else {
-			go func() {
-				res, err := run.Wait()
-				send(finishedMsg{res: res, err: err})
-			}()
-		}
-		return startedMsg{run: run, err: err}
-	}
-	return m, tea.Batch(startCmd, m.listen())
 }
 
 // confirmName is the device the user typed a name for and whose contents

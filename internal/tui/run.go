@@ -65,13 +65,11 @@ func Run(eng Engine, in *os.File, out *os.File) int {
 func (m Model) Summary() string {
 	var body []string
 	switch m.state {
-	case stDone:
-		body, _ = m.viewDone()
-	case stError:
-		body, _ = m.viewError()
+	case stDone, stError:
+		body = m.result.lines()
 	case stOverview:
 		if m.sys != nil && m.sys.NotLive != "" {
-			body, _ = m.viewOverview()
+			body, _ = m.overview.view()
 		}
 	default:
 		if m.exit == engine.ExitInterrupted {
@@ -82,4 +80,60 @@ func (m Model) Summary() string {
 		return ""
 	}
 	return strings.Join(body, "\n") + "\n"
+}
+
+// The commands below are the only place the wizard calls the engine.
+
+func (m Model) observe() tea.Cmd {
+	eng := m.eng
+	return func() tea.Msg {
+		sys, err := eng.Observe()
+		if err != nil {
+			return observedMsg{err: err}
+		}
+		var cands []engine.Candidate
+		if sys.NotLive == "" {
+			cands = eng.Candidates(sys, engine.SpeedFast)
+		}
+		return observedMsg{sys: sys, cands: cands}
+	}
+}
+
+func (m Model) preflight() tea.Cmd {
+	eng, sys, req := m.eng, m.sys, m.req
+	return func() tea.Msg {
+		p, err := eng.Preflight(sys, req)
+		return plannedMsg{plan: p, err: err}
+	}
+}
+
+// start hands the confirmed plan to the engine; its events arrive through
+// m.events, then the run's end.
+func (m Model) start(plan *engine.Plan) tea.Cmd {
+	eng, req, ch, gone := m.eng, m.req, m.events, m.gone
+	send := func(msg tea.Msg) {
+		select {
+		case ch <- msg:
+		case <-gone:
+		}
+	}
+	startCmd := func() tea.Msg {
+		run, err := eng.Start(req, plan, func(e engine.Event) { send(eventMsg(e)) })
+		if err != nil {
+			send(listenStop{}) // release m.listen(): no event will come
+		} else {
+			go func() {
+				res, err := run.Wait()
+				send(finishedMsg{res: res, err: err})
+			}()
+		}
+		return startedMsg{run: run, err: err}
+	}
+	return tea.Batch(startCmd, m.listen())
+}
+
+// listen waits for the next message from the engine's goroutine.
+func (m Model) listen() tea.Cmd {
+	ch := m.events
+	return func() tea.Msg { return <-ch }
 }

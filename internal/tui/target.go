@@ -11,6 +11,31 @@ import (
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
 
+// target is the screen that chooses the disk or partition to install onto,
+// from the candidates the engine listed; refused ones show why.
+type target struct {
+	c      *common
+	sys    *engine.System
+	rows   []row
+	cursor int
+	keys   targetKeys
+}
+
+type targetKeys struct{ Up, Down, Choose, Back, Rescan, Quit key.Binding }
+
+func newTarget(c *common, sys *engine.System, cands []engine.Candidate) target {
+	m := target{c: c, sys: sys, rows: buildRows(cands), keys: targetKeys{
+		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("up/k", "up")),
+		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("down/j", "down")),
+		Choose: enterKey("choose"),
+		Back:   backKey(),
+		Rescan: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rescan")),
+		Quit:   quitKey(),
+	}}
+	m.cursor = m.firstUsable()
+	return m
+}
+
 // row is one disk or partition on the target screen.
 type row struct {
 	c     engine.Candidate
@@ -28,7 +53,7 @@ func buildRows(cands []engine.Candidate) []row {
 	return out
 }
 
-func (m Model) firstUsable() int {
+func (m target) firstUsable() int {
 	for i, r := range m.rows {
 		if r.c.Usable() {
 			return i
@@ -38,7 +63,7 @@ func (m Model) firstUsable() int {
 }
 
 // move goes to the next usable row in direction d; refused rows are skipped.
-func (m Model) move(d int) int {
+func (m target) move(d int) int {
 	for i := m.cursor + d; i >= 0 && i < len(m.rows); i += d {
 		if m.rows[i].c.Usable() {
 			return i
@@ -66,7 +91,7 @@ func contents(c engine.Candidate) string {
 	return strings.Join(parts, "; ")
 }
 
-func (m Model) rowLines(i int) []string {
+func (m target) rowLines(i int) []string {
 	r := m.rows[i]
 	in := r.c.Info
 	size, desc := "?", ""
@@ -92,34 +117,34 @@ func (m Model) rowLines(i int) []string {
 	}
 	mark := "  "
 	if i == m.cursor {
-		mark = m.th.cursor + " "
+		mark = m.c.th.cursor + " "
 	}
 	name := strings.Repeat("  ", r.depth) + r.c.Path
 	line := fmt.Sprintf("%s%-14s %9s  %s", mark, name, size, what)
 	if !r.c.Usable() {
 		reason := "cannot be used: " + r.c.Refusal.Reason
-		out := []string{m.th.dim.Render(line)}
-		for _, l := range wrap(strings.Repeat(" ", 6+2*r.depth)+reason, m.width) {
-			out = append(out, m.th.dim.Render(l))
+		out := []string{m.c.th.dim.Render(line)}
+		for _, l := range wrap(strings.Repeat(" ", 6+2*r.depth)+reason, m.c.width) {
+			out = append(out, m.c.th.dim.Render(l))
 		}
 		return out
 	}
 	if i == m.cursor {
-		return []string{m.th.current.Render(line)}
+		return []string{m.c.th.current.Render(line)}
 	}
 	return []string{line}
 }
 
-func (m Model) viewTarget() ([]string, bindings) {
+func (m target) view() ([]string, bindings) {
 	var head []string
 	need := ""
 	if m.sys.Array != nil {
 		need = fmt.Sprintf(" It must hold at least %s (the live root).", humanize.IBytes(m.sys.Array.SizeBytes))
 	}
-	head = append(head, m.th.title.Render("Choose the disk or partition to install onto"))
-	head = append(head, m.para("Everything on it will be destroyed."+need)...)
+	head = append(head, m.c.th.title.Render("Choose the disk or partition to install onto"))
+	head = append(head, m.c.para("Everything on it will be destroyed."+need)...)
 	head = append(head, "")
-	keys := bindings{m.keys.Up, m.keys.Down, withHelp(m.keys.Next, "choose"), m.keys.Back, m.keys.Rescan, m.keys.Quit}
+	keys := bindings{m.keys.Up, m.keys.Down, m.keys.Choose, m.keys.Back, m.keys.Rescan, m.keys.Quit}
 	if len(m.rows) == 0 {
 		return append(head, "No disks found. Plug one in and press r."), keys
 	}
@@ -132,7 +157,7 @@ func (m Model) viewTarget() ([]string, bindings) {
 		}
 		lines = append(lines, m.rowLines(i)...)
 	}
-	room := m.bodyHeight() - len(head) - 2
+	room := m.c.bodyHeight() - len(head) - 2
 	off := 0
 	if at >= room {
 		off = at - room + 2
@@ -143,14 +168,14 @@ func (m Model) viewTarget() ([]string, bindings) {
 	end := min(off+room, len(lines))
 	body := append(head, lines[off:end]...)
 	if m.cursor < 0 {
-		body = append(body, "", m.th.bad.Render("No disk or partition can take this system; the reasons are listed."))
+		body = append(body, "", m.c.th.bad.Render("No disk or partition can take this system; the reasons are listed."))
 	} else if end < len(lines) || off > 0 {
-		body = append(body, "", m.th.dim.Render(fmt.Sprintf("(%d more lines; move to see them)", len(lines)-(end-off))))
+		body = append(body, "", m.c.th.dim.Render(fmt.Sprintf("(%d more lines; move to see them)", len(lines)-(end-off))))
 	}
 	return body, keys
 }
 
-func (m Model) updateTarget(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m target) update(msg tea.Msg) (target, tea.Cmd) {
 	k, ok := msg.(tea.KeyMsg)
 	if !ok {
 		return m, nil
@@ -161,18 +186,14 @@ func (m Model) updateTarget(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case key.Matches(k, m.keys.Down):
 		m.cursor = m.move(1)
 	case key.Matches(k, m.keys.Back):
-		m.state = stOverview
+		return m, send(goMsg(stOverview))
 	case key.Matches(k, m.keys.Rescan):
-		return m, m.observe()
+		return m, send(rescanMsg{})
 	case key.Matches(k, m.keys.Quit):
-		return m.quitBefore()
-	case key.Matches(k, m.keys.Next):
+		return m, send(quitMsg{})
+	case key.Matches(k, m.keys.Choose):
 		if m.cursor >= 0 && m.cursor < len(m.rows) {
-			c := m.rows[m.cursor].c
-			m.chosen = &c
-			m.optNote = ""
-			m.focus = optLayout
-			m.state = stOptions
+			return m, send(chosenMsg(m.rows[m.cursor].c))
 		}
 	}
 	return m, nil

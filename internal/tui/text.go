@@ -81,17 +81,6 @@ func hangingIndent(line string) int {
 
 // fit cuts every line to width and the block to height lines, padding it to
 // exactly height lines so the help bar stays at the bottom.
-// window shows room lines of lines from m.scroll on, the last of them
-// saying which lines these are, when lines do not fit; scrolls tells.
-func (m Model) window(lines []string, room int) (shown []string, scrolls bool) {
-	if room >= len(lines) || room < 2 {
-		return lines, false
-	}
-	off := min(m.scroll, len(lines)-room+1)
-	more := fmt.Sprintf("(lines %d-%d of %d; pgup/pgdn to scroll)", off+1, off+room-1, len(lines))
-	return append(lines[off:off+room-1:off+room-1], m.th.dim.Render(more)), true
-}
-
 func fit(lines []string, width, height int) []string {
 	out := make([]string, 0, height)
 	for _, l := range lines {

@@ -11,48 +11,19 @@ import (
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
 
-var crumbs = []struct {
-	name string
-	of   []state
-}{
-	{"Overview", []state{stLoading, stOverview}},
-	{"Target", []state{stTarget}},
-	{"Options", []state{stOptions}},
-	{"Review", []state{stReview}},
-	{"Progress", []state{stProgress}},
-	{"Done", []state{stDone, stError}},
+// overview is the first screen: what livemigrate does and the live stack it
+// found, or why it cannot run here.
+type overview struct {
+	c    *common
+	sys  *engine.System
+	keys overviewKeys
 }
 
-// header names the wizard and shows where the user is.
-func (m Model) header() string {
-	var parts []string
-	cur := ""
-	for _, c := range crumbs {
-		here := false
-		for _, s := range c.of {
-			here = here || s == m.state
-		}
-		if here {
-			cur = c.name
-			parts = append(parts, m.th.current.Render("["+c.name+"]"))
-		} else {
-			parts = append(parts, m.th.dim.Render(c.name))
-		}
-	}
-	full := m.th.title.Render("livemigrate") + "  " + strings.Join(parts, " "+m.th.sep+" ")
-	if m.width >= 72 {
-		return full
-	}
-	return m.th.title.Render("livemigrate") + ": " + cur
+type overviewKeys struct{ Next, Quit key.Binding }
+
+func newOverview(c *common, sys *engine.System) overview {
+	return overview{c: c, sys: sys, keys: overviewKeys{Next: enterKey("choose a disk"), Quit: quitKey()}}
 }
-
-func (m Model) para(s string) []string { return wrap(s, m.width) }
-
-func (m Model) viewLoading() ([]string, bindings) {
-	return []string{"Looking at the running system..."}, bindings{m.keys.Interrupt}
-}
-
-// --- Overview ---------------------------------------------------------------
 
 const about = "livemigrate installs this live system onto a disk without a reboot, " +
 	"keeping everything you did in the session. The running root is an md " +
@@ -62,33 +33,32 @@ const about = "livemigrate installs this live system onto a disk without a reboo
 	"dropped, the filesystem grows to fill the disk, and the medium and the " +
 	"RAM are released."
 
-func (m Model) viewOverview() ([]string, bindings) {
+func (m overview) view() ([]string, bindings) {
 	s := m.sys
 	if s.NotLive != "" {
 		var b []string
-		b = append(b, m.th.bad.Render("This system cannot be installed with livemigrate."), "")
-		b = append(b, m.para("Why: "+s.NotLive+".")...)
+		b = append(b, m.c.th.bad.Render("This system cannot be installed with livemigrate."), "")
+		b = append(b, m.c.para("Why: "+s.NotLive+".")...)
 		b = append(b, "")
-		b = append(b, m.para("livemigrate works on a live session whose boot hook made / an md mirror of the live snapshot. 'livemigrate status' shows what / is on.")...)
+		b = append(b, m.c.para("livemigrate works on a live session whose boot hook made / an md mirror of the live snapshot. 'livemigrate status' shows what / is on.")...)
 		b = append(b, "")
-		b = append(b, m.para("What to do: boot a live medium whose initrd has the livemigrate hook (see docs/user-guide.md), or install with your distribution's installer.")...)
+		b = append(b, m.c.para("What to do: boot a live medium whose initrd has the livemigrate hook (see docs/user-guide.md), or install with your distribution's installer.")...)
 		return b, bindings{m.keys.Quit}
 	}
-	b := m.para(about)
+	b := m.c.para(about)
 	b = append(b, "")
 	b = append(b, m.systemLines()...)
-	keys := bindings{withHelp(m.keys.Next, "choose a disk"), m.keys.Quit}
-	return b, keys
+	return b, bindings{m.keys.Next, m.keys.Quit}
 }
 
 // systemLines describes the root, the live stack and memory.
-func (m Model) systemLines() []string {
+func (m overview) systemLines() []string {
 	s := m.sys
 	var b []string
 	field := func(k, v string) {
-		for i, l := range wrap(v, m.width-12) {
+		for i, l := range wrap(v, m.c.width-12) {
 			if i == 0 {
-				b = append(b, m.th.strong.Render(fmt.Sprintf("%-11s", k))+" "+l)
+				b = append(b, m.c.th.strong.Render(fmt.Sprintf("%-11s", k))+" "+l)
 			} else {
 				b = append(b, strings.Repeat(" ", 12)+l)
 			}
@@ -138,19 +108,16 @@ func (m Model) systemLines() []string {
 	return b
 }
 
-func (m Model) updateOverview(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m overview) update(msg tea.Msg) (overview, tea.Cmd) {
 	k, ok := msg.(tea.KeyMsg)
 	if !ok {
 		return m, nil
 	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
-		if m.sys.NotLive != "" {
-			return m, tea.Quit
-		}
-		return m.quitBefore()
+		return m, send(quitMsg{})
 	case key.Matches(k, m.keys.Next) && m.sys.NotLive == "":
-		m.state = stTarget
+		return m, send(goMsg(stTarget))
 	}
 	return m, nil
 }
