@@ -187,6 +187,17 @@ func e2e(t *testing.T, r e2eRun) {
 		}
 		return 0
 	}
+	// livemigrate's copy rate against md's own counter, which the guest
+	// sampled every 50 ms over the interval md was recovering: the figure
+	// must describe the copy's real interval, not the step's start to a
+	// poll.
+	mdc := F.Get("md_copy")
+	mdBytes, mdBps := atof(firstMatch(`bytes=([0-9]*)`, mdc)), atof(firstMatch(`bps=([0-9.]*)`, mdc))
+	mdSamples := atof(firstMatch(`samples=([0-9]*)`, mdc))
+	j.Check("md_copy_sampled", mdSamples >= 10 && mdBytes >= rec/2, fmt.Sprintf("md's counter was sampled too little to referee the copy: '%s' (recovered %.0f bytes)", mdc, rec))
+	j.Check("copy_rate", ratio(rbps, mdBps) >= 0.75 && ratio(rbps, mdBps) <= 1.33,
+		fmt.Sprintf("livemigrate says %.1f MB/s, md's counter %.1f MB/s over the copy (%s)", rbps/1e6, mdBps/1e6, mdc))
+	vm.Logf("copy by md's counter: %s; livemigrate: %.1f MB/s over %ss (ratio %.2f)", mdc, rbps/1e6, F.Get("recovery_seconds"), ratio(rbps, mdBps))
 	fmt.Printf("e2e summary: recovered %d bytes at %.1f MB/s; target raw sequential write %.1f MB/s; ratio %.2f; source read %.1f MB/s (ratio %.2f); RAM freed %.1f MiB (COW, livemigrate) / %.1f MiB (Shmem drop) / %.1f MiB (MemAvailable rise); %d records intact; fs %d bytes; speed %s; cow %s; boot to scenario %ss\n",
 		int64(rec), rbps/1e6, raw/1e6, ratio(rbps, raw), src/1e6, ratio(rbps, src), float64(cowFreed)/1048576, float64(shmemFreed)/1048576, float64(availGain)/1048576,
 		acked, fsBytes, r.speed, r.cow, secs(live.BootToScenario))

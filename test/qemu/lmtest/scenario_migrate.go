@@ -125,6 +125,12 @@ func runMigrate() migrateRun {
 
 	done := make(chan int, 1)
 	var mpid int
+	// The copy as md's own counter shows it, sampled here every 50 ms
+	// whatever livemigrate reports: its rate over the interval the kernel
+	// was recovering is the referee for livemigrate's recovery figure.
+	stopCopy := make(chan struct{})
+	copyDone := make(chan string, 1)
+	go func() { copyDone <- sampleCopy(md, stopCopy) }()
 	if ui == "tui" {
 		// The person at the wizard: the target (a whole disk is
 		// partitioned, as the wizard proposes), the set-up choices, the
@@ -237,6 +243,8 @@ func runMigrate() migrateRun {
 	}
 	close(stopTail)
 	<-tailDone
+	close(stopCopy)
+	g.Fact("md_copy", <-copyDone)
 	t1 := g.UptimeSeconds()
 	a1 := g.ReadInt("/run/acked")
 	g.Fact("migrate_rc", strconv.Itoa(rc))
@@ -488,4 +496,50 @@ func writeRandom(path string, n int64) {
 	}
 	defer dst.Close()
 	_, _ = io.CopyN(dst, src, n)
+}
+
+// sampleCopy watches md's sync_completed ("DONE / TOTAL" sectors while it
+// recovers) until stop, and reports the copy as md counted it: bytes
+// between the first and the last sample taken while it recovered, the
+// seconds between them, their rate, and the number of samples.
+func sampleCopy(md string, stop <-chan struct{}) string {
+	var first, last struct {
+		at   time.Time
+		done int64
+	}
+	n := 0
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if d, ok := parseSyncCompleted(g.MDAttr(md, "sync_completed")); ok && g.Recovering(md) {
+			now := time.Now()
+			if n == 0 {
+				first.at, first.done = now, d
+			}
+			last.at, last.done = now, d
+			n++
+		}
+		select {
+		case <-stop:
+			secs := last.at.Sub(first.at).Seconds()
+			bytes := (last.done - first.done) * 512
+			bps := 0.0
+			if secs > 0 {
+				bps = float64(bytes) / secs
+			}
+			return fmt.Sprintf("bytes=%d seconds=%.2f bps=%.0f samples=%d", bytes, secs, bps, n)
+		case <-tick.C:
+		}
+	}
+}
+
+// parseSyncCompleted reads md's sync_completed: "DONE / TOTAL" in sectors
+// while a sync runs, "none" otherwise.
+func parseSyncCompleted(s string) (int64, bool) {
+	d, _, ok := strings.Cut(strings.TrimSpace(s), " / ")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(d, 10, 64)
+	return n, err == nil
 }

@@ -118,3 +118,22 @@ func TestRefuseParsers(t *testing.T) {
 		t.Error("line counters")
 	}
 }
+
+func TestParseSyncCompleted(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"70656 / 139264\n", 70656, true},
+		{"0 / 507904", 0, true},
+		{"none\n", 0, false},
+		{"", 0, false},
+		{"x / 5", 0, false},
+	} {
+		got, ok := parseSyncCompleted(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseSyncCompleted(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
