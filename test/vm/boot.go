@@ -395,6 +395,7 @@ type attempt struct {
 	rc             int
 	hung, panicked bool
 	stalled        bool // hung although the console grew (see once)
+	ourCode        bool // the kernel was seen starting our code
 	tScen, total   float64
 	factsSeen      map[string]bool
 	start          time.Time
@@ -466,7 +467,11 @@ loop:
 			werr = <-done
 			break loop
 		}
-		if m.Window != WindowNone && time.Since(a.start) >= time.Duration(early)*time.Second && m.beforeOurCode(facts) {
+		if m.Window != WindowNone && !a.ourCode && time.Since(a.start) >= time.Duration(early)*time.Second {
+			if !m.beforeOurCode(facts) {
+				a.ourCode = true // once started, the console need not be read for it again
+				continue
+			}
 			a.hung, a.stalled = true, true
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			werr = <-done
