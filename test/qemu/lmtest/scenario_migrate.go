@@ -498,39 +498,90 @@ func writeRandom(path string, n int64) {
 	_, _ = io.CopyN(dst, src, n)
 }
 
-// sampleCopy watches md's sync_completed ("DONE / TOTAL" sectors while it
-// recovers) until stop, and reports the copy as md counted it: bytes
-// between the first and the last sample taken while it recovered, the
-// seconds between them, their rate, and the number of samples.
+// sampleCopy watches md's copy until stop and reports it as the kernel
+// counted it, from two counters: /proc/mdstat's "(DONE/TOTAL)" KiB, which
+// is md's current position less the requests in flight and moves with
+// every request, and sysfs sync_completed ("DONE / TOTAL" sectors), which
+// md moves only at checkpoints (each sixteenth of the device, or when a
+// sync limit is reached). For each: the bytes between the first and the
+// last sample taken while md recovered, the seconds between them, their
+// rate, the samples and the distinct values seen. The mdstat counter is
+// the referee (bytes=, seconds=, bps=); sync_completed's is reported as
+// sc_bytes= and sc_values= to show how coarse it is.
 func sampleCopy(md string, stop <-chan struct{}) string {
-	var first, last struct {
+	type pt struct {
 		at   time.Time
 		done int64
 	}
-	n := 0
+	var first, last, scFirst, scLast pt
+	n, scN, scValues := 0, 0, 0
+	scPrev := int64(-1)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if d, ok := parseSyncCompleted(g.MDAttr(md, "sync_completed")); ok && g.Recovering(md) {
+		if g.Recovering(md) {
 			now := time.Now()
-			if n == 0 {
-				first.at, first.done = now, d
+			if d, ok := parseMdstatProgress(g.Read("/proc/mdstat"), md); ok {
+				if n == 0 {
+					first = pt{now, d}
+				}
+				last = pt{now, d}
+				n++
 			}
-			last.at, last.done = now, d
-			n++
+			if d, ok := parseSyncCompleted(g.MDAttr(md, "sync_completed")); ok {
+				if scN == 0 {
+					scFirst = pt{now, d * 512}
+				}
+				scLast = pt{now, d * 512}
+				scN++
+				if d != scPrev {
+					scValues++
+					scPrev = d
+				}
+			}
 		}
 		select {
 		case <-stop:
 			secs := last.at.Sub(first.at).Seconds()
-			bytes := (last.done - first.done) * 512
+			bytes := last.done - first.done
 			bps := 0.0
 			if secs > 0 {
 				bps = float64(bytes) / secs
 			}
-			return fmt.Sprintf("bytes=%d seconds=%.2f bps=%.0f samples=%d", bytes, secs, bps, n)
+			return fmt.Sprintf("bytes=%d seconds=%.2f bps=%.0f samples=%d sc_bytes=%d sc_seconds=%.2f sc_samples=%d sc_values=%d",
+				bytes, secs, bps, n, scLast.done-scFirst.done, scLast.at.Sub(scFirst.at).Seconds(), scN, scValues)
 		case <-tick.C:
 		}
 	}
+}
+
+// mdstatProgress matches md's progress in /proc/mdstat:
+// "recovery = 12.5% (32768/262144)", KiB done and to do.
+var mdstatProgress = regexp.MustCompile(`(?:recovery|resync) *= *[0-9.]+% *\(([0-9]+)/([0-9]+)\)`)
+
+// parseMdstatProgress is the bytes done of md's sync of array md (/dev/md127)
+// in /proc/mdstat's text, or false when that array shows no progress line.
+func parseMdstatProgress(mdstat, md string) (int64, bool) {
+	md = strings.TrimPrefix(md, "/dev/")
+	var block []string
+	for _, l := range strings.Split(mdstat, "\n") {
+		if strings.HasPrefix(l, md+" :") {
+			block = []string{l}
+			continue
+		}
+		if block != nil {
+			if strings.TrimSpace(l) == "" {
+				break
+			}
+			block = append(block, l)
+		}
+	}
+	m := mdstatProgress.FindStringSubmatch(strings.Join(block, "\n"))
+	if m == nil {
+		return 0, false
+	}
+	d, err := strconv.ParseInt(m[1], 10, 64)
+	return d * 1024, err == nil
 }
 
 // parseSyncCompleted reads md's sync_completed: "DONE / TOTAL" in sectors
