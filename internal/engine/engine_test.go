@@ -889,7 +889,7 @@ func TestRunGrowFailureRunsLaterSteps(t *testing.T) {
 func TestRunRefusedLiveFailAborts(t *testing.T) {
 	sys := liveSystem()
 	k := newFake(sys)
-	k.failErr = errors.New("SET_DISK_FAULTY: device or resource busy")
+	k.failErr = fmt.Errorf("fail dm-0 (253:0) in md127: %w", mdraid.ErrLastInSync)
 	var evs []Event
 	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
 	if ExitCode(err) != ExitAborted || strings.Contains(err.Error(), "migrated") || !strings.Contains(err.Error(), "live session intact") {
@@ -901,6 +901,24 @@ func TestRunRefusedLiveFailAborts(t *testing.T) {
 	}
 	if strings.Contains(calls, "grow-array") {
 		t.Errorf("grew after a refused fail: %q", k.calls)
+	}
+}
+
+// The kernel itself refusing to fail the live leg (the target failed after
+// the last-leg check): md has marked the array broken, so the run must not
+// say the session is intact; it says writes fail and to save and reboot.
+func TestRunKernelRefusedLiveFailSaysBroken(t *testing.T) {
+	sys := liveSystem()
+	k := newFake(sys)
+	k.failErr = errors.New("SET_DISK_FAULTY: device or resource busy")
+	var evs []Event
+	_, err := runner(k, sys, &evs).Run(context.Background(), plan(t, sys))
+	if ExitCode(err) != ExitArrayBroken || strings.Contains(err.Error(), "intact") || !strings.Contains(err.Error(), "fails every write") || !strings.Contains(err.Error(), "reboot") {
+		t.Fatalf("err = %v", err)
+	}
+	calls := strings.Join(k.calls, "\n")
+	if !strings.Contains(calls, "speed sync_speed_min=1000/false") || strings.Contains(calls, "grow-array") {
+		t.Errorf("calls = %q", k.calls)
 	}
 }
 

@@ -297,6 +297,10 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 				_ = r.restoreSpeed(p)
 			}
 			return res, err
+		case st.Kind == StepDropLive && errors.Is(err, errArrayBroken):
+			stopWatch()
+			stopWatch = func() {}
+			return res, r.abort(p, st.Kind, ExitArrayBroken, err)
 		case st.Kind == StepDropLive && errors.Is(err, errLiveLegStays):
 			// The live leg is still an active leg: nothing irreversible
 			// happened, so this is an abort like any before that point.
@@ -425,7 +429,7 @@ func (r *Runner) stepBounded(ctx context.Context, p *Plan, st Step, res *Result,
 	pause := retryFirst
 	for i := 1; i < retryAttempts && err != nil; i++ {
 		var re *RunError
-		if errors.As(err, &re) || errors.Is(err, errLiveLegStays) {
+		if errors.As(err, &re) || errors.Is(err, errLiveLegStays) || errors.Is(err, errArrayBroken) {
 			return msg, err
 		}
 		r.emit(Event{Type: EvWarning, Step: st.Kind, Message: fmt.Sprintf("%v; retrying in %v (attempt %d of %d)", err, pause, i+1, retryAttempts)})
@@ -450,6 +454,11 @@ func retriable(k StepKind) bool {
 // errLiveLegStays marks a remove-live-leg failure that changed nothing:
 // the live leg is still an active leg of the array.
 var errLiveLegStays = errors.New("the live leg stays in the array")
+
+// errArrayBroken marks a fail of the live leg that the kernel refused: the
+// live leg stays, but md has marked the array broken (MD_BROKEN, Linux 5.19
+// and later) and fails every write to it until it is stopped.
+var errArrayBroken = errors.New("md refused, and marks an array broken when asked to fail its last working leg")
 
 func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
 	switch st.Kind {
@@ -583,7 +592,14 @@ func (r *Runner) dropLive(p *Plan) (string, error) {
 			if a2, rerr := r.K.ReadArray(p.Array); rerr != nil {
 				return "", fmt.Errorf("fail the live leg %s: %v; and reading %s after that: %w", live.Name, err, p.ArrayPath, rerr)
 			} else if l2, ok := a2.MemberByDev(live.Major, live.Minor); ok && !l2.Faulty() {
-				return "", fmt.Errorf("fail the live leg %s: %v: %w", live.Name, err, errLiveLegStays)
+				if errors.Is(err, mdraid.ErrLastInSync) {
+					// Refused before the kernel was asked: nothing changed.
+					return "", fmt.Errorf("fail the live leg %s: %v: %w", live.Name, err, errLiveLegStays)
+				}
+				// The kernel refused: the target failed between the check
+				// and the ioctl, and md marks an array broken when asked
+				// to fail its last working leg.
+				return "", fmt.Errorf("fail the live leg %s: %v (array_state %s): %w", live.Name, err, a2.ArrayState, errArrayBroken)
 			}
 		}
 	}
@@ -773,6 +789,14 @@ func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
 		errs = append(errs, err)
 	}
 	state := "live session intact; " + p.Target + " was taken out of the array again"
+	if code == ExitArrayBroken {
+		// Not intact: say what is true and what to do.
+		state = "the live leg stays, but md now fails every write to / (" + p.ArrayPath + " is marked broken until it stops): save what you can to other storage, then reboot; the live medium boots as before and " + p.Target + " holds no usable system"
+		if len(errs) > 0 {
+			state += fmt.Sprintf("; taking %s out of the array failed too: %v", p.Target, errors.Join(errs...))
+		}
+		return &RunError{Code: code, Step: at, State: state, Err: cause}
+	}
 	if len(errs) > 0 {
 		code = ExitCleanupFailed
 		state = fmt.Sprintf("live session intact, but cleaning up failed: %v; see 'livemigrate status': if %s is still a leg of %s, take it out with 'mdadm %s --fail %s --remove %s'",

@@ -197,13 +197,18 @@ func (c Controller) Remove(md, dev string) error {
 	return nil
 }
 
+// ErrLastInSync is FailDevNum's refusal to fail an array's last in-sync
+// leg; nothing was asked of the kernel.
+var ErrLastInSync = errors.New("it is the array's last in-sync leg; failing it would take the array down")
+
 // FailDevNum and RemoveDevNum act on a member known only by its device number,
 // e.g. a leg whose node has disappeared.
 //
 // Failing the last in-sync leg is refused here, before the kernel sees it:
-// raid1 refuses too, but only after setting MD_BROKEN on the array (which
-// stays, so every later SET_DISK_FAULTY answers EBUSY even when it worked)
-// and disabling recovery.
+// raid1 refuses too (EBUSY), but only after setting MD_BROKEN on the array,
+// which stays: md then fails every write to the array (seen on 6.1: ext4
+// on it turned read-only at once), every later SET_DISK_FAULTY answers
+// EBUSY even when it worked, and recovery is disabled.
 func (c Controller) FailDevNum(md string, major, minor uint32) error {
 	name, err := NameOf(md)
 	if err != nil {
@@ -218,7 +223,7 @@ func (c Controller) FailDevNum(md string, major, minor uint32) error {
 				}
 			}
 			if n == 1 {
-				return fmt.Errorf("fail %s (%d:%d) in %s: it is the array's last in-sync leg; failing it would take the array down", m.Name, major, minor, name)
+				return fmt.Errorf("fail %s (%d:%d) in %s: %w", m.Name, major, minor, name, ErrLastInSync)
 			}
 		}
 	}

@@ -142,6 +142,8 @@ func (m result) failed() []string {
 		switch {
 		case re.Code == engine.ExitInterrupted:
 			head = "Stopped. Nothing was changed."
+		case re.Code == engine.ExitArrayBroken:
+			head = "The migration failed, and the live session can no longer save files."
 		case re.Code == engine.ExitGrowFailed || re.Code == engine.ExitReleaseFailed || re.Code == engine.ExitFinalizeFailed:
 			head = "Migrated, but not everything went through."
 		}
@@ -205,6 +207,8 @@ func advice(code int, p *engine.Plan) string {
 		return "Nothing to undo. Run livemigrate again when you are ready."
 	case engine.ExitAborted:
 		return "Your live session runs as before. Check " + tgt + " (dmesg shows disk errors), then try again or choose another disk."
+	case engine.ExitArrayBroken:
+		return "Writes to / fail from now on. Copy what you need to a USB stick or over the network, then reboot the live medium; check " + tgt + " (dmesg shows disk errors) before trying again."
 	case engine.ExitGrowFailed:
 		return "/ is on " + tgt + " at its old size; grow it by hand (resize2fs, xfs_growfs or btrfs filesystem resize max /)."
 	case engine.ExitReleaseFailed:
