@@ -19,6 +19,11 @@ type Session struct {
 	Eject bool
 	// NoRelease leaves the live stack in place at the end.
 	NoRelease bool
+	// WrapKernel, when set, wraps the running system's kernel for the run.
+	// The VM tests use it to act on the real kernel between two of the
+	// engine's own calls (to fail the target just before the live leg is
+	// failed, say); the CLI and the wizard leave it nil.
+	WrapKernel func(Kernel) Kernel
 }
 
 func (Session) observer() Observer { return Observer{Root: "/"} }
@@ -105,7 +110,11 @@ func (s Session) begin(req Request, confirmed *Plan) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{K: NewSysKernel(overlay.ReleaseOptions{Eject: s.Eject}), Stack: sys.Stack, MountPoint: "/", NoRelease: s.NoRelease}
+	var k Kernel = NewSysKernel(overlay.ReleaseOptions{Eject: s.Eject})
+	if s.WrapKernel != nil {
+		k = s.WrapKernel(k)
+	}
+	r := &Runner{K: k, Stack: sys.Stack, MountPoint: "/", NoRelease: s.NoRelease}
 	if hold != nil {
 		r.Hold = hold
 	}

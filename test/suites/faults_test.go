@@ -172,7 +172,7 @@ func diskField(disks, name string) string {
 	return firstMatch(`(?:^| )`+name+`=([^ ]*)`, disks)
 }
 
-// TestFaults: faults and interruptions during a migration, in ten boots
+// TestFaults: faults and interruptions during a migration, in the boots below
 // (see the rows below and test/qemu/guest/scenario-fault-*.sh). Every case
 // checks the exit code, that the message says what happened and names the
 // device, that the live session survived with every fsync-acknowledged
@@ -199,6 +199,13 @@ func TestFaults(t *testing.T) {
 	cowWarnMiB := 2*need/mib + 12
 	label := p.Env["LIVE_LABEL"]
 	vm.Logf("live root %d bytes; COW need %d MiB; fault-cow COW %d MiB; targets throttled to %d KiB/s", rootfs, need/mib, cowWarnMiB, r.bps/1024)
+
+	// LM_FAULTS_ONLY=refused runs boot 10 alone (while working on it).
+	if os.Getenv("LM_FAULTS_ONLY") == "refused" {
+		r.refused(whole, label)
+		fmt.Println(strings.Join(r.table, "\n"))
+		return
+	}
 
 	// Boot 1: fault-live.
 	res1 := r.boot("vm-live", &vm.Machine{CDROM: p.ISO, Timeout: 420 * time.Second,
@@ -496,6 +503,8 @@ func TestFaults(t *testing.T) {
 	r.row("4-grow-rerun", "rerun does only what was left: 0", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("again_rc"), fsAfter/mib, arr/mib))
 	vm.Logf("fault-stuck: stderr: %s; rerun result: %s", r.f("stuck_err"), r.f("again_fs"))
 
+	r.refused(whole, label)
+
 	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): test/qemu/debian run.sh install, uefi run"))
 	fmt.Printf("%-18s %-44s %-28s %s\n", "case", "expected", "got", "result")
 	for _, l := range r.table {
@@ -511,6 +520,30 @@ func TestFaults(t *testing.T) {
 }
 
 // partitions maps partition number to [start, size] in bytes (sfdisk -d).
+// refused is boot 10, fault-refused. The target fails for real between the
+// engine's in-sync check and its failing of the live leg: the live leg
+// is then the last working one, failing it must be refused, and the
+// run must abort with the live session intact and writable. A rerun of
+// the same command then migrates.
+func (r *faults) refused(whole int64, label string) {
+	p := r.p
+	res10 := r.boot("vm-refused", &vm.Machine{CDROM: p.ISO, Timeout: 420 * time.Second,
+		Disks:  []vm.Disk{r.disk("fa-main", whole, true, "")},
+		Append: "lm.live=" + label + " lmtest.scenario=fault-refused"})
+	r.need(res10.Code == 0 && r.f("scenario_rc") == "0", fmt.Sprintf("boot rc=%d scenario_rc=%s", res10.Code, r.f("scenario_rc")))
+	r.need(vm.Glob(r.f("refused_target"), "* failed by hand (write faulty: <nil>), now faulty*"), "the target was not failed before the live leg: '"+r.f("refused_target")+"'")
+	r.abort("refused", 20, "last in-sync leg")
+	r.need(r.f("refused_write") == "ok", "/ refuses writes after the refused fail: '"+r.f("refused_write")+"'")
+	r.need(!strings.Contains(r.f("refused_events"), "step-done:remove-live-leg"), "the live leg was removed: '"+r.f("refused_events")+"'")
+	r.row("3-refused-fail", "target fails before live leg: 20, intact", r.f("refused_rc")+" "+r.f("refused_shape")+" write="+r.f("refused_write"))
+	r.need(r.f("again_rc") == "0", "rerun after the refused fail: exit '"+r.f("again_rc")+"': "+r.f("again_err"))
+	r.migrated("again")
+	r.limits("again")
+	r.recs("final", true)
+	r.row("3-refused-rerun", "rerun migrates: 0", r.f("again_rc")+" "+r.f("again_shape"))
+	vm.Logf("fault-refused: target %s; stderr: %s; kernel: %s", r.f("refused_target"), r.f("refused_err"), r.f("refused_dmesg"))
+}
+
 func partitions(dump string) map[int][2]int64 {
 	out := map[int][2]int64{}
 	re := regexp.MustCompile(`(?m)^\S*?([0-9]+) *: *start= *([0-9]+), *size= *([0-9]+)`)

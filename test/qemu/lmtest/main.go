@@ -1,5 +1,6 @@
 // Command lmtest is the guest-side test tool of the livemigrate QEMU harness.
-// It runs inside the test VM (static, stdlib + x/sys only) and produces the
+// It runs inside the test VM (static; stdlib, x/sys and, for scenarios that
+// drive the engine in-process, livemigrate's own packages) and produces the
 // evidence the host checks: records written and acknowledged during a
 // migration, whether every acknowledged record survived, raw disk speed,
 // whether livemigrate's view of the md array agrees with mdadm's, and the

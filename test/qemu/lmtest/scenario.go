@@ -30,6 +30,7 @@ var scenarios = map[string]func() int{
 	"fault-live":     scenarioFaultLive,
 	"fault-resume":   scenarioFaultResume,
 	"fault-stuck":    scenarioFaultStuck,
+	"fault-refused":  scenarioFaultRefused,
 	"debian-boot":    scenarioDebianBoot,
 	"debian-migrate": scenarioDebianMigrate,
 	"debian-verify":  scenarioDebianVerify,
