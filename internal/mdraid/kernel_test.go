@@ -151,6 +151,27 @@ func waitIdle(t *testing.T, name string, limit time.Duration) *Array {
 	}
 }
 
+// waitInSync waits until leg (a path like /dev/loop3) is an in-sync member
+// of name and md is idle. Idle alone is not enough: right after a hot-add md
+// has not started recovering yet, and shows idle.
+func waitInSync(t *testing.T, name, leg string, limit time.Duration) *Array {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		a, err := Default.Sys.Read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := a.Member(filepath.Base(leg)); ok && m.InSync() && a.SyncAction == "idle" {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not in sync in %s after %v (%s, %+v, members %+v)", leg, name, limit, a.SyncAction, a.SyncCompleted, a.Members)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestKernelMigrateCycle(t *testing.T) {
 	needVM(t)
 	dir := t.TempDir()
@@ -195,7 +216,7 @@ func TestKernelMigrateCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	agree(t, md)
-	a = waitIdle(t, md, 60*time.Second)
+	a = waitInSync(t, md, target, 60*time.Second)
 	agree(t, md)
 	if a.Degraded != 0 {
 		t.Fatalf("after recovery: degraded %d (%+v)", a.Degraded, a.Members)
@@ -267,7 +288,7 @@ func TestKernelAbove4TiB(t *testing.T) {
 	if err := Default.HotAdd(md, target); err != nil {
 		t.Fatal(err)
 	}
-	waitIdle(t, md, 60*time.Second)
+	waitInSync(t, md, target, 60*time.Second)
 	if err := Default.Fail(md, live); err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +315,63 @@ func TestKernelAbove4TiB(t *testing.T) {
 // engine restores limits with RestoreSpeed.
 func (c Controller) SetSyncSpeedMin(md string, kbs uint64) error {
 	return c.setSpeed(md, "sync_speed_min", kbs)
+}
+
+// md moves sync_completed only at its checkpoints (each sixteenth of the
+// array); /proc/mdstat's position moves with the copy. Throttled to
+// 8 MB/s, a 512 MiB array checkpoints every 32 MiB, about every 4 s, while
+// md copies in bursts a few times a second: sampled every 100 ms for 5 s,
+// Position must move far more often than sync_completed, never be behind
+// it, and Copied must be the finer one. The array is stopped mid-copy.
+func TestKernelPositionFinerThanCheckpoints(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	const size = 512 << 20
+	live := loopFile(t, dir, "live", size)
+	target := loopFile(t, dir, "target", size)
+	const md = "md102"
+	if err := Default.Build(md, []string{live, ""}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Default.Stop(md) })
+	if err := Default.setSpeed(md, "sync_speed_max", 8000); err != nil {
+		t.Fatal(err)
+	}
+	if err := Default.HotAdd(md, target); err != nil {
+		t.Fatal(err)
+	}
+	var pos, sc []uint64
+	for i := 0; i < 50; i++ {
+		time.Sleep(100 * time.Millisecond)
+		a, err := Default.Sys.Read(md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.SyncAction != "recover" {
+			continue
+		}
+		if a.Position == nil || a.SyncCompleted == nil {
+			t.Fatalf("sample %d: position %+v, sync_completed %+v", i, a.Position, a.SyncCompleted)
+		}
+		if a.Position.Done+1024 < a.SyncCompleted.Done || a.Position.Total != a.SyncCompleted.Total {
+			t.Errorf("sample %d: position %+v behind sync_completed %+v", i, *a.Position, *a.SyncCompleted)
+		}
+		if c := a.Copied(); c.Done < a.SyncCompleted.Done || c.Done < a.Position.Done {
+			t.Errorf("sample %d: Copied %+v is not the finer of %+v and %+v", i, *c, *a.Position, *a.SyncCompleted)
+		}
+		pos, sc = append(pos, a.Position.Done), append(sc, a.SyncCompleted.Done)
+	}
+	moves := func(v []uint64) int {
+		n := 0
+		for i := 1; i < len(v); i++ {
+			if v[i] != v[i-1] {
+				n++
+			}
+		}
+		return n
+	}
+	fmt.Printf("md position: %d samples while recovering; mdstat's position moved %d times, sync_completed %d times\n", len(pos), moves(pos), moves(sc))
+	if len(pos) < 30 || moves(pos) < 6 || moves(pos) < 3*moves(sc)+3 {
+		t.Errorf("position moved %d times in %d samples, sync_completed %d: not finer (position %v, sync_completed %v)", moves(pos), len(pos), moves(sc), pos, sc)
+	}
 }
