@@ -77,9 +77,9 @@ func renderStatus(s *engine.System) string {
 		}
 		fmt.Fprintf(&b, "  slot %-2s %-8s %-20s %-12s %s\n", slot, m.Name, role, memberState(s, i), humanize.IBytes(m.SizeKiB*1024))
 	}
-	if a.SyncCompleted != nil && a.Recovering() {
-		fmt.Fprintf(&b, "Recovery:   %s %.1f%% (%s of %s) at %s/s\n", a.SyncAction, 100*a.SyncCompleted.Fraction(),
-			humanize.IBytes(a.SyncCompleted.Done*512), humanize.IBytes(a.SyncCompleted.Total*512), humanize.IBytes(a.SyncSpeedKBs*1000))
+	if c := a.Copied(); c != nil && a.Recovering() {
+		fmt.Fprintf(&b, "Recovery:   %s %.1f%% (%s of %s) at %s/s\n", a.SyncAction, 100*c.Fraction(),
+			humanize.IBytes(c.Done*512), humanize.IBytes(c.Total*512), humanize.IBytes(a.SyncSpeedKBs*1000))
 	}
 	if st := s.Stack; st != nil {
 		fmt.Fprintf(&b, "Live stack:\n")
@@ -134,8 +134,8 @@ func memberState(s *engine.System, i int) string {
 		return "faulty"
 	case m.InSync():
 		return "in sync"
-	case m.Rebuilding() && a.SyncCompleted != nil:
-		return fmt.Sprintf("copying %.1f%%", 100*a.SyncCompleted.Fraction())
+	case m.Rebuilding() && a.Copied() != nil:
+		return fmt.Sprintf("copying %.1f%%", 100*a.Copied().Fraction())
 	case m.Rebuilding():
 		return "waiting to copy"
 	}

@@ -523,10 +523,11 @@ func destroys(t Target) []string {
 }
 
 func progressText(a *mdraid.Array) string {
-	if a.SyncCompleted == nil {
+	c := a.Copied()
+	if c == nil {
 		return a.SyncAction
 	}
-	return fmt.Sprintf("%s %.1f%%", a.SyncAction, 100*a.SyncCompleted.Fraction())
+	return fmt.Sprintf("%s %.1f%%", a.SyncAction, 100*c.Fraction())
 }
 
 func steps(p *Plan, sys *System, member *mdraid.Member) []Step {

@@ -708,9 +708,9 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 			return fmt.Sprintf("%s copied in %.1fs (%s/s)", humanize.IBytes(copied), el, humanize.IBytes(uint64(res.RecoveryBps))), nil
 		}
 		var done uint64
-		if a.SyncCompleted != nil && a.SyncAction == "recover" {
-			done = a.SyncCompleted.Done * 512
-			total = a.SyncCompleted.Total * 512
+		if c := a.Copied(); c != nil && a.SyncAction == "recover" {
+			done = c.Done * 512
+			total = c.Total * 512
 		}
 		if first {
 			// A run that hot-added the target copies all of it; a resumed

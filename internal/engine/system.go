@@ -69,7 +69,7 @@ func (o Observer) path(elem ...string) string {
 }
 func (o Observer) host() blockdev.Host { return blockdev.Host{Root: o.Root} }
 func (o Observer) ohost() overlay.Host { return overlay.Host{Root: o.Root, Query: o.Query} }
-func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: o.path("sys")} }
+func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: o.path("sys"), Proc: o.path("proc")} }
 
 // Observe builds a System. It fails only when the basics cannot be read;
 // a root that is not a live md root is reported in NotLive.

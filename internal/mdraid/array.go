@@ -24,7 +24,7 @@ type Controller struct {
 }
 
 // Default is the controller for the running system.
-var Default = Controller{Sys: Sys{Root: "/sys"}, Dev: "/dev"}
+var Default = Controller{Sys: Sys{Root: "/sys", Proc: "/proc"}, Dev: "/dev"}
 
 // NameOf turns /dev/md127, md127 or /dev/md/127-style input into the kernel
 // name md127.

@@ -297,3 +297,54 @@ func FuzzParseSpeedLimit(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseSpeedLimit(s) })
 }
+
+// mdstat's progress is finer than sync_completed (md moves that only at
+// checkpoints): Read takes it from the array's own block of /proc/mdstat,
+// and Copied prefers it unless it is behind.
+func TestReadPositionFromMdstat(t *testing.T) {
+	root := fakeArray(t)
+	proc := t.TempDir()
+	mdstat := `Personalities : [raid1]
+md126 : active raid1 vdc[1] vdd[0]
+      102400 blocks [2/1] [U_]
+      [=>...................]  recovery =  9.0% (9216/102400) finish=0.1min speed=9216K/sec
+
+md127 : active raid1 vdb[1] dm-1[0]
+      868352 blocks [2/1] [U_]
+      [=====>...............]  recovery = 27.5% (238796/868352) finish=0.2min speed=51234K/sec
+
+unused devices: <none>
+`
+	if err := os.WriteFile(filepath.Join(proc, "mdstat"), []byte(mdstat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Sys{Root: root, Proc: proc}.Read("md127")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Position == nil || *a.Position != (Progress{Done: 238796 * 2, Total: 868352 * 2}) {
+		t.Fatalf("position = %+v", a.Position)
+	}
+	if c := a.Copied(); c != a.Position {
+		t.Errorf("Copied = %+v, want the position %+v", c, a.Position)
+	}
+	// sync_completed ahead (a checkpoint just written, mdstat read first):
+	// the larger wins.
+	a.SyncCompleted = &Progress{Done: 600000, Total: 1736704}
+	if c := a.Copied(); c != a.SyncCompleted {
+		t.Errorf("Copied = %+v, want sync_completed", c)
+	}
+	// Without Proc, or without md127's block, there is no position.
+	if b, _ := (Sys{Root: root}).Read("md127"); b.Position != nil || b.Copied() != b.SyncCompleted {
+		t.Errorf("no proc: position %+v", b.Position)
+	}
+	if p := ParseMdstatProgress(mdstat, "md12"); p != nil {
+		t.Errorf("md12 matched md127's or md126's block: %+v", p)
+	}
+	if p := ParseMdstatProgress(mdstat, "md126"); p == nil || p.Done != 9216*2 {
+		t.Errorf("md126 = %+v", p)
+	}
+	if p := ParseMdstatProgress("md127 : active raid1 vdb[1] dm-1[0]\n      868352 blocks [2/2] [UU]\n", "md127"); p != nil {
+		t.Errorf("no progress line: %+v", p)
+	}
+}
