@@ -465,32 +465,3 @@ func TestMDCompareFiles(t *testing.T) {
 		t.Errorf("rc %d out %q", rc, out.String())
 	}
 }
-
-// md's progress is read from the array's own block in /proc/mdstat, never
-// from another array's.
-func TestParseMdstatProgress(t *testing.T) {
-	mdstat := `Personalities : [raid1]
-md126 : active raid1 vdc[2] vdd[0]
-      102400 blocks super 1.2 [2/1] [U_]
-      [=>...................]  recovery =  9.0% (9216/102400) finish=0.1min speed=9216K/sec
-
-md127 : active raid1 vdb3[2] dm-0[0]
-      253952 blocks super 1.2 [2/1] [U_]
-      [====>................]  recovery = 21.5% (54656/253952) finish=0.2min speed=18218K/sec
-      bitmap: 1/1 pages [4KB], 65536KB chunk
-
-unused devices: <none>
-`
-	if d, ok := parseMdstatProgress(mdstat, "/dev/md127"); !ok || d != 54656*1024 {
-		t.Errorf("md127: got %d %v, want %d", d, ok, 54656*1024)
-	}
-	if d, ok := parseMdstatProgress(mdstat, "/dev/md126"); !ok || d != 9216*1024 {
-		t.Errorf("md126: got %d %v, want %d", d, ok, 9216*1024)
-	}
-	if _, ok := parseMdstatProgress(strings.Replace(mdstat, "recovery = 21.5% (54656/253952)", "", 1), "/dev/md127"); ok {
-		t.Error("md127 without a progress line: want false")
-	}
-	if _, ok := parseMdstatProgress(mdstat, "/dev/md12"); ok {
-		t.Error("md12 is not md127: want false")
-	}
-}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/livemigrate/livemigrate/internal/mdraid"
 	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
 )
 
@@ -521,7 +522,8 @@ func sampleCopy(md string, stop <-chan struct{}) string {
 	for {
 		if g.Recovering(md) {
 			now := time.Now()
-			if d, ok := parseMdstatProgress(g.Read("/proc/mdstat"), md); ok {
+			if p := mdraid.ParseMdstatProgress(g.Read("/proc/mdstat"), strings.TrimPrefix(md, "/dev/")); p != nil {
+				d := int64(p.Done) * 512
 				if n == 0 {
 					first = pt{now, d}
 				}
@@ -553,35 +555,6 @@ func sampleCopy(md string, stop <-chan struct{}) string {
 		case <-tick.C:
 		}
 	}
-}
-
-// mdstatProgress matches md's progress in /proc/mdstat:
-// "recovery = 12.5% (32768/262144)", KiB done and to do.
-var mdstatProgress = regexp.MustCompile(`(?:recovery|resync) *= *[0-9.]+% *\(([0-9]+)/([0-9]+)\)`)
-
-// parseMdstatProgress is the bytes done of md's sync of array md (/dev/md127)
-// in /proc/mdstat's text, or false when that array shows no progress line.
-func parseMdstatProgress(mdstat, md string) (int64, bool) {
-	md = strings.TrimPrefix(md, "/dev/")
-	var block []string
-	for _, l := range strings.Split(mdstat, "\n") {
-		if strings.HasPrefix(l, md+" :") {
-			block = []string{l}
-			continue
-		}
-		if block != nil {
-			if strings.TrimSpace(l) == "" {
-				break
-			}
-			block = append(block, l)
-		}
-	}
-	m := mdstatProgress.FindStringSubmatch(strings.Join(block, "\n"))
-	if m == nil {
-		return 0, false
-	}
-	d, err := strconv.ParseInt(m[1], 10, 64)
-	return d * 1024, err == nil
 }
 
 // parseSyncCompleted reads md's sync_completed: "DONE / TOTAL" in sectors
