@@ -208,7 +208,7 @@ func TestFaults(t *testing.T) {
 	}
 
 	// Boot 1: fault-live.
-	res1 := r.boot("vm-live", &vm.Machine{CDROM: p.ISO, Timeout: 420 * time.Second,
+	res1 := r.boot("vm-live", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, "")},
 		Append: "lm.live=" + label + " lmtest.scenario=fault-live"})
 	rc1 := res1.Code
@@ -277,7 +277,7 @@ func TestFaults(t *testing.T) {
 	r.row("live-final-records", "all records intact on the target", reRecords.FindString(r.f("final_records")))
 
 	// Boot 2: fault-cow, then the power cut.
-	res2 := r.boot("vm-cow", &vm.Machine{CDROM: p.ISO, Timeout: 300 * time.Second,
+	res2 := r.boot("vm-cow", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-pc", whole, true, "")},
 		Append: fmt.Sprintf("lm.live=%s lm.cowsize=%dM lmtest.scenario=fault-cow lmtest.fill=24", label, cowWarnMiB)})
 	F2 := r.F
@@ -335,7 +335,7 @@ func TestFaults(t *testing.T) {
 
 	// Boot 3: the half-copied disk alone, root=UUID= (throwaway snapshot):
 	// reported, not judged.
-	res3 := r.boot("vm-halfboot", &vm.Machine{Timeout: 120 * time.Second,
+	res3 := r.boot("vm-halfboot", &vm.Machine{Timeout: 240 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-pc", 0, false, "snapshot=on")},
 		Append: "root=UUID=" + p.Env["ROOTFS_UUID"] + " lm.fsck=1 lm.wait=20 lmtest.scenario=fault-halfboot"})
 	con3, _ := os.ReadFile(filepath.Join(res3.Dir, "console.log"))
@@ -369,7 +369,7 @@ func TestFaults(t *testing.T) {
 
 	// Boot 4: fault-cowfull, with the half-copied disk attached.
 	pcSHA4 := vm.SHA256(pcimg) // nothing in boot 4 may write it
-	res4 := r.boot("vm-cowfull", &vm.Machine{CDROM: p.ISO, Timeout: 240 * time.Second,
+	res4 := r.boot("vm-cowfull", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-pc", 0, false, "")},
 		Append: "lm.live=" + label + " lm.cowsize=96M lmtest.scenario=fault-cowfull lmtest.fill=40"})
 	r.why = pcWhy
@@ -409,7 +409,7 @@ func TestFaults(t *testing.T) {
 		{"TERM", "grow-filesystem", "sig_grow_fs"},
 		{"HUP", "release-live-stack", "sig_release"},
 	} {
-		res := r.boot("vm-"+g.name, &vm.Machine{CDROM: p.ISO, Timeout: 240 * time.Second,
+		res := r.boot("vm-"+g.name, &vm.Machine{CDROM: p.ISO, Timeout: 480 * time.Second,
 			Disks:  []vm.Disk{r.disk("fa-main", whole, false, "")},
 			Append: fmt.Sprintf("lm.live=%s lmtest.scenario=fault-grow lmtest.sig=%s lmtest.at=%s lmtest.case=%s", label, g.sig, g.at, g.name)})
 		r.need(res.Code == 0, fmt.Sprintf("boot rc=%d", res.Code))
@@ -434,7 +434,7 @@ func TestFaults(t *testing.T) {
 	must(t, err)
 	must(t, vm.WriteAt(frimg, mib, vm.RandomBytes(64*mib)))
 	frBefore := gptSums(frimg)
-	res8 := r.boot("vm-resume", &vm.Machine{CDROM: p.ISO, Timeout: 360 * time.Second,
+	res8 := r.boot("vm-resume", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fr-gpt", 0, true, "")},
 		Append: "lm.live=" + label + " lm.stack=tools lm.md=/dev/md7 lm.mdorder=missing-first lmtest.scenario=fault-resume"})
 	frAfter := gptSums(frimg)
@@ -476,7 +476,7 @@ func TestFaults(t *testing.T) {
 	// the filesystem fails for real past the point of no return: the later
 	// steps must still run, exit 21 must list what is left, and the rerun
 	// (once / is writable again) must do only that and exit 0.
-	res9 := r.boot("vm-stuck", &vm.Machine{CDROM: p.ISO, Timeout: 360 * time.Second,
+	res9 := r.boot("vm-stuck", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-main", whole, true, "")},
 		Append: "lm.live=" + label + " lmtest.scenario=fault-stuck"})
 	r.need(res9.Code == 0 && r.f("scenario_rc") == "0", fmt.Sprintf("boot rc=%d scenario_rc=%s", res9.Code, r.f("scenario_rc")))
@@ -527,7 +527,7 @@ func TestFaults(t *testing.T) {
 // the same command then migrates.
 func (r *faults) refused(whole int64, label string) {
 	p := r.p
-	res10 := r.boot("vm-refused", &vm.Machine{CDROM: p.ISO, Timeout: 420 * time.Second,
+	res10 := r.boot("vm-refused", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
 		Disks:  []vm.Disk{r.disk("fa-main", whole, true, "")},
 		Append: "lm.live=" + label + " lmtest.scenario=fault-refused"})
 	r.need(res10.Code == 0 && r.f("scenario_rc") == "0", fmt.Sprintf("boot rc=%d scenario_rc=%s", res10.Code, r.f("scenario_rc")))
