@@ -1,5 +1,6 @@
 #!/bin/bash
-# mkroot.sh: the root filesystem of a real Debian bookworm live system, made
+# mkroot.sh: the root filesystem of a real Debian live system (bookworm, or
+# the suite LM_DEBIAN_SUITE names), made
 # with mmdebstrap from Debian packages, cached as a tarball. Prints the path
 # of the tarball on stdout; its KVER (the kernel version) is in the
 # neighbouring .env file.
@@ -42,11 +43,20 @@ while (($#)); do
 	shift
 done
 
-SUITE=bookworm
+# LM_DEBIAN_SUITE: bookworm (Debian 12, the default) or trixie (Debian 13).
+SUITE=${LM_DEBIAN_SUITE:-bookworm}
 # The host's own deb822 sources (a pinned snapshot or a mirror), so the
-# guest is built from the same archive state as the host tools.
+# guest is built from the same archive state as the host tools; for another
+# suite, the same sources with the suite names changed.
 SOURCES=${LM_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 [[ -r $SOURCES ]] || die "no apt sources at $SOURCES (set LM_DEBIAN_SOURCES)"
+if [[ -z ${LM_DEBIAN_SOURCES:-} ]] && ! grep -q "^Suites:.*\b$SUITE\b" "$SOURCES"; then
+	host_suite=$(sed -n 's/^Suites: *\([a-z]*\).*/\1/p' "$SOURCES" | head -n1)
+	[[ -n $host_suite ]] || die "cannot tell the suite of $SOURCES (set LM_DEBIAN_SOURCES to a deb822 file for $SUITE)"
+	mkdir -p "$LM_CACHE/debian"
+	sed "/^Suites:/s/\b$host_suite\b/$SUITE/g" "$SOURCES" >"$LM_CACHE/debian/sources-$SUITE"
+	SOURCES=$LM_CACHE/debian/sources-$SUITE
+fi
 PKGS=(systemd-sysv linux-image-amd64 udev kmod util-linux e2fsprogs mdadm
 	dmsetup procps iproute2 sudo openssh-server login passwd
 	dbus libpam-systemd less
