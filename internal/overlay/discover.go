@@ -255,7 +255,7 @@ func discoverMedium(h Host, s *Stack, ms []Mount) error {
 			}
 			s.SquashfsFile = b
 			file = strings.TrimSuffix(b, deletedSuffix)
-			if m, ok = mountFor(ms, file); !ok || ramFS(m.FSType) || m.MountPoint == "/" {
+			if m, ok = backingMount(h, ms, d, file); !ok || ramFS(m.FSType) || m.MountPoint == "/" {
 				if ok && ramFS(m.FSType) {
 					s.RAMImage = file
 				}
@@ -284,7 +284,7 @@ func discoverMedium(h Host, s *Stack, ms []Mount) error {
 		}
 		s.SquashfsFile = b
 		file = strings.TrimSuffix(b, deletedSuffix)
-		if m, ok = mountFor(ms, file); !ok {
+		if m, ok = backingMount(h, ms, d, file); !ok {
 			return nil
 		}
 	}
@@ -298,6 +298,27 @@ func discoverMedium(h Host, s *Stack, ms []Mount) error {
 		return nil
 	}
 	return setMedium(h, s, ms, m)
+}
+
+// backingMount is the mount holding loop d's backing file: the one the
+// file's path leads to, unless the loop says the file lives on another
+// device. The path can mislead: on Debian 13's dracut (106) the squashfs
+// loop shows "/LiveOS/squashfs.img", a path inside the medium's mount
+// that here leads to /, while LOOP_GET_STATUS64 says the file is on sr0.
+// Then the first mount of that device is the one, and none when no mount
+// shows it.
+func backingMount(h Host, ms []Mount, d Dev, file string) (Mount, bool) {
+	m, ok := mountFor(ms, file)
+	st, err := h.querier().LoopStatus(d)
+	if err != nil || (st.BackingMajor == 0 && st.BackingMinor == 0) || (ok && m.Major == st.BackingMajor && m.Minor == st.BackingMinor) {
+		return m, ok
+	}
+	for _, c := range ms {
+		if c.Major == st.BackingMajor && c.Minor == st.BackingMinor {
+			return c, true
+		}
+	}
+	return Mount{}, false
 }
 
 func setMedium(h Host, s *Stack, ms []Mount, m Mount) error {

@@ -255,3 +255,41 @@ func TestDiscoverLazySquashfs(t *testing.T) {
 		t.Errorf("steps = %+v, ejected %v", rep.Steps, rep.Ejected)
 	}
 }
+
+// Debian 13's dracut (106): the squashfs loop's backing_file reads
+// "/LiveOS/squashfs.img", a path inside the medium's mount that leads to
+// / here; LOOP_GET_STATUS64 says the file is on sr0, so the medium is
+// found by that device, and released and ejected.
+func TestDiscoverSquashfsPathInsideMedium(t *testing.T) {
+	tr, q := dracutTree(t)
+	tr.write("/proc/self/mountinfo", mountRoot+mountCD)
+	tr.write("/sys/block/loop0/loop/backing_file", "/LiveOS/squashfs.img")
+	q.loops["loop1"] = LoopStatus{BackingMajor: 7, BackingMinor: 0, BackingInode: 12}
+	q.loops["loop0"] = LoopStatus{BackingMajor: 11, BackingMinor: 0, BackingInode: 40}
+	h := tr.host(q)
+	s, err := Discover(h, Dev{Name: "dm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SquashfsLoop.Name != "loop0" || s.SquashfsFile != "/LiveOS/squashfs.img" {
+		t.Errorf("squashfs = %+v %q", s.SquashfsLoop, s.SquashfsFile)
+	}
+	if s.MediumMount != "/run/initramfs/live" || s.Medium.Name != "sr0" || !s.MediumIsCD {
+		t.Fatalf("medium = %q %+v %v", s.MediumMount, s.Medium, s.MediumIsCD)
+	}
+	// Without the loop's word for it, the path leads to / and no medium is
+	// released (never /).
+	delete(q.loops, "loop0")
+	s, err = Discover(tr.host(q), Dev{Name: "dm-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MediumMount != "" {
+		t.Errorf("medium from the path alone = %q", s.MediumMount)
+	}
+	// A backing device no mount shows: no medium either.
+	q.loops["loop0"] = LoopStatus{BackingMajor: 8, BackingMinor: 16, BackingInode: 40}
+	if s, err = Discover(tr.host(q), Dev{Name: "dm-1"}); err != nil || s.MediumMount != "" {
+		t.Errorf("medium on an unmounted device = %q (%v)", s.MediumMount, err)
+	}
+}
