@@ -19,6 +19,7 @@
 #
 # Knobs: LM_FLAVOURS (default "dracut dracut-nosystemd initramfs-tools"),
 # LM_LABEL (LIVETEST), LM_ROOTFS_EXTRA_MIB (free space in rootfs.img),
+# LM_ROOTFS_MIN_FREE_MIB (64: free space rootfs.img must have),
 # LM_ROOTFS_PAYLOAD_MIB (random data checked after migration),
 # LM_GRUB_APPEND (added to every GRUB entry, e.g. a test scenario),
 # LM_GRUB_DEFAULT (entry id to boot, default the first), LM_GRUB_TIMEOUT (3),
@@ -124,10 +125,22 @@ used_kib=$(du -sk --apparent-size "$root" | cut -f1)
 size_mib=$(((used_kib * 108 / 100 / 1024 + 64 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
 img=$work/sq/LiveOS/rootfs.img
 mkdir -p "$(dirname "$img")"
-truncate -s "${size_mib}M" "$img"
-mkfs.ext4 -q -F -b 4096 -m 0 -L debian-live -d "$root" "$img"
+# At least LM_ROOTFS_MIN_FREE_MIB (64) free once made: the session's writes
+# land there. The estimate falls short on roots of many small files (a
+# trixie root: 24 MiB free of 488), so a short image is made once more,
+# larger by what it lacked.
+min_free_kib=$((${LM_ROOTFS_MIN_FREE_MIB:-64} * 1024))
+for try in 1 2; do
+	rm -f "$img"
+	truncate -s "${size_mib}M" "$img"
+	mkfs.ext4 -q -F -b 4096 -m 0 -L debian-live -d "$root" "$img"
+	free_kib=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Free blocks/ { print $2 * 4 }')
+	((free_kib >= min_free_kib)) && break
+	((try == 1)) || die "rootfs.img: only $free_kib KiB free in $size_mib MiB after a second try"
+	log "rootfs.img: $free_kib KiB free in $size_mib MiB, less than $min_free_kib; making it larger"
+	size_mib=$(((size_mib + (min_free_kib - free_kib) / 1024 + 3 + 4) / 4 * 4))
+done
 uuid=$(blkid -o value -s UUID "$img")
-free_kib=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Free blocks/ { print $2 * 4 }')
 took[rootfs]=$(since "$t")
 
 # lz4: larger than xz/zstd but made in seconds and cheap to read back under
