@@ -27,7 +27,8 @@ import (
 // the identities differ from the live session's.
 func (d *debian) install() {
 	r := d.r
-	name := r.flavour + "-install-" + r.firmware + "-" + r.layout
+	// By the row (two rows share firmware and layout): each keeps its files.
+	name := r.flavour + "-" + r.name
 	target := filepath.Join(d.out, "runs", name+".img")
 	must(d.t, os.MkdirAll(filepath.Dir(target), 0o755))
 	must(d.t, vm.Sparse(target, 4<<30))
