@@ -496,7 +496,7 @@ func TestFaults(t *testing.T) {
 	r.row("4-grow-rerun", "rerun does only what was left: 0", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("again_rc"), fsAfter/mib, arr/mib))
 	vm.Logf("fault-stuck: stderr: %s; rerun result: %s", r.f("stuck_err"), r.f("again_fs"))
 
-	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): test/qemu/debian run.sh install, uefi run"))
+	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): TestDebian/install-uefi-disk"))
 	fmt.Printf("%-18s %-44s %-28s %s\n", "case", "expected", "got", "result")
 	for _, l := range r.table {
 		fmt.Println(l)
