@@ -53,12 +53,12 @@ deps:
 # QEMU: package tests against the real md/dm, the busybox live boot,
 # refusals of bad targets, faults, the wizard, the end-to-end migration on
 # both COW kinds, then the real Debian live ISO with each initrd flavour.
-# Ends with "vm retries: N (...)": the boots run-vm.sh restarted after an
-# emulator hang (see test/qemu/run-vm.sh), printed whether the run passed
-# or failed, so a retry is never hidden.
+# Ends with "vm retries: N (...)": the boots vm.Boot restarted after an
+# emulator hang (see test/README.md), printed whether the run passed or
+# failed, so a retry is never hidden.
 test:
-	@$(QEMU_T)/retries.sh --reset
-	@rc=0; $(MAKE) test-steps || rc=$$?; $(QEMU_T)/retries.sh; exit $$rc
+	@$(GO) run ./test/vm/cmd/retries -reset
+	@rc=0; $(MAKE) test-steps || rc=$$?; $(GO) run ./test/vm/cmd/retries; exit $$rc
 
 test-steps: deps fmt-check vet qemu-lint debian-lint unit fuzz qemu-all debian-all
 
@@ -105,11 +105,10 @@ qemu-e2e: build
 qemu-vmtest: build vmtest-bins
 	$(VM_GO) '^TestVMTest$$'
 
-# The emulator-hang detection and single retry (test/vm's Boot and the
-# shell run-vm.sh), against a fake QEMU (seconds, no VM).
+# The emulator-hang detection and single retry (test/vm's Boot), against
+# a fake QEMU (seconds, no VM).
 qemu-hang-selftest:
 	$(GO) test -count=1 -v -run '^TestHang$$' ./test/vm
-	$(QEMU_T)/hang-selftest.sh
 
 qemu-all: build vmtest-bins qemu-hang-selftest
 	$(VM_GO) '^TestSmoke$$/^livemigrate$$'
@@ -141,9 +140,15 @@ qemu-lint:
 # A real Debian bookworm live system (mmdebstrap, cached in $(LM_CACHE)/debian)
 # on a GRUB-bootable ISO with one initrd per flavour: dracut (dmsquash-live +
 # the livemigrate module), dracut without systemd, initramfs-tools
-# (boot=livemigrate). Boots take minutes under TCG; one VM at a time.
+# (boot=livemigrate). Boots take minutes under TCG; one VM at a time. The
+# boots are TestDebian's rows (test/suites/debian_test.go; TestDebianMore
+# holds the two kinds outside debian-all); DEBIAN_FLAVOURS picks the
+# flavours of debian-boot, debian-reboot and debian-migrate.
 DEBIAN_T        := test/qemu/debian
 DEBIAN_FLAVOURS ?= dracut dracut-nosystemd initramfs-tools
+empty :=
+space := $(empty) $(empty)
+DEBIAN_FRE      := ($(subst $(space),|,$(strip $(DEBIAN_FLAVOURS))))
 
 .PHONY: debian-all debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint
 
@@ -155,21 +160,20 @@ debian-iso: build
 
 # Boot each flavour to multi-user with / on the md array; power off cleanly.
 debian-boot: debian-iso
-	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario boot || exit 1; done
+	$(VM_GO) '^TestDebianMore$$/^$(DEBIAN_FRE)-boot$$'
 
 # The same ending with `systemctl reboot`.
 debian-reboot: debian-iso
-	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario reboot || exit 1; done
+	$(VM_GO) '^TestDebian$$/^$(DEBIAN_FRE)-reboot$$'
 
 # The ISO through GRUB, BIOS (SeaBIOS) and UEFI (OVMF).
 debian-grub: debian-iso
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
+	$(VM_GO) '^TestDebian$$/^dracut-grub-(bios|uefi)$$'
 
 # Migrate the live system onto a disk under a writer, power off, boot the
 # disk alone, verify, reboot.
 debian-migrate: debian-iso
-	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
+	$(VM_GO) '^TestDebian(More)?$$/^$(DEBIAN_FRE)-migrate$$'
 
 # Migrate WITH finalize and boot the target alone through its own GRUB:
 # a whole disk under SeaBIOS, all defaults (live user locked, hostname
@@ -181,27 +185,18 @@ debian-migrate: debian-iso
 # a data partition (BIOS), chosen in the wizard with a hostname and a
 # password.
 debian-install: debian-iso
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk --append "lmtest.rerun=1"
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout disk --append "lmtest.rerun=fail"
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware uefi --layout disk --append "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario install --firmware bios --layout partition --append "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"
+	$(VM_GO) '^TestDebian$$/^install-'
 
-# Everything the Debian ISO proves, for make test: each flavour reboots
-# cleanly before migrating; the dracut flavours migrate under a writer and
-# power off, and their targets boot alone and reboot; the COW on zram boots
-# with both hook kinds; the installed-system runs (debian-install, which
-# also migrate initramfs-tools, the zram COW and finalize); the ISO boots
-# through GRUB on BIOS and UEFI.
+# Everything the Debian ISO proves, for make test (all of TestDebian):
+# each flavour reboots cleanly before migrating; the dracut flavours
+# migrate under a writer and power off, and their targets boot alone and
+# reboot; the COW on zram boots with both hook kinds; the installed-system
+# runs (debian-install's, which also migrate initramfs-tools, the zram COW
+# and finalize); the ISO boots through GRUB on BIOS and UEFI.
 debian-all: debian-iso
-	for f in $(DEBIAN_FLAVOURS); do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario reboot || exit 1; done
-	for f in dracut dracut-nosystemd; do $(DEBIAN_T)/run.sh --no-build --no-images --flavour $$f --scenario migrate || exit 1; done
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario zram
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour initramfs-tools --scenario zram
-	$(MAKE) debian-install
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-bios
-	$(DEBIAN_T)/run.sh --no-build --no-images --flavour dracut --scenario grub-uefi
+	$(VM_GO) '^TestDebian$$'
 
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
 	shellcheck -x -s bash $(DEBIAN_T)/*.sh
-	shellcheck -x -s sh $(DEBIAN_T)/guest/run $(DEBIAN_T)/guest/*.sh
+	shellcheck -x -s sh $(DEBIAN_T)/guest/run

@@ -88,20 +88,6 @@ kernel_version() {
 # holds boot/vmlinuz-KVER and lib/modules/KVER.
 kernel_root() { printf '%s/kernel/%s/root\n' "$LM_CACHE" "$(kernel_version)"; }
 
-# kernel_image prints the kernel file to boot: the extracted PVH ELF
-# vmlinux when fetch.sh could make one (seconds faster under TCG), else the
-# bzImage. LM_KERNEL_IMAGE=bzimage forces the bzImage.
-kernel_image() {
-	local kver vmlinux
-	kver=$(kernel_version)
-	vmlinux=$LM_CACHE/kernel/$kver/vmlinux
-	if [[ ${LM_KERNEL_IMAGE:-vmlinux} != bzimage && -s $vmlinux ]]; then
-		echo "$vmlinux"
-	else
-		echo "$(kernel_root)/boot/vmlinuz-$kver"
-	fi
-}
-
 # apt_download PKG DIR fetches PKG's .deb into DIR unless one is already there
 # and prints its path. apt-get download works on the current package lists and
 # needs no root, but fails when the lists are missing: update once and retry.
@@ -228,59 +214,4 @@ install_modules() {
 	done
 	cp "$src"/modules.order "$src"/modules.builtin "$src"/modules.builtin.modinfo "$dst/"
 	depmod -b "$dest" "$kver"
-}
-
-# facts_get FILE KEY prints the value of the last KEY=... line the guest wrote
-# to its facts port (ttyS1), without the CR a tty may add. Empty if absent.
-facts_get() {
-	[[ -f $1 ]] || return 0
-	tr -d '\r' <"$1" | awk -v k="$2" 'index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { if (v != "") print v }'
-}
-
-# qemu_accel_args KERNEL INITRD prints the accelerator arguments to use:
-# "-accel kvm -cpu host" if a KVM guest really boots here, else "-accel tcg".
-# /dev/kvm existing proves nothing on this machine kind (KVM guests hang or
-# abort), so boot the initramfs in probe mode for at most 20 s and look for
-# its marker on the facts port. The verdict is cached per host boot (the
-# boot id), so one run or CI job probes once. LM_ACCEL=kvm|tcg overrides.
-qemu_accel_args() {
-	local kernel=$1 initrd=$2 verdict cache tmp
-	case ${LM_ACCEL:-auto} in
-	kvm) echo "-accel kvm -cpu host"; return ;;
-	tcg) echo "-accel tcg"; return ;;
-	esac
-	cache=$LM_CACHE/accel.$(cat /proc/sys/kernel/random/boot_id)
-	if [[ -s $cache ]]; then
-		cat "$cache"
-		return
-	fi
-	verdict="-accel tcg"
-	if [[ -r /dev/kvm && -w /dev/kvm ]]; then
-		tmp=$(mktemp -d)
-		log "probing KVM with a 20 s smoke boot"
-		timeout 20 qemu-system-x86_64 -nodefaults -display none -monitor none \
-			-no-reboot -machine pc -accel kvm -cpu host -m 256 \
-			-kernel "$kernel" -initrd "$initrd" \
-			-append "console=ttyS0 panic=1 lm.probe=1" \
-			-serial "file:$tmp/console.log" -serial "file:$tmp/facts.txt" \
-			>/dev/null 2>&1 || true
-		if [[ $(facts_get "$tmp/facts.txt" probe) == ok ]]; then
-			verdict="-accel kvm -cpu host"
-		fi
-		rm -rf "$tmp"
-	fi
-	log "accelerator: $verdict"
-	mkdir -p "$LM_CACHE"
-	printf '%s\n' "$verdict" >"$cache"
-	echo "$verdict"
-}
-
-# facts_lines FILE KEY prints the multi-line value the guest reported with
-# fact_file KEY (lines KEY.1= ... KEY.N=), in order.
-facts_lines() {
-	[[ -f $1 ]] || return 0
-	tr -d '\r' <"$1" | awk -v k="$2." 'index($0, k) == 1 {
-		rest = substr($0, length(k) + 1); n = rest; sub(/=.*/, "", n)
-		if (n ~ /^[0-9]+$/) { line[n + 0] = substr(rest, length(n) + 2); if (n + 0 > max) max = n + 0 }
-	} END { for (i = 1; i <= max; i++) print line[i] }'
 }

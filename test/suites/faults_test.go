@@ -505,7 +505,7 @@ func TestFaults(t *testing.T) {
 
 	r.refused(whole, label)
 
-	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): test/qemu/debian run.sh install, uefi run"))
+	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): TestDebian/install-uefi-disk"))
 	fmt.Printf("%-18s %-44s %-28s %s\n", "case", "expected", "got", "result")
 	for _, l := range r.table {
 		fmt.Println(l)

@@ -34,7 +34,8 @@ const (
 	WindowNone Window = "none"
 )
 
-// Exit codes of a boot, as run-vm.sh had them (the suites report them).
+// Exit codes of a boot, as the shell runner (run-vm.sh) had them (the
+// suites report them).
 const (
 	ExitOK          = 0
 	ExitExpect      = 3   // an Expect fact missing or different

@@ -89,7 +89,7 @@ func fakeQemu(plan, state string, args []string) int {
 // TestHang proves Boot's emulator-hang and early-panic handling against the
 // fake QEMU, in seconds: exit code, how often QEMU ran, the EMULATOR log
 // line, vm-retries.log and the Retries summary. Prints "hang selftest: N
-// cases, F failed" as test/qemu/hang-selftest.sh did.
+// cases, F failed" as the shell hang-selftest.sh did.
 func TestHang(t *testing.T) {
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "out")

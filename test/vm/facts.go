@@ -10,7 +10,7 @@ import (
 
 // Facts are the key=value lines a guest wrote to its facts port (ttyS1),
 // read from DIR/facts.txt. A key may repeat; the last value counts, as
-// facts_get in test/qemu/lib.sh reads it.
+// the shell harness's facts_get read it.
 type Facts map[string]string
 
 // ReadFacts parses a facts file. A missing file is no facts, not an error:
@@ -35,8 +35,8 @@ func ReadFacts(path string) Facts {
 // Get is the value of key, "" when the guest did not report it.
 func (f Facts) Get(key string) string { return f[key] }
 
-// Has tells whether the guest's last report of key has a value (as
-// facts_get, an empty last value counts as not reported).
+// Has tells whether the guest's last report of key has a value (an empty
+// last value counts as not reported, as it did for facts_get).
 func (f Facts) Has(key string) bool { return f[key] != "" }
 
 // Lines is the multi-line value the guest sent with fact_file KEY (lines

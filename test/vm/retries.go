@@ -11,7 +11,8 @@ import (
 
 // RetriesLog is Out()/vm-retries.log: one line per emulator retry,
 // "TIME DIR kind=hang|panic window=W last=LINE", which make test's last
-// line ("vm retries: N (...)", test/qemu/retries.sh or Retries) counts.
+// line ("vm retries: N (...)", Retries, printed by test/vm/cmd/retries)
+// counts.
 func RetriesLog() string { return filepath.Join(Out(), "vm-retries.log") }
 
 func appendRetry(dir, kind, window, last string) error {

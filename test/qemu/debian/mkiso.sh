@@ -10,8 +10,8 @@
 #     boot/grub/grub.cfg    one entry per flavour
 #
 # The live root is the cached Debian root (mkroot.sh) plus what the tests
-# need: /usr/bin/livemigrate and /usr/bin/lmtest (static, `make build`),
-# lmtest.service with /usr/lib/lmtest/{run,lib.sh,scenario-*.sh}.
+# need: /usr/bin/livemigrate and /usr/bin/lmtest (static, `make build`;
+# lmtest holds the scenarios), lmtest.service with /usr/lib/lmtest/{run,lib.sh}.
 #
 # OUTDIR (default $LM_OUT/debian) also gets vmlinuz, initrd-F.img (for
 # direct kernel boot with -cdrom, which skips GRUB and saves time under
@@ -73,14 +73,11 @@ for b in lmtest livemigrate; do
 		log "WARNING: $src missing; the live root has no livemigrate"
 	fi
 done
-# The test hooks: the harness's fact helpers, the Debian runner and the
-# scenarios still in shell (most are lmtest's: `lmtest scenario
-# debian-NAME`; installed builds on the verify scenarios, shell until it
-# moves too), and the service that starts them.
+# The test hooks: the harness's fact helpers and the Debian runner, which
+# starts the scenarios (lmtest's: `lmtest scenario debian-NAME`), and the
+# service that starts it.
 install -d "$root/usr/lib/lmtest"
 install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/usr/lib/lmtest/"
-install -m 0644 "$QEMU_DIR/guest/scenario-verify.sh" "$root/usr/lib/lmtest/harness-verify.sh"
-install -m 0644 "$DEB_DIR"/guest/scenario-*.sh "$root/usr/lib/lmtest/"
 install -m 0755 "$DEB_DIR/guest/run" "$root/usr/lib/lmtest/run"
 install -m 0644 "$DEB_DIR/guest/lmtest.service" "$root/etc/systemd/system/lmtest.service"
 ln -sf /etc/systemd/system/lmtest.service "$root/etc/systemd/system/multi-user.target.wants/lmtest.service"

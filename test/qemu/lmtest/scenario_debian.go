@@ -14,7 +14,7 @@ import (
 // The scenarios of the Debian live system (test/qemu/debian): started by
 // /usr/lib/lmtest/run (lmtest.service) as `lmtest scenario debian-NAME`
 // for lmtest.scenario=NAME, once systemd has finished the boot. The host
-// side is test/qemu/debian/run.sh.
+// side is TestDebian (test/suites/debian_test.go).
 
 // findmnt is `findmnt -n -o COLUMN PATH`.
 func findmnt(col, path string) string { return g.Out("findmnt", "-n", "-o", col, path) }

@@ -11,15 +11,6 @@ import (
 
 var raid1ko = regexp.MustCompile(`raid1.ko`)
 
-// NOT DISPATCHED YET: scenarios (scenario.go) does not list
-// "debian-installed", so Debian's run still starts scenario-installed.sh.
-// Its one VM run (run.sh --scenario install --firmware bios --layout
-// partition, the wizard) stopped on the host's SSH host key check, from a
-// bug in sshFingerprints since fixed; list it and delete
-// debian/guest/scenario-installed.sh, debian/guest/scenario-verify.sh and
-// guest/scenario-verify.sh (and their lines in mkiso.sh) once that run
-// passes.
-//
 // scenarioDebianInstalled: the migrated target booted by its firmware
 // through the GRUB that finalize installed (no medium, no -kernel):
 // everything the verify scenario checks, plus what makes it an installed

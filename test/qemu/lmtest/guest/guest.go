@@ -47,7 +47,7 @@ func Fact(key, value string) {
 func Factf(key, format string, args ...any) { Fact(key, fmt.Sprintf(format, args...)) }
 
 // FactLines reports multi-line text as KEY.1=..., KEY.2=... and KEY.lines=N,
-// as the host's facts_lines reads them back. A last line without a newline
+// as the host's vm.Facts.Lines reads them back. A last line without a newline
 // counts.
 func FactLines(key string, text []byte) {
 	n := 0

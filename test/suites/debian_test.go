@@ -1,0 +1,465 @@
+package suites
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livemigrate/livemigrate/test/vm"
+)
+
+// debianRow is one case of TestDebian (or TestDebianMore): a flavour's
+// initrd and a scenario, with the knobs run.sh had as options.
+type debianRow struct {
+	name     string
+	flavour  string // dracut | dracut-nosystemd | initramfs-tools
+	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install
+	firmware string // install: bios | uefi
+	layout   string // install: disk | partition
+	append   string // words added to the guest's command line
+}
+
+// debianRows are what `make debian-all` runs, in its order: each flavour
+// reboots cleanly; the dracut flavours migrate under a writer and their
+// targets boot alone and reboot; the COW on zram with both hook kinds;
+// the installed-system runs (debian-install: they also migrate
+// initramfs-tools, from a zram COW, with finalize); the ISO through GRUB
+// on BIOS and UEFI.
+var debianRows = []debianRow{
+	{name: "dracut-reboot", flavour: "dracut", scenario: "reboot"},
+	{name: "dracut-nosystemd-reboot", flavour: "dracut-nosystemd", scenario: "reboot"},
+	{name: "initramfs-tools-reboot", flavour: "initramfs-tools", scenario: "reboot"},
+	{name: "dracut-migrate", flavour: "dracut", scenario: "migrate"},
+	{name: "dracut-nosystemd-migrate", flavour: "dracut-nosystemd", scenario: "migrate"},
+	{name: "dracut-zram", flavour: "dracut", scenario: "zram"},
+	{name: "initramfs-tools-zram", flavour: "initramfs-tools", scenario: "zram"},
+	// A whole disk under SeaBIOS, all defaults (live user locked,
+	// hostname kept), then a password set by hand and the same migrate
+	// again (it must finish idempotently: identities, the password and
+	// the ESP kept).
+	{name: "install-bios-disk-rerun", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "disk",
+		append: "lmtest.rerun=1"},
+	// The same with the first run failing at GRUB (exit 23) and the
+	// rerun installing it.
+	{name: "install-bios-disk-rerun-fail", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "disk",
+		append: "lmtest.rerun=fail"},
+	// A whole disk under OVMF, from a zram COW, with --hostname,
+	// --password-file and Ctrl+C's SIGINT during finalize.
+	{name: "install-uefi-disk", flavour: "initramfs-tools", scenario: "install", firmware: "uefi", layout: "disk",
+		append: "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"},
+	// A partition next to a data partition (BIOS), chosen in the wizard
+	// with a hostname and a password.
+	{name: "install-bios-partition-tui", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "partition",
+		append: "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"},
+	{name: "dracut-grub-bios", flavour: "dracut", scenario: "grub-bios"},
+	{name: "dracut-grub-uefi", flavour: "dracut", scenario: "grub-uefi"},
+}
+
+// debianMoreRows are the cases only the narrower make targets run:
+// debian-boot (each flavour boots and powers off) and debian-migrate's
+// third flavour.
+var debianMoreRows = []debianRow{
+	{name: "dracut-boot", flavour: "dracut", scenario: "boot"},
+	{name: "dracut-nosystemd-boot", flavour: "dracut-nosystemd", scenario: "boot"},
+	{name: "initramfs-tools-boot", flavour: "initramfs-tools", scenario: "boot"},
+	{name: "initramfs-tools-migrate", flavour: "initramfs-tools", scenario: "migrate"},
+}
+
+// TestDebian boots the Debian live ISO (test/qemu/debian, built by
+// mkiso.sh) once or twice per row and judges what the guest reported, the
+// console and the disks (see test/qemu/debian/README.md). Prints, per
+// boot: host seconds to the scenario, systemd-analyze's line, seconds
+// from the shutdown request to QEMU's exit and how the guest ended; then
+// "debian summary: N cases, P passed, F failed".
+func TestDebian(t *testing.T) { runDebian(t, debianRows) }
+
+// TestDebianMore: the rows outside make debian-all (debian-boot, and
+// initramfs-tools in debian-migrate).
+func TestDebianMore(t *testing.T) { runDebian(t, debianMoreRows) }
+
+func runDebian(t *testing.T, rows []debianRow) {
+	needVM(t)
+	n, passed := 0, 0
+	for _, r := range rows {
+		ok := t.Run(r.name, func(t *testing.T) {
+			d := newDebian(t, r)
+			defer d.j.Done()
+			d.run()
+		})
+		// A row that -run did not select reports ok without running.
+		debianRanMu.Lock()
+		selected := debianRan[t.Name()+"/"+r.name]
+		debianRanMu.Unlock()
+		if selected {
+			n++
+			if ok {
+				passed++
+			}
+		}
+	}
+	fmt.Printf("debian summary: %d cases, %d passed, %d failed\n", n, passed, n-passed)
+}
+
+// debianRan: the rows that ran (newDebian marks them).
+var (
+	debianRanMu sync.Mutex
+	debianRan   = map[string]bool{}
+)
+
+// Images of the Debian live medium: mkiso.sh's live.env in $LM_OUT/debian
+// (the Makefile's debian-iso builds them; made here when missing).
+var (
+	debianOnce sync.Once
+	debianEnv  map[string]string
+	debianErr  error
+)
+
+func debianImages(t *testing.T) map[string]string {
+	t.Helper()
+	debianOnce.Do(func() {
+		out := filepath.Join(vm.Out(), "debian")
+		envFile := filepath.Join(out, "live.env")
+		if _, err := os.Stat(envFile); err != nil {
+			vm.Logf("no %s: building the Debian live medium (mkiso.sh)", envFile)
+			cmd := execCommand(filepath.Join(vm.QemuDir(), "debian", "mkiso.sh"), out)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if debianErr = cmd.Run(); debianErr != nil {
+				return
+			}
+		}
+		debianEnv, debianErr = readEnvFile(envFile)
+	})
+	if debianErr != nil {
+		t.Fatal(debianErr)
+	}
+	return debianEnv
+}
+
+// debian is one row while it runs.
+type debian struct {
+	t   *testing.T
+	r   debianRow
+	j   *vm.Judge
+	env map[string]string
+	out string // $LM_OUT/debian
+	// liveArgs boot this flavour's initrd from the medium; testArgs mask
+	// the shutdown units that cost tens of seconds under TCG (a real
+	// system keeps them, the image does too); verifyArgs end a boot
+	// whose root never shows up (dracut with systemd waits without limit
+	// otherwise; not rootdelay=: initramfs-tools sleeps that long
+	// unconditionally).
+	liveArgs, testArgs, verifyArgs string
+}
+
+const debianTimeout = 300 * time.Second
+
+func newDebian(t *testing.T, r debianRow) *debian {
+	debianRanMu.Lock()
+	debianRan[t.Name()] = true
+	debianRanMu.Unlock()
+	if err := vm.NeedPkgs("qemu-system-x86", "ovmf", "e2fsprogs", "xorriso", "fdisk"); err != nil {
+		t.Fatal(err)
+	}
+	env := debianImages(t)
+	d := &debian{t: t, r: r, j: vm.NewJudge(t), env: env, out: filepath.Join(vm.Out(), "debian"),
+		testArgs:   "systemd.mask=mdadm-shutdown.service systemd.mask=dracut-shutdown.service",
+		verifyArgs: "rd.timeout=120 rd.emergency=poweroff"}
+	switch r.flavour {
+	case "dracut", "dracut-nosystemd":
+		d.liveArgs = "root=live:CDLABEL=" + env["LIVE_LABEL"] + " rd.live.image rd.emergency=poweroff"
+	case "initramfs-tools":
+		d.liveArgs = "boot=livemigrate root=live:CDLABEL=" + env["LIVE_LABEL"]
+	default:
+		t.Fatalf("unknown flavour %s", r.flavour)
+	}
+	if _, err := os.Stat(d.initrd()); err != nil {
+		t.Fatalf("no %s (LM_FLAVOURS when building?)", d.initrd())
+	}
+	return d
+}
+
+func (d *debian) initrd() string { return filepath.Join(d.out, "initrd-"+d.r.flavour+".img") }
+func (d *debian) dir(name string) string {
+	return filepath.Join(d.out, "runs", name)
+}
+
+func (d *debian) run() {
+	switch d.r.scenario {
+	case "boot", "reboot":
+		end, want := "poweroff", "power-down"
+		if d.r.scenario == "reboot" {
+			end, want = "reboot", "restart"
+		}
+		name := d.r.flavour + "-" + d.r.scenario
+		res, ok := d.vm(name, want, &vm.Machine{CDROM: d.env["LIVE_ISO"],
+			Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=boot lmtest.end=" + end + " " + d.r.append,
+			Expect: []string{"scenario_rc=0"}})
+		if ok {
+			d.showBoot(res.Facts)
+		}
+	case "zram":
+		d.zram()
+	case "grub-bios", "grub-uefi":
+		d.grub(strings.TrimPrefix(d.r.scenario, "grub-"))
+	case "migrate":
+		d.migrate()
+	case "install":
+		d.install()
+	default:
+		d.t.Fatalf("unknown scenario %s", d.r.scenario)
+	}
+	if d.j.OK() {
+		vm.Logf("debian %s %s OK", d.r.flavour, d.r.name)
+	}
+}
+
+// vm boots m (a direct kernel boot of this flavour unless FirmwareBoot)
+// as run.sh's vm() did: the shutdown watcher, the per-boot timing line,
+// the unclean-shutdown lines from the console, and the verdicts: the boot
+// exited 0 (Expect held) and the guest ended the way it should (the
+// console's "reboot: Power down" or "reboot: Restarting system").
+func (d *debian) vm(name, want string, m *vm.Machine) (*vm.Result, bool) {
+	m.Dir = d.dir(name)
+	if !m.FirmwareBoot {
+		m.Kernel, m.Initrd = d.env["LIVE_KERNEL"], d.initrd()
+	}
+	if m.MemMiB == 0 {
+		m.MemMiB = 3072
+	}
+	if m.Timeout == 0 {
+		m.Timeout = debianTimeout
+	}
+	m.Append = strings.TrimSpace(m.Append)
+	// The host time the guest said it was about to shut down (fact
+	// end=...), for the shutdown timing.
+	var mu sync.Mutex
+	var endAt time.Time
+	m.OnFact = map[string]func(string, *vm.Running){"end": func(string, *vm.Running) {
+		mu.Lock()
+		endAt = time.Now()
+		mu.Unlock()
+	}}
+	res := boot(d.t, m)
+	stop := time.Now()
+	mu.Lock()
+	shut := "n/a"
+	if !endAt.IsZero() {
+		shut = fmt.Sprintf("%.1f", stop.Sub(endAt).Seconds())
+	}
+	mu.Unlock()
+	con, _ := os.ReadFile(filepath.Join(m.Dir, "console.log"))
+	ending := consoleEnding(con)
+	_ = os.WriteFile(filepath.Join(m.Dir, "ending"), []byte(ending+"\n"), 0o644)
+	tScen := secs(res.BootToScenario)
+	if res.BootToScenario < 0 {
+		tScen = "?"
+	}
+	vm.Logf("[%s] boot to scenario %s s (host); %s; shutdown %s s; ended: %s; total %.1f s",
+		name, tScen, res.Facts.Get("analyze"), shut, ending, res.Total)
+	// Stop jobs that time out or units that fail on the way down are what
+	// makes a shutdown with / on md on dm unclean.
+	for _, l := range uncleanLines(con) {
+		fmt.Fprintln(os.Stderr, l)
+	}
+	if !d.j.Check(name+": boot", res.Code == 0, fmt.Sprintf("the boot failed (exit %d: %s); see %s", res.Code, res.Why, m.Dir)) {
+		return res, false
+	}
+	return res, d.j.Check(name+": ending", ending == want, fmt.Sprintf("the guest did not end with %s but %s (see %s/console.log)", want, ending, m.Dir))
+}
+
+// consoleEnding is how the guest ended, from the kernel's last words.
+func consoleEnding(con []byte) string {
+	ending := "none"
+	if strings.Contains(string(con), "reboot: Power down") {
+		ending = "power-down"
+	}
+	if strings.Contains(string(con), "reboot: Restarting system") {
+		ending = "restart"
+	}
+	return ending
+}
+
+var (
+	reUnclean = regexp.MustCompile(`A stop job is running|Failed (unmounting|deactivating|to (start|stop))|timed out|Timed out`)
+	reEscape  = regexp.MustCompile("\x1b\\[[0-9;]*[a-zA-Z]")
+)
+
+// uncleanLines are the console's lines about stop jobs and failed units,
+// without CRs and escapes, sorted, unique, at most 10.
+func uncleanLines(con []byte) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range strings.Split(string(con), "\n") {
+		if !reUnclean.MatchString(l) {
+			continue
+		}
+		l = reEscape.ReplaceAllString(strings.ReplaceAll(l, "\r", ""), "")
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	sortStrings(out)
+	if len(out) > 10 {
+		out = out[:10]
+	}
+	return out
+}
+
+// bar is a multi-line fact on one line, each line ended by '|' (as
+// `facts_lines F KEY | tr '\n' '|'`).
+func bar(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l + "|")
+	}
+	return b.String()
+}
+
+// logFacts logs "  KEY: VALUE" for each key.
+func logFacts(f vm.Facts, keys ...string) {
+	for _, k := range keys {
+		vm.Logf("  %s: %s", k, f.Get(k))
+	}
+}
+
+// showBoot: the facts of the "boot" scenario worth a look.
+func (d *debian) showBoot(f vm.Facts) {
+	logFacts(f, "system_state", "root_source", "root_fstype", "live_rw_table", "dm_ls", "status", "sessions", "sudo_live", "failed_units_n")
+	vm.Logf("  mdstat: %s", bar(f.Lines("mdstat")))
+}
+
+// zram: the COW in compressed RAM (rd.livemigrate.cow=zram): dracut swaps
+// dmsquash-live's COW file for zram, initramfs-tools' boot mode makes zram
+// directly. status must show a zram COW with data compressed.
+func (d *debian) zram() {
+	name := d.r.flavour + "-zram"
+	res, ok := d.vm(name, "power-down", &vm.Machine{CDROM: d.env["LIVE_ISO"],
+		Append: d.liveArgs + " " + d.testArgs + " rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.scenario=boot lmtest.end=poweroff " + d.r.append,
+		Expect: []string{"scenario_rc=0"}})
+	if !ok {
+		return
+	}
+	f := res.Facts
+	d.showBoot(f)
+	st := f.Get("status")
+	d.j.Check("cow_kind", strings.Contains(st, `"COWKind": "zram"`), "the COW is not zram: "+head(st, 300))
+	d.j.Check("root_source", f.Get("root_source") == "/dev/md127", "/ is not on md127: '"+f.Get("root_source")+"'")
+	m := regexp.MustCompile(`"OrigDataBytes": ([0-9]+), *"ComprDataBytes": ([0-9]+)`).FindStringSubmatch(st)
+	if d.j.Check("zram_compressed", m != nil && atoi(m[2]) > 0, "status shows no compressed data: "+head(st, 300)) {
+		vm.Logf("%s zram: %d KiB of session data compressed to %d KiB", d.r.flavour, atoi(m[1])/1024, atoi(m[2])/1024)
+	}
+}
+
+// grub: the ISO through GRUB (SeaBIOS or OVMF), "boot" scenario, by a
+// firmware boot of a copy of the ISO whose only entry is this flavour's,
+// carrying the test's words. Inside the retry window like every live boot
+// (no disk is attached: a restart changes nothing).
+func (d *debian) grub(fw string) {
+	name := d.r.flavour + "-grub-" + fw
+	dir := d.dir(name)
+	iso, err := d.grubISO(dir, d.testArgs+" lmtest.scenario=boot "+d.r.append)
+	if !d.j.Check(name+": grub_iso", err == nil, fmt.Sprint(err)) {
+		return
+	}
+	vm.Logf("booting %s through GRUB (%s)", iso, fw)
+	res, ok := d.vm(name, "power-down", &vm.Machine{FirmwareBoot: true, UEFI: fw == "uefi", CDROM: iso,
+		QEMUArgs: []string{"-boot", "d"}, Expect: []string{"scenario_rc=0"}})
+	if !ok {
+		return
+	}
+	// GRUB's menu on the serial console proves it was GRUB that booted.
+	con, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+	d.j.Check(name+": grub_menu", strings.Contains(string(con), "Debian live"), "no GRUB menu on the console")
+	d.showBoot(res.Facts)
+}
+
+// judgeWriter: the migrate scenario's writer exited 0 (it ends on SIGTERM;
+// a failed write or fsync makes it exit non-zero) and some records were
+// acknowledged while migrate ran.
+func (d *debian) judgeWriter(name string, f vm.Facts) {
+	wrc, during := f.Get("writer_rc"), f.Get("acked_during_migrate")
+	d.j.Check(name+": writer_rc", wrc == "0", fmt.Sprintf("the writer exited '%s', not 0: %s", wrc, strings.Join(f.Lines("writer_out"), " ")))
+	if d.j.Check(name+": acked_during_migrate", regexp.MustCompile(`^[0-9]+$`).MatchString(during) && atoi(during) > 0,
+		"no record acknowledged while migrate ran (acked_during_migrate='"+during+"')") {
+		vm.Logf("  writer: exit %s, %s records acknowledged while migrate ran, %s in all", wrc, during, f.Get("acked"))
+	}
+}
+
+// noArrays: no md array on a booted target: /proc/mdstat lists none, or
+// does not exist at all (no md module loaded: the count is then empty).
+func (d *debian) noArrays(name string, f vm.Facts) {
+	d.j.Check(name+": mdstat_arrays", regexp.MustCompile(`^0?$`).MatchString(f.Get("mdstat_arrays")), "md arrays on the target: "+bar(f.Lines("mdstat")))
+}
+
+// migrate: the live boot with an empty target disk, `livemigrate migrate`
+// under a writer, power off; then the target alone (direct kernel boot,
+// root=UUID=, the same flavour's initrd): the "verify" scenario, ending
+// with `systemctl reboot`; then the host's e2fsck.
+func (d *debian) migrate() {
+	name := d.r.flavour + "-migrate"
+	target := filepath.Join(d.out, "runs", d.r.flavour+"-target.img")
+	// The boot plus md copying the whole root (squashfs decompression
+	// under TCG: minutes), so more than a plain boot's timeout.
+	res, ok := d.vm(name, "power-down", &vm.Machine{CDROM: d.env["LIVE_ISO"],
+		Disks:   []vm.Disk{{Path: target, Size: 4 << 30}},
+		Timeout: debianTimeout + 600*time.Second,
+		Append:  d.liveArgs + " " + d.testArgs + " lmtest.scenario=migrate lmtest.target=/dev/vda lmtest.speed=fast " + d.r.append,
+		Expect:  []string{"scenario_rc=0", "migrate_rc=0"}})
+	if !ok {
+		return
+	}
+	F := res.Facts
+	logFacts(F, "pre_root_source", "migrate_seconds", "recovered_bytes", "recovery_bps", "acked", "post_root_source", "post_dm", "post_loops", "post_live_mounted", "post_failed_units", "post_system_state", "post_initramfs_units")
+	d.judgeWriter(name, F)
+	if !d.j.OK() {
+		return
+	}
+
+	// livemigrate may partition the target: the root is the filesystem
+	// the guest had as / after the migration, found by its UUID (else
+	// livemigrate's own status after it, else the live root's, which
+	// livemigrate keeps).
+	uuid := F.Get("post_root_uuid")
+	if uuid == "" {
+		uuid = firstMatch(`"UUID": *"([^"]*)"`, F.Get("post_status"))
+	}
+	if uuid == "" {
+		uuid = d.env["ROOTFS_UUID"]
+	}
+	if !d.j.Check("target_uuid", uuid != "", "cannot tell the target's root filesystem UUID") {
+		return
+	}
+	if uuid != d.env["ROOTFS_UUID"] {
+		vm.Logf("note: target UUID %s is not the live root's (%s)", uuid, d.env["ROOTFS_UUID"])
+	}
+	// The target alone: no medium, plain root=UUID=, then a clean reboot.
+	// dpkg --verify reads every packaged file: allow for it. WindowKernel:
+	// the initrd mounts the target read-write before the scenario, so a
+	// hang is only retried before userspace.
+	vname := d.r.flavour + "-verify"
+	vres, ok := d.vm(vname, "restart", &vm.Machine{Disks: []vm.Disk{{Path: target}}, Window: vm.WindowKernel,
+		Timeout: debianTimeout + 300*time.Second,
+		Append: "root=UUID=" + uuid + " rw " + d.verifyArgs + " " + d.testArgs + " lmtest.scenario=verify lmtest.upto=" + F.Get("acked") +
+			" lmtest.end=reboot " + d.r.append,
+		Expect: []string{"scenario_rc=0", "verify_rc=0", "dm_devices=0", "session_sha=" + F.Get("session_sha")}})
+	if !ok {
+		return
+	}
+	V := vres.Facts
+	d.noArrays(vname, V)
+	logFacts(V, "root_source", "root_fstype", "verify", "dpkg_verify_rc", "dpkg_verify_lines", "dpkg_verify_seconds", "system_state")
+	d.hostFsck(target, uuid)
+}
+
+func head(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
