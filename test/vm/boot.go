@@ -218,7 +218,10 @@ func Boot(m *Machine) (*Result, error) {
 	res := &Result{Dir: m.Dir}
 	if a.hung || a.panicked {
 		var kind, last string
-		if a.stalled {
+		if a.starved {
+			kind, last = "hang", firstMatchLine(m.file("console.log"), reLockup)
+			Logf("EMULATOR HANG: the %ds deadline passed before the guest got anywhere (%s window) while its kernel reported lockups or RCU stalls (the emulator starved), in %s: '%s'; retrying once", int(m.Timeout.Seconds()), m.Window, m.Dir, last)
+		} else if a.stalled {
 			kind, last = "hang", lastConsoleLine(m.file("console.log"))
 			Logf("EMULATOR HANG: the kernel did not start the guest's code within %ds although the console kept printing (%s window), in %s; last console line: '%s'; retrying once", early, m.Window, m.Dir, last)
 		} else if a.hung {
@@ -396,6 +399,7 @@ type attempt struct {
 	rc             int
 	hung, panicked bool
 	stalled        bool // hung although the console grew (see once)
+	starved        bool // timed out in the window amid lockup reports (see once)
 	ourCode        bool // the kernel was seen starting our code
 	tScen, total   float64
 	factsSeen      map[string]bool
@@ -483,6 +487,13 @@ loop:
 	a.cut = r.Cut
 	a.total = time.Since(a.start).Seconds()
 	switch {
+	case ctx.Err() == context.DeadlineExceeded && !a.hung && m.Window != WindowNone && m.inWindow(ReadFacts(m.file("facts.txt"))) && consoleHas(m.file("console.log"), reLockup):
+		// The deadline passed before the guest got anywhere while its
+		// kernel reported soft lockups or RCU stalls: the emulator was
+		// starved of CPU (seen on Debian boots beside other VMs), which
+		// is an emulator hang like the silent kind.
+		a.hung, a.starved = true, true
+		a.rc = ExitTimeout
 	case ctx.Err() == context.DeadlineExceeded && !a.hung:
 		a.rc = ExitTimeout
 	case werr == nil:
@@ -525,6 +536,25 @@ func (m *Machine) beforeOurCode(f Facts) bool {
 	}
 	con, _ := os.ReadFile(m.file("console.log"))
 	return !reInitProcess.Match(con)
+}
+
+// reLockup matches the kernel's reports of a CPU that did not get to run:
+// soft lockups and RCU stalls.
+var reLockup = regexp.MustCompile(`BUG: soft lockup|rcu: INFO: rcu_[a-z]+ (self-)?detected stall|rcu_[a-z]+ self-detected stall`)
+
+func consoleHas(path string, re *regexp.Regexp) bool {
+	b, _ := os.ReadFile(path)
+	return re.Match(b)
+}
+
+// firstMatchLine is the first console line re matches ("" when none).
+func firstMatchLine(path string, re *regexp.Regexp) string {
+	for _, l := range consoleLines(path) {
+		if re.MatchString(l) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
 
 func fileSize(path string) int64 {

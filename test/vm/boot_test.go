@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 //	init-hang     "Run /init as init process" on the console, then silence
 //	lockup        early-boot lines, then "BUG: soft lockup" reports every
 //	              0.2 s, never our code (the console keeps growing)
+//	init-lockup   "Run /init as init process", then "BUG: soft lockup"
+//	              reports every 0.2 s and never scenario_start (a guest
+//	              starved of CPU past the kernel: the deadline ends it)
 //	panic         the kernel panics early ("IO-APIC + timer doesn't work!"),
 //	              QEMU exits 0 (-no-reboot)
 //	init-panic    a panic after "Run /init as init process"
@@ -73,6 +76,10 @@ func fakeQemu(plan, state string, args []string) int {
 	}
 	os.WriteFile(con, []byte(c), 0o644)
 	os.WriteFile(facts, []byte(f), 0o644)
+	if what == "init-lockup" {
+		c += "[    2.000000] Run /init as init process\r\n"
+		what = "lockup"
+	}
 	if what == "lockup" {
 		for i := 0; i < 3000; i++ {
 			time.Sleep(200 * time.Millisecond)
@@ -123,6 +130,8 @@ func TestHang(t *testing.T) {
 		{"window-none", "hang", WindowNone, 124, 1, 0},
 		{"lockup-then-ok", "lockup,ok", "", 0, 2, 1},
 		{"lockup-window-none", "lockup", WindowNone, 124, 1, 0},
+		{"init-lockup-then-ok", "init-lockup,ok", "", 0, 2, 1},
+		{"init-lockup-kernel-window", "init-lockup", WindowKernel, 124, 1, 0},
 		{"no-hang", "ok", "", 0, 1, 0},
 		{"panic-then-ok", "panic,ok", "", 0, 2, 1},
 		{"panic-twice", "panic,panic", "", 6, 2, 1},
@@ -160,7 +169,7 @@ func TestHang(t *testing.T) {
 			if strings.HasPrefix(c.plan, "panic") {
 				kind, pat = "panic", "Kernel panic - not syncing: IO-APIC"
 			}
-			if strings.HasPrefix(c.plan, "lockup") {
+			if strings.HasPrefix(c.plan, "lockup") || strings.HasPrefix(c.plan, "init-lockup") {
 				pat = "BUG: soft lockup"
 			}
 			if !regexp.MustCompile("EMULATOR " + strings.ToUpper(kind) + ": .*retrying once").MatchString(logs) {
@@ -182,7 +191,7 @@ func TestHang(t *testing.T) {
 		}
 	}
 	sum := Retries()
-	j.Check("summary", Glob(sum, "vm retries: 6 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *)"), "summary: '"+sum+"'")
+	j.Check("summary", Glob(sum, "vm retries: 7 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-init-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *)"), "summary: '"+sum+"'")
 	Logf("summary of this self-test's retries: %s", sum)
 	fmt.Printf("hang selftest: %d cases, %d failed\n", j.Count(), j.Failed())
 	j.Done()
