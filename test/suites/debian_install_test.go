@@ -1,7 +1,6 @@
 package suites
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -399,27 +398,6 @@ func anyLine(lines []string, f func(string) bool) bool {
 func rawFactLines(path string) []string {
 	b, _ := os.ReadFile(path)
 	return strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n")
-}
-
-// readEnvFile reads a KEY=VALUE file (mkiso.sh's live.env), dropping the
-// double quotes around a value.
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			env[k] = v
-		}
-	}
-	return env, sc.Err()
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -132,7 +132,7 @@ func debianImages(t *testing.T) map[string]string {
 				return
 			}
 		}
-		debianEnv, debianErr = readEnvFile(envFile)
+		debianEnv, debianErr = vm.ReadEnv(envFile)
 	})
 	if debianErr != nil {
 		t.Fatal(debianErr)

@@ -81,7 +81,7 @@ func LiveImages(payloadMiB int) (*Images, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := readEnv(filepath.Join(filepath.Dir(iso), "live.env"))
+	env, err := ReadEnv(filepath.Join(filepath.Dir(iso), "live.env"))
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +213,9 @@ func lockFile(path string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// readEnv reads a KEY=VALUE file (live.env).
-func readEnv(path string) (map[string]string, error) {
+// ReadEnv reads a KEY=VALUE file (the live.env mklive.sh and mkiso.sh
+// write), dropping double quotes around a value.
+func ReadEnv(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -224,6 +225,9 @@ func readEnv(path string) (map[string]string, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
 			env[k] = v
 		}
 	}
