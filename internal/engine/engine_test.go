@@ -47,7 +47,7 @@ func liveSystem() *System {
 		RootFS: &resize.Probe{Type: "ext4", UUID: "0b4f-test", Size: GiB},
 		Array:  a, ArrayLBS: 512, LiveLeg: &a.Members[0], Stack: st,
 		COW:      &overlay.Usage{UsedSectors: 16 * MiB / 512, TotalSectors: 512 * MiB / 512},
-		MemTotal: 4 * GiB, MemAvail: 3 * GiB}
+		MemTotal: 4 * GiB, MemAvail: 3 * GiB, Kernel: "6.12.57+deb13-amd64", Grub: "2.12"}
 }
 
 func disk(name string, major, minor uint32, size uint64) *blockdev.Info {

@@ -9,6 +9,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/partition"
@@ -144,6 +145,11 @@ type FinalizeSpec struct {
 	FSType   string `json:"fs_type"`
 	Hostname string `json:"hostname,omitempty"`
 	Password string `json:"-"`
+	// NewUUID: finalize gives the root filesystem a new UUID (after the
+	// point of no return, before fstab, the initramfs and GRUB are
+	// written); else UUIDWhy says why the medium's is kept.
+	NewUUID bool   `json:"new_fs_uuid"`
+	UUIDWhy string `json:"fs_uuid_kept_because,omitempty"`
 }
 
 // Has reports whether the plan contains step k.
@@ -283,6 +289,17 @@ func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 		}
 		if sys.RootFS != nil {
 			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
+			ft := sys.RootFS.Ext.Features
+			up := finalize.PlanUUID(finalize.FSFacts{Type: string(sys.RootFS.Type),
+				CsumSeed: ft.MetadataCsumSeed(), Checksums: ft.MetadataCsum() || ft.GdtCsum(), StableInodes: ft.StableInodes(),
+				Kernel: sys.Kernel, Grub: sys.Grub})
+			p.Finalize.NewUUID, p.Finalize.UUIDWhy = up.New, up.Why
+			if up.Warning != "" {
+				p.Warnings = append(p.Warnings, up.Warning)
+			}
+			if !up.New {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("the installed filesystem keeps the medium's UUID %s: %s. Every install from this medium has it: do not put two of them in one machine", sys.RootFS.UUID, strings.TrimSuffix(up.Why, "; the medium's UUID is kept")))
+			}
 		}
 	}
 	if p.Finalize != nil && in.IsPartition && resumeDisk == "" {
@@ -561,7 +578,11 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 	}
 	add(StepGrowFS, false, "Grow the %s filesystem on / to fill the array", fs)
 	if f := p.Finalize; f != nil {
-		what := "fstab by UUID, a new machine-id and SSH host keys, no autologin, passwordless sudo or empty passwords, an initramfs without the live hooks, GRUB on " + f.Disk
+		what := "fstab by UUID, a new machine-id"
+		if f.NewUUID {
+			what = "a new filesystem UUID, " + what
+		}
+		what += " and SSH host keys, no autologin, passwordless sudo or empty passwords, an initramfs without the live hooks, GRUB on " + f.Disk
 		if f.ESP != "" {
 			what += " and " + f.ESP
 		}

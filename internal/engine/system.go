@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/resize"
@@ -37,6 +38,11 @@ type System struct {
 	UEFI     bool   `json:"uefi"`
 	MemTotal uint64 `json:"mem_total_bytes"`
 	MemAvail uint64 `json:"mem_available_bytes"`
+	// Kernel is the running kernel's release; Grub the version of the
+	// GRUB installed in the live root ("" when none): they decide whether
+	// finalize can give the root filesystem a new UUID.
+	Kernel string `json:"kernel"`
+	Grub   string `json:"grub_version,omitempty"`
 	// NotLive says why the root is not a livemigrate root ("" when it is, or
 	// when the live leg is already gone but the array is still the root).
 	NotLive string `json:"not_live,omitempty"`
@@ -78,6 +84,10 @@ func (o Observer) Observe() (*System, error) {
 	if st, err := os.Stat(o.path("sys/firmware/efi")); err == nil && st.IsDir() {
 		s.UEFI = true
 	}
+	if b, err := os.ReadFile(o.path("proc/sys/kernel/osrelease")); err == nil {
+		s.Kernel = strings.TrimSpace(string(b))
+	}
+	s.Grub, _ = finalize.GrubVersion(o.Root)
 	if m, err := procfs.ReadMeminfo(o.Root); err == nil {
 		s.MemTotal, s.MemAvail = m["MemTotal"], m["MemAvailable"]
 	}

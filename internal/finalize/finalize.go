@@ -30,12 +30,18 @@ type Env struct {
 	Run      Runner
 	LookPath func(string) (string, error)
 
-	Disk     string // the whole disk that boots: GRUB for BIOS goes there
-	RootDev  string // the partition (or disk) / now lives on, e.g. /dev/vdb3
-	ESP      string // the EFI system partition to format and mount, "" for none
-	FSUUID   string // UUID of the root filesystem
-	FSType   string
-	Hostname string // "" keeps the current one
+	Disk    string // the whole disk that boots: GRUB for BIOS goes there
+	RootDev string // the partition (or disk) / now lives on, e.g. /dev/vdb3
+	ESP     string // the EFI system partition to format and mount, "" for none
+	FSUUID  string // UUID of the root filesystem (the new one, once fs-uuid gave it)
+	// NewUUID: give the root filesystem a new UUID first (PlanUUID said
+	// it can); else UUIDWhy says why it keeps the medium's.
+	NewUUID bool
+	UUIDWhy string
+	// UUIDIoctl replaces FSUUIDIoctl in tests.
+	UUIDIoctl func(dir string, set *[16]byte) ([16]byte, error)
+	FSType    string
+	Hostname  string // "" keeps the current one
 	// LiveUser is the live session's user; "" finds it (autologin, or uid 1000).
 	LiveUser string
 	// Password, when set, becomes the live user's password; otherwise the
@@ -108,6 +114,7 @@ type Action struct {
 // Actions lists what finalize does, in order.
 func Actions() []Action {
 	return []Action{
+		{"fs-uuid", "Give the root filesystem its own UUID", (*Env).fsUUID},
 		{"esp", "Format and mount the EFI system partition", (*Env).esp},
 		{"fstab", "Write /etc/fstab by UUID", (*Env).fstab},
 		{"machine-id", "Give the installed system its own machine-id", (*Env).machineID},

@@ -20,7 +20,7 @@ func TestRerunAfterFailureIsIdempotent(t *testing.T) {
 		t.Fatalf("first run: %v", err)
 	}
 	mid, keys := read(t, root, "/etc/machine-id"), read(t, root, "/etc/ssh/ssh_host_ed25519_key.pub")
-	if f.formats != 1 || len(res) != 8 {
+	if f.formats != 1 || len(res) != 9 {
 		t.Fatalf("formats %d, results %d", f.formats, len(res))
 	}
 	// As finalize advised: a password for the live user, set by hand.
@@ -54,6 +54,10 @@ func TestRerunAfterFailureIsIdempotent(t *testing.T) {
 	}
 	for _, r := range res {
 		switch r.Name {
+		case "fs-uuid":
+			if !strings.HasPrefix(r.Message, "kept 1111-root: ") {
+				t.Errorf("fs-uuid without NewUUID: %q", r.Message)
+			}
 		case "bootloader", "hostname":
 			if strings.Contains(r.Message, EarlierRun) {
 				t.Errorf("%s: %q", r.Name, r.Message)

@@ -53,9 +53,11 @@ func (e *Env) loadState() *state {
 	switch {
 	case json.Unmarshal(b, &old) != nil:
 		s.Ignored = "unreadable"
-	case old.FSUUID != s.FSUUID || old.RootDev != s.RootDev || old.BootID != s.BootID:
+	case old.FSUUID != s.FSUUID && !old.gaveUUID(s.FSUUID) || old.RootDev != s.RootDev || old.BootID != s.BootID:
 		s.Ignored = fmt.Sprintf("it is of another installation or boot (%s on %s, boot %s)", old.FSUUID, old.RootDev, old.BootID)
 	default:
+		// Keyed by the medium's UUID, also once fs-uuid gave a new one.
+		s.FSUUID = old.FSUUID
 		if old.Done != nil {
 			s.Done = old.Done
 		}
@@ -64,6 +66,11 @@ func (e *Env) loadState() *state {
 		}
 	}
 	return s
+}
+
+// gaveUUID: this record's fs-uuid action set (or was setting) uuid.
+func (s *state) gaveUUID(uuid string) bool {
+	return uuid != "" && (s.Done["fs-uuid"]["new"] == uuid || s.Started["fs-uuid"]["new"] == uuid)
 }
 
 func (e *Env) saveState() error {

@@ -59,6 +59,7 @@ const (
 	extCompatHasJournal   = 0x0004
 	extCompatResizeInode  = 0x0010
 	extCompatSparseSuper2 = 0x0200
+	extCompatStableInodes = 0x0800
 
 	extIncompatFiletype   = 0x0002
 	extIncompatRecover    = 0x0004
@@ -72,6 +73,7 @@ const (
 	extROCompatSparseSuper  = 0x0001
 	extROCompatLargeFile    = 0x0002
 	extROCompatBtreeDir     = 0x0004
+	extROCompatGdtCsum      = 0x0010
 	extROCompatBigalloc     = 0x0200
 	extROCompatMetadataCsum = 0x0400
 )
@@ -85,6 +87,8 @@ func (f ExtFeatures) FlexBG() bool           { return f.Incompat&extIncompatFlex
 func (f ExtFeatures) MetadataCsumSeed() bool { return f.Incompat&extIncompatCsumSeed != 0 }
 func (f ExtFeatures) Bigalloc() bool         { return f.ROCompat&extROCompatBigalloc != 0 }
 func (f ExtFeatures) MetadataCsum() bool     { return f.ROCompat&extROCompatMetadataCsum != 0 }
+func (f ExtFeatures) GdtCsum() bool          { return f.ROCompat&extROCompatGdtCsum != 0 }
+func (f ExtFeatures) StableInodes() bool     { return f.Compat&extCompatStableInodes != 0 }
 
 // String lists the features this package cares about, in dumpe2fs spelling.
 func (f ExtFeatures) String() string {

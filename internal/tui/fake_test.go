@@ -37,10 +37,13 @@ func liveSystem() *engine.System {
 	}
 	return &engine.System{
 		RootMount: "/", RootSource: "/dev/md127", RootFSType: "ext4",
-		RootFS: &resize.Probe{Type: "ext4", UUID: "93fa3aa5-3d1c-4c55-9d0e-6f1b2a7c8e90", Size: 212 * mib},
-		Array:  a, ArrayLBS: 512, LiveLeg: &a.Members[0], Stack: st,
+		RootFS: &resize.Probe{Type: "ext4", UUID: "93fa3aa5-3d1c-4c55-9d0e-6f1b2a7c8e90", Size: 212 * mib,
+			Ext: resize.ExtInfo{Features: resize.ExtFeatures{Incompat: 0x2000, ROCompat: 0x0400}}},
+		Array: a, ArrayLBS: 512, LiveLeg: &a.Members[0], Stack: st,
 		COW:      &overlay.Usage{UsedSectors: 17 * mib / 512, TotalSectors: 1024 * mib / 512},
 		MemTotal: 1946 * mib, MemAvail: 1843 * mib,
+		// Debian 13: kernel 6.12, GRUB 2.12, ext4 with metadata_csum_seed.
+		Kernel: "6.12.57+deb13-amd64", Grub: "2.12",
 	}
 }
 
