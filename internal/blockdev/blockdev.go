@@ -158,8 +158,10 @@ func (h Host) InspectDev(path string, major, minor uint32) (*Info, error) {
 	for _, p := range in.Partitions {
 		parts[p] = true
 	}
+	// By number, and by source: btrfs mounts carry an anonymous device
+	// number, their source names the device.
 	for _, m := range mounts {
-		if m.Major == major && m.Minor == minor {
+		if m.Major == major && m.Minor == minor || m.Source == "/dev/"+in.Name {
 			in.Mounts = append(in.Mounts, m.MountPoint)
 		}
 	}
@@ -169,7 +171,7 @@ func (h Host) InspectDev(path string, major, minor uint32) (*Info, error) {
 			continue
 		}
 		for _, m := range mounts {
-			if m.Major == pmaj && m.Minor == pmin {
+			if m.Major == pmaj && m.Minor == pmin || m.Source == "/dev/"+p {
 				in.PartMounts = append(in.PartMounts, "/dev/"+p+" on "+m.MountPoint)
 			}
 		}

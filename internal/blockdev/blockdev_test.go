@@ -14,6 +14,7 @@ const mountinfo = `22 1 9:127 / / rw,relatime shared:1 - ext4 /dev/md127 rw
 31 23 7:0 / /run/initramfs/squashfs ro,relatime shared:13 - squashfs /dev/loop0 ro
 40 22 8:17 / /media/my\040disk rw,relatime shared:20 master:3 - ext4 /dev/sdb1 rw
 41 22 8:17 /sub /mnt/bind rw,relatime - ext4 /dev/sdb1 rw
+42 22 0:45 / /srv rw,relatime - btrfs /dev/vdb rw
 `
 
 func TestSwapUses(t *testing.T) {
@@ -115,7 +116,8 @@ func TestInspectDev(t *testing.T) {
 		t.Errorf("sdb2 = %+v", p2)
 	}
 	v, _ := h.InspectDev("/dev/vdb", 254, 16)
-	if !v.ReadOnly || v.LogicalBlockSize != 4096 || v.Transport != "virtio" {
+	// btrfs: an anonymous device number (0:45); the source names vdb.
+	if !v.ReadOnly || v.LogicalBlockSize != 4096 || v.Transport != "virtio" || !reflect.DeepEqual(v.Mounts, []string{"/srv"}) {
 		t.Errorf("vdb = %+v", v)
 	}
 	if _, err := h.InspectDev("/dev/nope", 1, 99); err == nil {

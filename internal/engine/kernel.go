@@ -60,7 +60,7 @@ func (k *SysKernel) ReleaseStack(s *overlay.Stack, before *overlay.Usage) (overl
 func (k *SysKernel) Finalize(spec *FinalizeSpec, emit func(finalize.Result, bool)) ([]finalize.Result, error) {
 	e := &finalize.Env{Root: "/", Run: finalize.ExecRunner, Disk: spec.Disk, RootDev: spec.RootDev, ESP: spec.ESP,
 		FSUUID: spec.FSUUID, FSType: spec.FSType, Hostname: spec.Hostname, Password: spec.Password,
-		NewUUID: spec.NewUUID, UUIDWhy: spec.UUIDWhy}
+		NewUUID: spec.NewUUID, UUIDWhy: spec.UUIDWhy, RootBlock: spec.RootBlock}
 	return finalize.Run(e, emit)
 }
 

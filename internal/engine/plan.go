@@ -138,13 +138,16 @@ type Plan struct {
 
 // FinalizeSpec says where the installed system boots from.
 type FinalizeSpec struct {
-	Disk     string `json:"disk"`     // whole disk for GRUB's BIOS part
-	RootDev  string `json:"root_dev"` // the partition / lives on
-	ESP      string `json:"esp,omitempty"`
-	FSUUID   string `json:"fs_uuid"`
-	FSType   string `json:"fs_type"`
-	Hostname string `json:"hostname,omitempty"`
-	Password string `json:"-"`
+	Disk    string `json:"disk"`     // whole disk for GRUB's BIOS part
+	RootDev string `json:"root_dev"` // the partition / lives on
+	// RootBlock is the block device / is mounted from while finalize runs
+	// (the array); btrfs's st_dev does not name it.
+	RootBlock string `json:"root_block,omitempty"`
+	ESP       string `json:"esp,omitempty"`
+	FSUUID    string `json:"fs_uuid"`
+	FSType    string `json:"fs_type"`
+	Hostname  string `json:"hostname,omitempty"`
+	Password  string `json:"-"`
 	// NewUUID: finalize gives the root filesystem a new UUID (after the
 	// point of no return, before fstab, the initramfs and GRUB are
 	// written); else UUIDWhy says why the medium's is kept.
@@ -289,6 +292,7 @@ func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 		}
 		if sys.RootFS != nil {
 			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
+			p.Finalize.RootBlock = a.Path
 			ft := sys.RootFS.Ext.Features
 			up := finalize.PlanUUID(finalize.FSFacts{Type: string(sys.RootFS.Type),
 				CsumSeed: ft.MetadataCsumSeed(), Checksums: ft.MetadataCsum() || ft.GdtCsum(), StableInodes: ft.StableInodes(),

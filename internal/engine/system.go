@@ -77,6 +77,23 @@ func (o Observer) host() blockdev.Host { return blockdev.Host{Root: o.Root} }
 func (o Observer) ohost() overlay.Host { return overlay.Host{Root: o.Root, Query: o.Query} }
 func (o Observer) mdsys() mdraid.Sys   { return mdraid.Sys{Root: o.path("sys"), Proc: o.path("proc")} }
 
+// sourceSysDir is the /sys directory of a mount source such as /dev/md127
+// (or a link to it), when it is a block device.
+func (o Observer) sourceSysDir(source string) (string, error) {
+	if !strings.HasPrefix(source, "/dev/") {
+		return "", fmt.Errorf("%s is not a device", source)
+	}
+	name := filepath.Base(source)
+	if real, err := filepath.EvalSymlinks(o.path(source)); err == nil {
+		name = filepath.Base(real)
+	}
+	dir, err := filepath.EvalSymlinks(o.path("sys/class/block", name))
+	if err != nil {
+		return "", fmt.Errorf("no sysfs entry for %s: %w", source, err)
+	}
+	return dir, nil
+}
+
 // Observe builds a System. It fails only when the basics cannot be read;
 // a root that is not a live md root is reported in NotLive.
 func (o Observer) Observe() (*System, error) {
@@ -106,6 +123,11 @@ func (o Observer) Observe() (*System, error) {
 	}
 	s.RootSource, s.RootFSType = root.Source, root.FSType
 	dir, err := o.host().SysDir(root.Major, root.Minor)
+	if err != nil {
+		// btrfs reports an anonymous device number for its mounts (one
+		// filesystem, many devices): the source names the device.
+		dir, err = o.sourceSysDir(root.Source)
+	}
 	if err != nil {
 		s.NotLive = fmt.Sprintf("/ is %s (%s), not a block device", root.Source, root.FSType)
 		return s, nil

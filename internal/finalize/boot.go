@@ -132,13 +132,13 @@ func (e *Env) grubRoot() (string, func(), error) {
 	if e.GrubRoot != nil {
 		return e.GrubRoot()
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(e.path("/"), &st); err != nil {
+	dev, err := e.rootDevNum()
+	if err != nil {
 		return "", nil, err
 	}
 	_ = os.Remove(GrubRootNode)
-	if err := unix.Mknod(GrubRootNode, unix.S_IFBLK|0o600, int(st.Dev)); err != nil {
-		return "", nil, fmt.Errorf("a device node for / (%d:%d) at %s: %w", unix.Major(st.Dev), unix.Minor(st.Dev), GrubRootNode, err)
+	if err := unix.Mknod(GrubRootNode, unix.S_IFBLK|0o600, int(dev)); err != nil {
+		return "", nil, fmt.Errorf("a device node for / (%d:%d) at %s: %w", unix.Major(dev), unix.Minor(dev), GrubRootNode, err)
 	}
 	var link string
 	if e.FSUUID != "" {
@@ -155,6 +155,25 @@ func (e *Env) grubRoot() (string, func(), error) {
 		}
 		_ = os.Remove(GrubRootNode)
 	}, nil
+}
+
+// rootDevNum is the device number of the block device / is mounted from:
+// RootBlock's, else st_dev of / (not a block device on btrfs).
+func (e *Env) rootDevNum() (uint64, error) {
+	var st unix.Stat_t
+	if e.RootBlock != "" {
+		if err := unix.Stat(e.RootBlock, &st); err != nil {
+			return 0, err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+			return 0, fmt.Errorf("%s is not a block device", e.RootBlock)
+		}
+		return st.Rdev, nil
+	}
+	if err := unix.Stat(e.path("/"), &st); err != nil {
+		return 0, err
+	}
+	return st.Dev, nil
 }
 
 func (e *Env) bootloader() (string, error) {

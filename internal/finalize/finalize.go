@@ -32,8 +32,12 @@ type Env struct {
 
 	Disk    string // the whole disk that boots: GRUB for BIOS goes there
 	RootDev string // the partition (or disk) / now lives on, e.g. /dev/vdb3
-	ESP     string // the EFI system partition to format and mount, "" for none
-	FSUUID  string // UUID of the root filesystem (the new one, once fs-uuid gave it)
+	// RootBlock is the block device / is mounted from now (the array,
+	// /dev/md127); "" means the device of / (st_dev), which btrfs does
+	// not report (its mounts have an anonymous device number).
+	RootBlock string
+	ESP       string // the EFI system partition to format and mount, "" for none
+	FSUUID    string // UUID of the root filesystem (the new one, once fs-uuid gave it)
 	// NewUUID: give the root filesystem a new UUID first (PlanUUID said
 	// it can); else UUIDWhy says why it keeps the medium's.
 	NewUUID bool

@@ -264,9 +264,10 @@ func (e *Env) fsUUID() (string, error) {
 	e.record("fs-uuid", map[string]string{"old": now, "new": want})
 	// udev's /dev/disk/by-uuid link follows the superblock on a change
 	// event; GRUB's tools make their own link when there is none.
-	var st unix.Stat_t
-	if ua, err := e.lookPath("udevadm"); err == nil && unix.Stat(e.path("/"), &st) == nil {
-		_, _ = e.run(ua, "trigger", "--action=change", "--settle", fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if ua, err := e.lookPath("udevadm"); err == nil {
+		if dev, err := e.rootDevNum(); err == nil {
+			_, _ = e.run(ua, "trigger", "--action=change", "--settle", fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev)))
+		}
 	}
 	return fmt.Sprintf("the root filesystem's UUID is now %s (the medium's, %s, is shared by every install from it)", want, now), nil
 }
