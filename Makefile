@@ -136,65 +136,86 @@ qemu-lint:
 	shellcheck -x -s bash $(QEMU_T)/*.sh
 	shellcheck -x -s sh $(QEMU_T)/initramfs/init.sh $(QEMU_T)/guest/*.sh
 
-# --- The Debian live ISO (test/qemu/debian) -----------------------------------
-# A real Debian bookworm live system (mmdebstrap, cached in $(LM_CACHE)/debian)
-# on a GRUB-bootable ISO with one initrd per flavour: dracut (dmsquash-live +
-# the livemigrate module), dracut without systemd, initramfs-tools
-# (boot=livemigrate). Boots take minutes under TCG; one VM at a time. The
-# boots are TestDebian's rows (test/suites/debian_test.go; TestDebianMore
-# holds the two kinds outside debian-all); DEBIAN_FLAVOURS picks the
-# flavours of debian-boot, debian-reboot and debian-migrate.
+# --- The Debian live ISOs (test/qemu/debian) ---------------------------------
+# Real Debian live systems (mmdebstrap, cached in $(LM_CACHE)/debian) on
+# GRUB-bootable ISOs with one initrd per flavour, one medium per suite and
+# root filesystem in $(QEMU_T)/out/debian-MEDIUM:
+#   trixie         Debian 13, ext4 with metadata_csum_seed: dracut 106
+#                  (dmsquash-live + the livemigrate module), initramfs-tools
+#                  (boot=livemigrate)
+#   trixie-xfs, trixie-btrfs   the same with an XFS or btrfs rootfs.img
+#   bookworm       Debian 12, ext4: dracut, dracut without systemd,
+#                  initramfs-tools
+# Boots take minutes under TCG; one VM at a time. The boots are the rows
+# of TestDebian (make test's), TestDebianFull (the rest of the matrix,
+# make test-full) and TestDebianMore (debian-boot and bookworm's third
+# migrate); test/suites/debian_test.go lists them. DEBIAN_SUITE and
+# DEBIAN_FLAVOURS pick the rows of debian-boot, debian-reboot,
+# debian-migrate, debian-grub and debian-install.
 DEBIAN_T        := test/qemu/debian
-DEBIAN_FLAVOURS ?= dracut dracut-nosystemd initramfs-tools
+DEBIAN_SUITE    ?= trixie
+DEBIAN_FLAVOURS ?= dracut initramfs-tools
 empty :=
 space := $(empty) $(empty)
 DEBIAN_FRE      := ($(subst $(space),|,$(strip $(DEBIAN_FLAVOURS))))
+DEBIAN_ANY      := ^TestDebian(Full|More)?$$
 
-.PHONY: debian-all debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint
+.PHONY: debian-all debian-full debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint test-full
 
 debian-root:
-	$(DEBIAN_T)/mkroot.sh
+	LM_DEBIAN_SUITE=trixie $(DEBIAN_T)/mkroot.sh
+	LM_DEBIAN_SUITE=bookworm $(DEBIAN_T)/mkroot.sh
 
+# Each medium: the root and the initrds come from the cache when their
+# inputs are unchanged; the ISO is assembled again (a minute).
 debian-iso: build
-	$(DEBIAN_T)/mkiso.sh
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
+	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
 
 # Boot each flavour to multi-user with / on the md array; power off cleanly.
 debian-boot: debian-iso
-	$(VM_GO) '^TestDebianMore$$/^$(DEBIAN_FRE)-boot$$'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)-$(DEBIAN_FRE)-boot$$'
 
 # The same ending with `systemctl reboot`.
 debian-reboot: debian-iso
-	$(VM_GO) '^TestDebian$$/^$(DEBIAN_FRE)-reboot$$'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)-$(DEBIAN_FRE)-reboot$$'
 
 # The ISO through GRUB, BIOS (SeaBIOS) and UEFI (OVMF).
 debian-grub: debian-iso
-	$(VM_GO) '^TestDebian$$/^dracut-grub-(bios|uefi)$$'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)-dracut-grub-(bios|uefi)$$'
 
 # Migrate the live system onto a disk under a writer, power off, boot the
 # disk alone, verify, reboot.
 debian-migrate: debian-iso
-	$(VM_GO) '^TestDebian(More)?$$/^$(DEBIAN_FRE)-migrate$$'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)-$(DEBIAN_FRE)-migrate$$'
 
-# Migrate WITH finalize and boot the target alone through its own GRUB:
-# a whole disk under SeaBIOS, all defaults (live user locked, hostname
-# kept), then a password set by hand and the same migrate again (it must
-# finish idempotently: identities, the password and the ESP kept); the
-# same with the first run failing at GRUB (exit 23) and the rerun
-# installing it; a whole disk under OVMF, from a zram COW, with --hostname,
-# --password-file and Ctrl+C's SIGINT during finalize; a partition next to
-# a data partition (BIOS), chosen in the wizard with a hostname and a
-# password.
+# Migrate WITH finalize and boot the target alone through its own GRUB
+# (the suite's rows, its XFS and btrfs media's too): a whole disk under
+# SeaBIOS, all defaults (live user locked, hostname kept), then a password
+# set by hand and the same migrate again (it must finish idempotently:
+# identities, the password and the ESP kept); the same with the first run
+# failing at GRUB (exit 23) and the rerun installing it; a whole disk
+# under OVMF, from a zram COW, with --hostname, --password-file and
+# Ctrl+C's SIGINT during finalize; a partition next to a data partition
+# (BIOS), chosen in the wizard with a hostname and a password.
 debian-install: debian-iso
-	$(VM_GO) '^TestDebian$$/^install-'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)(-xfs|-btrfs)?-(dracut-)?install-'
 
-# Everything the Debian ISO proves, for make test (all of TestDebian):
-# each flavour reboots cleanly before migrating; the dracut flavours
-# migrate under a writer and power off, and their targets boot alone and
-# reboot; the COW on zram boots with both hook kinds; the installed-system
-# runs (debian-install's, which also migrate initramfs-tools, the zram COW
-# and finalize); the ISO boots through GRUB on BIOS and UEFI.
+# What make test runs of the Debian media (TestDebian): each capability
+# once, trixie as the main proof, bookworm's install once.
 debian-all: debian-iso
 	$(VM_GO) '^TestDebian$$'
+
+# The rest of the matrix (TestDebianFull).
+debian-full: debian-iso
+	$(VM_GO) '^TestDebianFull$$'
+
+# make test, then the rest of the matrix.
+test-full:
+	@$(GO) run ./test/vm/cmd/retries -reset
+	@rc=0; $(MAKE) test-steps debian-full || rc=$$?; $(GO) run ./test/vm/cmd/retries; exit $$rc
 
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/livemigrate/livemigrate/test/vm"
@@ -27,7 +28,10 @@ import (
 func (d *debian) install() {
 	r := d.r
 	// By the row (two rows share firmware and layout): each keeps its files.
-	name := r.flavour + "-" + r.name
+	name := r.name
+	if !strings.HasPrefix(name, r.flavour+"-") {
+		name = r.flavour + "-" + name
+	}
 	target := filepath.Join(d.out, "runs", name+".img")
 	must(d.t, os.MkdirAll(filepath.Dir(target), 0o755))
 	must(d.t, vm.Sparse(target, 4<<30))
@@ -127,6 +131,7 @@ func (d *debian) install() {
 	if !d.j.Check("post_root_uuid", uuid != "", "the live session did not report the root UUID") {
 		return
 	}
+	d.judgeUUID(F, uuid)
 	if strings.Contains(r.append, "lmtest.signal_finalize=") {
 		// The signal came during finalize (past the point of no return):
 		// migrate finished (rc 0 above) and said it noted the interrupt.
@@ -142,9 +147,18 @@ func (d *debian) install() {
 	// The target alone, booted by the firmware: no medium, no -kernel.
 	// WindowNone: a firmware boot of the target has no reliable mark of
 	// the moment its root is mounted read-write.
+	// With an earlier install from the same medium in the same machine
+	// (its disk second, writes to it thrown away): each finds its own
+	// root by its own UUID.
 	bname := name + "-boot"
+	disks := []vm.Disk{{Path: target}}
+	other := earlierInstall(d.r.medium(), target)
+	if other != nil {
+		disks = append(disks, vm.Disk{Path: other.img, Drive: "snapshot=on"})
+		vm.Logf("  booting with %s's disk (root UUID %s) attached as the second disk", other.row, other.uuid)
+	}
 	bres, ok := d.vm(bname, "power-down", &vm.Machine{FirmwareBoot: true, UEFI: r.firmware == "uefi",
-		Disks: []vm.Disk{{Path: target}}, Window: vm.WindowNone, Timeout: debianTimeout + 300*time.Second,
+		Disks: disks, Window: vm.WindowNone, Timeout: debianTimeout + 300*time.Second,
 		Expect: []string{"scenario_start=installed", "scenario_rc=0", "verify_rc=0",
 			"dm_devices=0", "session_sha=" + F.Get("session_sha"),
 			"firmware=" + r.firmware, "root_source=" + rootPart,
@@ -218,7 +232,82 @@ func (d *debian) install() {
 		d.j.Check("esp", strings.Contains(V.Get("esp"), "vfat"), "the ESP is not mounted on /boot/efi: '"+V.Get("esp")+"'")
 	}
 	vm.Logf("identities: machine-id %s -> %s; SSH host keys all new", lmid, mid)
+	// The installed system is found by its UUID: fstab and GRUB's
+	// configuration name it.
+	d.j.Check("fstab_uuid", anyLine(V.Lines("fstab"), func(l string) bool { return strings.HasPrefix(l, "UUID="+uuid+" / ") }),
+		"fstab does not mount / by UUID="+uuid+": "+bar(V.Lines("fstab")))
+	d.j.Check("grub_cfg_root", V.Get("grub_cfg_root") == "root=UUID="+uuid, "GRUB's configuration boots "+V.Get("grub_cfg_root")+", not root=UUID="+uuid)
+	if other != nil && d.j.OK() {
+		vm.Logf("  two installs from one medium in one machine: this one (UUID %s) booted its own root beside %s's (UUID %s)", uuid, other.row, other.uuid)
+	}
 	d.hostFsck(target, uuid)
+	d.figures(lres, F, V)
+	if d.j.OK() {
+		noteInstall(d.r.medium(), installed{row: d.r.id(), img: target, uuid: uuid})
+	}
+}
+
+// installed is a row's installed disk, for the next install of the same
+// medium to boot beside.
+type installed struct{ row, img, uuid string }
+
+var (
+	installsMu sync.Mutex
+	installs   = map[string][]installed{}
+)
+
+func noteInstall(medium string, in installed) {
+	installsMu.Lock()
+	defer installsMu.Unlock()
+	installs[medium] = append(installs[medium], in)
+}
+
+// earlierInstall: the last install of medium this run made, not img.
+func earlierInstall(medium, img string) *installed {
+	installsMu.Lock()
+	defer installsMu.Unlock()
+	l := installs[medium]
+	for i := len(l) - 1; i >= 0; i-- {
+		if l[i].img != img {
+			if _, err := os.Stat(l[i].img); err == nil {
+				in := l[i]
+				return &in
+			}
+		}
+	}
+	return nil
+}
+
+// judgeUUID: where the medium allows it (ext4 with metadata_csum_seed,
+// trixie's kernel and GRUB), finalize gave the installed filesystem a new
+// UUID, different from every other install's of this run; elsewhere it
+// kept the medium's and said why.
+func (d *debian) judgeUUID(F vm.Facts, uuid string) {
+	line := ""
+	for _, l := range F.Lines("finalize") {
+		if strings.HasPrefix(l, "Give the root filesystem its own UUID: ") {
+			line = l
+		}
+	}
+	medium := d.env["ROOTFS_UUID"]
+	if d.env["ROOTFS_FS"] == "ext4" && d.env["ROOTFS_CSUM_SEED"] == "1" {
+		if d.j.Check("new_fs_uuid", uuid != medium && strings.Contains(line, "UUID is now "+uuid),
+			fmt.Sprintf("the installed filesystem has UUID %s (the medium's: %s); finalize said: %q", uuid, medium, line)) {
+			vm.Logf("  filesystem UUID: %s, new (the medium's: %s)", uuid, medium)
+		}
+		installsMu.Lock()
+		for _, l := range installs {
+			for _, in := range l {
+				d.j.Check("uuid_unique", in.uuid != uuid, "this install has the UUID of "+in.row+"'s: "+uuid)
+			}
+		}
+		installsMu.Unlock()
+		return
+	}
+	if d.j.Check("kept_fs_uuid", uuid == medium && strings.Contains(line, "kept "+medium+": "),
+		fmt.Sprintf("the installed filesystem has UUID %s (the medium's: %s); finalize said: %q", uuid, medium, line)) {
+		vm.Logf("  filesystem UUID: the medium's %s, kept (%s)", uuid, strings.TrimPrefix(line, "Give the root filesystem its own UUID: kept "+medium+": "))
+	}
 }
 
 // dataPartition lays out target as an MBR disk with a 256 MiB ext4
@@ -257,7 +346,19 @@ func sectionSHA(path string, off, n int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hostFsck: the host's e2fsck as the last referee, on the partition (if
+// fsckCommand is the filesystem's own checker, read-only: e2fsck -fn,
+// xfs_repair -n, btrfs check --readonly.
+func fsckCommand(fs, dev string) []string {
+	switch fs {
+	case "xfs":
+		return []string{"xfs_repair", "-n", dev}
+	case "btrfs":
+		return []string{"btrfs", "check", "--readonly", dev}
+	}
+	return []string{"e2fsck", "-fn", dev}
+}
+
+// hostFsck: the host's checker of the filesystem as the last referee, on the partition (if
 // any) of img that holds filesystem uuid. Loops at the partitions' offsets
 // (this host may have no udev to make loopNpM nodes), then the whole image
 // (a target used without a partition table).
@@ -273,6 +374,13 @@ func (d *debian) hostFsck(img, uuid string) {
 	must(d.t, err)
 	spans = append(spans, span{0, st.Size() / 512})
 	part, rc := "", 99
+	var argv []string
+	switch d.env["ROOTFS_FS"] {
+	case "xfs":
+		must(d.t, vm.NeedPkgs("xfsprogs"))
+	case "btrfs":
+		must(d.t, vm.NeedPkgs("btrfs-progs"))
+	}
 	for _, s := range spans {
 		out, err := vm.Host("", "losetup", "--find", "--show", "--read-only",
 			"--offset", strconv.FormatInt(s.start*512, 10), "--sizelimit", strconv.FormatInt(s.size*512, 10), img)
@@ -283,7 +391,8 @@ func (d *debian) hostFsck(img, uuid string) {
 		id, _ := vm.Host("", "blkid", "-p", "-o", "value", "-s", "UUID", loop)
 		if strings.TrimSpace(id) == uuid {
 			part = fmt.Sprintf("%s (sectors %d+%d)", img, s.start, s.size)
-			cmd := execCommand("e2fsck", "-fn", loop)
+			argv = fsckCommand(d.env["ROOTFS_FS"], loop)
+			cmd := execCommand(argv[0], argv[1:]...)
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			rc = exitCode(cmd.Run())
 		}
@@ -296,8 +405,9 @@ func (d *debian) hostFsck(img, uuid string) {
 	if where == "" {
 		where = img + " (no filesystem " + uuid + " found)"
 	}
-	if d.j.Check("host_fsck", rc == 0, fmt.Sprintf("host e2fsck on %s failed (rc=%d)", where, rc)) {
-		vm.Logf("host e2fsck -fn %s (UUID %s): clean", part, uuid)
+	checker := strings.Join(fsckCommand(d.env["ROOTFS_FS"], ""), " ")
+	if d.j.Check("host_fsck", rc == 0, fmt.Sprintf("host %s on %s failed (rc=%d)", checker, where, rc)) {
+		vm.Logf("host %s%s (UUID %s): clean", checker, part, uuid)
 	}
 }
 

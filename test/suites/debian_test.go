@@ -13,10 +13,13 @@ import (
 	"github.com/livemigrate/livemigrate/test/vm"
 )
 
-// debianRow is one case of TestDebian (or TestDebianMore): a flavour's
-// initrd and a scenario, with the knobs run.sh had as options.
+// debianRow is one case of TestDebian (or TestDebianFull, TestDebianMore):
+// a Debian suite's live medium with a root filesystem, a flavour's initrd
+// and a scenario, with the knobs run.sh had as options.
 type debianRow struct {
-	name     string
+	name     string // the row's own part; the test's name is its id()
+	suite    string // trixie (Debian 13) | bookworm (Debian 12)
+	rootfs   string // rootfs.img's filesystem: "" (ext4) | xfs | btrfs
 	flavour  string // dracut | dracut-nosystemd | initramfs-tools
 	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install
 	firmware string // install: bios | uefi
@@ -24,53 +27,136 @@ type debianRow struct {
 	append   string // words added to the guest's command line
 }
 
-// debianRows are what `make debian-all` runs, in its order: each flavour
-// reboots cleanly; the dracut flavours migrate under a writer and their
-// targets boot alone and reboot; the COW on zram with both hook kinds;
-// the installed-system runs (debian-install: they also migrate
-// initramfs-tools, from a zram COW, with finalize); the ISO through GRUB
-// on BIOS and UEFI.
-var debianRows = []debianRow{
-	{name: "dracut-reboot", flavour: "dracut", scenario: "reboot"},
-	{name: "dracut-nosystemd-reboot", flavour: "dracut-nosystemd", scenario: "reboot"},
-	{name: "initramfs-tools-reboot", flavour: "initramfs-tools", scenario: "reboot"},
-	{name: "dracut-migrate", flavour: "dracut", scenario: "migrate"},
-	{name: "dracut-nosystemd-migrate", flavour: "dracut-nosystemd", scenario: "migrate"},
-	{name: "dracut-zram", flavour: "dracut", scenario: "zram"},
-	{name: "initramfs-tools-zram", flavour: "initramfs-tools", scenario: "zram"},
+// id is the subtest's name: SUITE[-FS]-NAME (trixie-dracut-reboot,
+// trixie-xfs-install-bios-disk, bookworm-install-bios-disk-rerun).
+func (r debianRow) id() string {
+	if r.rootfs != "" {
+		return r.suite + "-" + r.rootfs + "-" + r.name
+	}
+	return r.suite + "-" + r.name
+}
+
+// medium names the live medium the row boots: its suite and root
+// filesystem ($LM_OUT/debian-SUITE[-FS]).
+func (r debianRow) medium() string {
+	if r.rootfs != "" {
+		return r.suite + "-" + r.rootfs
+	}
+	return r.suite
+}
+
+// The install rows, by what they add (firmware, layout, the person's
+// choices); each suite and filesystem picks from them.
+var (
 	// A whole disk under SeaBIOS, all defaults (live user locked,
 	// hostname kept), then a password set by hand and the same migrate
 	// again (it must finish idempotently: identities, the password and
 	// the ESP kept).
-	{name: "install-bios-disk-rerun", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "disk",
-		append: "lmtest.rerun=1"},
+	installRerun = debianRow{name: "install-bios-disk-rerun", scenario: "install", firmware: "bios", layout: "disk",
+		append: "lmtest.rerun=1"}
 	// The same with the first run failing at GRUB (exit 23) and the
 	// rerun installing it.
-	{name: "install-bios-disk-rerun-fail", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "disk",
-		append: "lmtest.rerun=fail"},
+	installRerunFail = debianRow{name: "install-bios-disk-rerun-fail", scenario: "install", firmware: "bios", layout: "disk",
+		append: "lmtest.rerun=fail"}
 	// A whole disk under OVMF, from a zram COW, with --hostname,
 	// --password-file and Ctrl+C's SIGINT during finalize.
-	{name: "install-uefi-disk", flavour: "initramfs-tools", scenario: "install", firmware: "uefi", layout: "disk",
-		append: "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"},
+	installUEFI = debianRow{name: "install-uefi-disk", scenario: "install", firmware: "uefi", layout: "disk",
+		append: "rd.livemigrate.cow=zram rd.livemigrate.cowsize=2G lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"}
 	// A partition next to a data partition (BIOS), chosen in the wizard
 	// with a hostname and a password.
-	{name: "install-bios-partition-tui", flavour: "initramfs-tools", scenario: "install", firmware: "bios", layout: "partition",
-		append: "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"},
-	{name: "dracut-grub-bios", flavour: "dracut", scenario: "grub-bios"},
-	{name: "dracut-grub-uefi", flavour: "dracut", scenario: "grub-uefi"},
+	installPartTUI = debianRow{name: "install-bios-partition-tui", scenario: "install", firmware: "bios", layout: "partition",
+		append: "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"}
+	// A whole disk under SeaBIOS, all defaults, once.
+	installBIOS = debianRow{name: "install-bios-disk", scenario: "install", firmware: "bios", layout: "disk"}
+)
+
+// in returns r for suite, filesystem and flavour, named FLAVOUR-NAME when
+// the flavour is not the install rows' usual initramfs-tools.
+func (r debianRow) in(suite, rootfs, flavour string) debianRow {
+	r.suite, r.rootfs = suite, rootfs
+	if r.flavour == "" {
+		r.flavour = flavour
+		if r.scenario == "install" && flavour != "initramfs-tools" {
+			r.name = flavour + "-" + r.name
+		}
+	}
+	return r
+}
+
+// row is a live-medium row: FLAVOUR-SCENARIO.
+func row(suite, rootfs, flavour, scenario string) debianRow {
+	return debianRow{name: flavour + "-" + scenario, suite: suite, rootfs: rootfs, flavour: flavour, scenario: scenario}
+}
+
+// debianRows are what make test runs (TestDebian), in its order: each
+// capability once, on Debian 13 (trixie) as the main proof. Each trixie
+// flavour reboots cleanly before migrating; dracut migrates under a
+// writer and its target boots alone and reboots; initramfs-tools installs
+// (finalize) onto a whole disk under SeaBIOS with a rerun, under OVMF
+// from a zram COW with SIGINT during finalize, and onto a partition in
+// the wizard; the XFS and btrfs live roots install and boot; Debian 12
+// (bookworm) reboots with both dracut flavours (with and without systemd)
+// and migrates and installs once with initramfs-tools.
+var debianRows = []debianRow{
+	row("trixie", "", "dracut", "reboot"),
+	row("trixie", "", "initramfs-tools", "reboot"),
+	row("trixie", "", "dracut", "migrate"),
+	installRerun.in("trixie", "", "initramfs-tools"),
+	installUEFI.in("trixie", "", "initramfs-tools"),
+	installPartTUI.in("trixie", "", "initramfs-tools"),
+	installBIOS.in("trixie", "xfs", "initramfs-tools"),
+	installBIOS.in("trixie", "btrfs", "dracut"),
+	row("bookworm", "", "dracut", "reboot"),
+	row("bookworm", "", "dracut-nosystemd", "reboot"),
+	installBIOS.in("bookworm", "", "initramfs-tools"),
+}
+
+// debianFullRows are what make test-full adds (TestDebianFull): the rest
+// of the matrix. On trixie: the zram COW and the ISO's GRUB with dracut,
+// initramfs-tools' migrate, dracut's installs, the rerun after a failed
+// GRUB. On bookworm: every row make test ran before trixie became the
+// main proof.
+var debianFullRows = []debianRow{
+	row("trixie", "", "dracut", "zram"),
+	row("trixie", "", "initramfs-tools", "migrate"),
+	row("trixie", "", "dracut", "grub-bios"),
+	row("trixie", "", "dracut", "grub-uefi"),
+	installBIOS.in("trixie", "", "dracut"),
+	installUEFI.in("trixie", "", "dracut"),
+	installRerunFail.in("trixie", "", "initramfs-tools"),
+	row("bookworm", "", "initramfs-tools", "reboot"),
+	row("bookworm", "", "dracut", "migrate"),
+	row("bookworm", "", "dracut-nosystemd", "migrate"),
+	row("bookworm", "", "dracut", "zram"),
+	row("bookworm", "", "initramfs-tools", "zram"),
+	installRerun.in("bookworm", "", "initramfs-tools"),
+	installRerunFail.in("bookworm", "", "initramfs-tools"),
+	installUEFI.in("bookworm", "", "initramfs-tools"),
+	installPartTUI.in("bookworm", "", "initramfs-tools"),
+	row("bookworm", "", "dracut", "grub-bios"),
+	row("bookworm", "", "dracut", "grub-uefi"),
 }
 
 // debianMoreRows are the cases only the narrower make targets run:
-// debian-boot (each flavour boots and powers off) and debian-migrate's
-// third flavour.
+// debian-boot (each flavour boots and powers off) and bookworm's third
+// migrate.
 var debianMoreRows = []debianRow{
-	{name: "dracut-boot", flavour: "dracut", scenario: "boot"},
-	{name: "dracut-nosystemd-boot", flavour: "dracut-nosystemd", scenario: "boot"},
-	{name: "initramfs-tools-boot", flavour: "initramfs-tools", scenario: "boot"},
-	{name: "initramfs-tools-migrate", flavour: "initramfs-tools", scenario: "migrate"},
+	row("trixie", "", "dracut", "boot"),
+	row("trixie", "", "initramfs-tools", "boot"),
+	row("bookworm", "", "dracut", "boot"),
+	row("bookworm", "", "dracut-nosystemd", "boot"),
+	row("bookworm", "", "initramfs-tools", "boot"),
+	row("bookworm", "", "initramfs-tools", "migrate"),
 }
 
-// TestDebian boots the Debian live ISO (test/qemu/debian, built by
+// debianFlavours: the initrds each suite's medium carries (mkiso.sh's
+// LM_FLAVOURS). dracut without systemd is a bookworm flavour only.
+var debianFlavours = map[string]string{
+	"trixie":   "dracut initramfs-tools",
+	"bookworm": "dracut dracut-nosystemd initramfs-tools",
+}
+
+// TestDebian boots the Debian live ISOs (test/qemu/debian, built by
 // mkiso.sh) once or twice per row and judges what the guest reported, the
 // console and the disks (see test/qemu/debian/README.md). Prints, per
 // boot: host seconds to the scenario, systemd-analyze's line, seconds
@@ -78,22 +164,24 @@ var debianMoreRows = []debianRow{
 // "debian summary: N cases, P passed, F failed".
 func TestDebian(t *testing.T) { runDebian(t, debianRows) }
 
-// TestDebianMore: the rows outside make debian-all (debian-boot, and
-// initramfs-tools in debian-migrate).
+// TestDebianFull: the rest of the matrix (make test-full).
+func TestDebianFull(t *testing.T) { runDebian(t, debianFullRows) }
+
+// TestDebianMore: the rows only the narrow make targets run.
 func TestDebianMore(t *testing.T) { runDebian(t, debianMoreRows) }
 
 func runDebian(t *testing.T, rows []debianRow) {
 	needVM(t)
 	n, passed := 0, 0
 	for _, r := range rows {
-		ok := t.Run(r.name, func(t *testing.T) {
+		ok := t.Run(r.id(), func(t *testing.T) {
 			d := newDebian(t, r)
 			defer d.j.Done()
 			d.run()
 		})
 		// A row that -run did not select reports ok without running.
 		debianRanMu.Lock()
-		selected := debianRan[t.Name()+"/"+r.name]
+		selected := debianRan[t.Name()+"/"+r.id()]
 		debianRanMu.Unlock()
 		if selected {
 			n++
@@ -111,33 +199,50 @@ var (
 	debianRan   = map[string]bool{}
 )
 
-// Images of the Debian live medium: mkiso.sh's live.env in $LM_OUT/debian
-// (the Makefile's debian-iso builds them; made here when missing).
+// Images of the Debian live media: mkiso.sh's live.env in
+// $LM_OUT/debian-MEDIUM (the Makefile's debian-iso-* targets build them;
+// made here when missing, with the suite's flavours).
 var (
-	debianOnce sync.Once
-	debianEnv  map[string]string
-	debianErr  error
+	debianMu   sync.Mutex
+	debianEnvs = map[string]map[string]string{}
 )
 
-func debianImages(t *testing.T) map[string]string {
+func debianOut(r debianRow) string { return filepath.Join(vm.Out(), "debian-"+r.medium()) }
+
+func debianImages(t *testing.T, r debianRow) map[string]string {
 	t.Helper()
-	debianOnce.Do(func() {
-		out := filepath.Join(vm.Out(), "debian")
-		envFile := filepath.Join(out, "live.env")
-		if _, err := os.Stat(envFile); err != nil {
-			vm.Logf("no %s: building the Debian live medium (mkiso.sh)", envFile)
-			cmd := execCommand(filepath.Join(vm.QemuDir(), "debian", "mkiso.sh"), out)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if debianErr = cmd.Run(); debianErr != nil {
-				return
-			}
-		}
-		debianEnv, debianErr = vm.ReadEnv(envFile)
-	})
-	if debianErr != nil {
-		t.Fatal(debianErr)
+	debianMu.Lock()
+	defer debianMu.Unlock()
+	if env, ok := debianEnvs[r.medium()]; ok {
+		return env
 	}
-	return debianEnv
+	out := debianOut(r)
+	envFile := filepath.Join(out, "live.env")
+	if _, err := os.Stat(envFile); err != nil {
+		vm.Logf("no %s: building the Debian %s live medium (mkiso.sh)", envFile, r.medium())
+		cmd := execCommand(filepath.Join(vm.QemuDir(), "debian", "mkiso.sh"), out)
+		cmd.Env = append(os.Environ(), "LM_DEBIAN_SUITE="+r.suite, "LM_FLAVOURS="+debianFlavours[r.suite], "LM_ROOTFS_FS="+or(r.rootfs, "ext4"))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("mkiso.sh for %s: %v", r.medium(), err)
+		}
+	}
+	env, err := vm.ReadEnv(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env["LIVE_SUITE"] != r.suite || or(env["ROOTFS_FS"], "ext4") != or(r.rootfs, "ext4") {
+		t.Fatalf("%s is of suite %q, root %q, not %s: remove %s and build again", envFile, env["LIVE_SUITE"], env["ROOTFS_FS"], r.medium(), out)
+	}
+	debianEnvs[r.medium()] = env
+	return env
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // debian is one row while it runs.
@@ -146,7 +251,7 @@ type debian struct {
 	r   debianRow
 	j   *vm.Judge
 	env map[string]string
-	out string // $LM_OUT/debian
+	out string // $LM_OUT/debian-MEDIUM
 	// liveArgs boot this flavour's initrd from the medium; testArgs mask
 	// the shutdown units that cost tens of seconds under TCG (a real
 	// system keeps them, the image does too); verifyArgs end a boot
@@ -165,8 +270,8 @@ func newDebian(t *testing.T, r debianRow) *debian {
 	if err := vm.NeedPkgs("qemu-system-x86", "ovmf", "e2fsprogs", "xorriso", "fdisk"); err != nil {
 		t.Fatal(err)
 	}
-	env := debianImages(t)
-	d := &debian{t: t, r: r, j: vm.NewJudge(t), env: env, out: filepath.Join(vm.Out(), "debian"),
+	env := debianImages(t, r)
+	d := &debian{t: t, r: r, j: vm.NewJudge(t), env: env, out: debianOut(r),
 		testArgs:   "systemd.mask=mdadm-shutdown.service systemd.mask=dracut-shutdown.service",
 		verifyArgs: "rd.timeout=120 rd.emergency=poweroff"}
 	switch r.flavour {
@@ -178,7 +283,7 @@ func newDebian(t *testing.T, r debianRow) *debian {
 		t.Fatalf("unknown flavour %s", r.flavour)
 	}
 	if _, err := os.Stat(d.initrd()); err != nil {
-		t.Fatalf("no %s (LM_FLAVOURS when building?)", d.initrd())
+		t.Fatalf("no %s: the %s medium was built without the %s flavour (LM_FLAVOURS); remove %s and build again", d.initrd(), r.medium(), r.flavour, d.out)
 	}
 	return d
 }
@@ -455,6 +560,24 @@ func (d *debian) migrate() {
 	d.noArrays(vname, V)
 	logFacts(V, "root_source", "root_fstype", "verify", "dpkg_verify_rc", "dpkg_verify_lines", "dpkg_verify_seconds", "system_state")
 	d.hostFsck(target, uuid)
+	d.figures(res, F, V)
+}
+
+// figures prints a row's "debian figures:" line, to compare suites and
+// flavours side by side: the live boot's time to the scenario, the copy
+// (livemigrate's rate against md's own counter, sampled by the guest),
+// the COW RAM released, whether the CD was ejected, the records the
+// writer had acknowledged and what the target's verify found.
+func (d *debian) figures(live *vm.Result, F, V vm.Facts) {
+	mdc := F.Get("md_copy")
+	rbps, mdBps := atof(F.Get("recovery_bps")), atof(firstMatch(`bps=([0-9.]*)`, mdc))
+	ratio := 0.0
+	if mdBps > 0 {
+		ratio = rbps / mdBps
+	}
+	fmt.Printf("debian figures: %s: boot to scenario %s s; copy %s bytes at %.1f MB/s (md's counter %.1f MB/s, ratio %.2f); COW freed %.1f MiB; CD ejected %s; records %s acknowledged, target: %s\n",
+		d.r.id(), secs(live.BootToScenario), F.Get("recovered_bytes"), rbps/1e6, mdBps/1e6, ratio,
+		atof(F.Get("cow_freed"))/(1<<20), F.Get("ejected"), F.Get("acked"), V.Get("verify"))
 }
 
 func head(s string, n int) string {

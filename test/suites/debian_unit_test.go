@@ -1,6 +1,10 @@
 package suites
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // The pieces of TestDebian that need no VM.
 
@@ -47,5 +51,48 @@ func TestUncleanLines(t *testing.T) {
 	got := uncleanLines([]byte(con))
 	if len(got) != 2 || got[0] != "A stop job is running for y" || got[1] != "Failed unmounting /run/x." {
 		t.Errorf("uncleanLines = %q", got)
+	}
+}
+
+// make test proves each capability once: every suite's every flavour
+// boots, every root filesystem installs, every suite installs, both
+// firmwares boot an installed system; no row is in two lists.
+func TestDebianRowsCoverEachCapability(t *testing.T) {
+	seen := map[string]string{}
+	for list, rows := range map[string][]debianRow{"TestDebian": debianRows, "TestDebianFull": debianFullRows, "TestDebianMore": debianMoreRows} {
+		for _, r := range rows {
+			if other, dup := seen[r.id()]; dup {
+				t.Errorf("%s is in %s and %s", r.id(), other, list)
+			}
+			seen[r.id()] = list
+			if _, ok := debianFlavours[r.suite]; !ok {
+				t.Errorf("%s: unknown suite %q", r.id(), r.suite)
+			}
+		}
+	}
+	has := map[string]bool{}
+	for _, r := range debianRows {
+		has["flavour "+r.suite+" "+r.flavour] = true
+		has["fs "+or(r.rootfs, "ext4")] = true
+		if r.scenario == "install" {
+			has["install "+r.suite] = true
+			has["firmware "+r.firmware] = true
+			has["layout "+r.layout] = true
+		}
+		if r.scenario == "migrate" || r.scenario == "install" {
+			has["migrate "+r.suite+" "+r.flavour] = true
+		}
+	}
+	want := []string{"fs ext4", "fs xfs", "fs btrfs", "install trixie", "install bookworm", "firmware bios", "firmware uefi", "layout disk", "layout partition",
+		"migrate trixie dracut", "migrate trixie initramfs-tools"}
+	for suite, fl := range debianFlavours {
+		for _, f := range strings.Fields(fl) {
+			want = append(want, fmt.Sprintf("flavour %s %s", suite, f))
+		}
+	}
+	for _, w := range want {
+		if !has[w] {
+			t.Errorf("make test's rows (debianRows) do not prove %q", w)
+		}
 	}
 }

@@ -3,7 +3,7 @@
 # are laid out (what dracut's dmsquash-live expects):
 #
 #   live.iso (iso9660, volume id LIVETEST, BIOS + UEFI bootable by GRUB)
-#     LiveOS/squashfs.img   lz4 squashfs holding LiveOS/rootfs.img (ext4,
+#     LiveOS/squashfs.img   lz4 squashfs holding LiveOS/rootfs.img (ext4, xfs or btrfs,
 #                           sized tight: used space + a little slack)
 #     boot/vmlinuz          the root's kernel
 #     boot/initrd-F.img     one initrd per flavour F (mkinitrd.sh)
@@ -23,7 +23,8 @@
 # LM_ROOTFS_PAYLOAD_MIB (random data checked after migration),
 # LM_GRUB_APPEND (added to every GRUB entry, e.g. a test scenario),
 # LM_GRUB_DEFAULT (entry id to boot, default the first), LM_GRUB_TIMEOUT (3),
-# LM_ISO_NAME (live.iso).
+# LM_ISO_NAME (live.iso), LM_DEBIAN_SUITE (bookworm; passed to mkroot.sh),
+# LM_ROOTFS_FS (ext4, xfs or btrfs), LM_ROOTFS_CSUM_SEED (see rootfs.img).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -52,7 +53,7 @@ done
 
 mkdir -p "$LM_CACHE/tmp"
 work=$(mktemp -d "$LM_CACHE/tmp/debiso.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'umount "$work/mnt" 2>/dev/null || true; rm -rf "$work"' EXIT
 root=$work/root
 
 t=$EPOCHREALTIME
@@ -113,29 +114,83 @@ if ((${LM_ROOTFS_PAYLOAD_MIB:-0} > 0)); then
 	payload_sha=$(sha256sum "$root/usr/share/lmtest/payload" | cut -d' ' -f1)
 fi
 
-# rootfs.img: ext4 straight from the directory (mkfs.ext4 -d, no loop
-# mount), sized like real live images: used space + 8% + 64 MiB for the
-# journal, metadata and a little room, in 4 MiB steps. A filesystem that
-# nearly fills its image makes growing it on the target meaningful.
+# rootfs.img, sized like real live images: used space + 8% + 64 MiB for
+# the journal, metadata and a little room, in 4 MiB steps. A filesystem
+# that nearly fills its image makes growing it on the target meaningful.
+#  - ext4 (LM_ROOTFS_FS, the default): straight from the directory
+#    (mkfs.ext4 -d, no loop mount). On trixie with metadata_csum_seed
+#    (LM_ROOTFS_CSUM_SEED, default 1 unless the suite is bookworm): the
+#    checksums do not depend on the UUID, so the kernel can give the
+#    installed filesystem a new UUID while it is mounted; GRUB 2.12 reads
+#    such a filesystem, bookworm's GRUB 2.06 does not.
+#  - xfs, btrfs: made empty, mounted by loop and filled with cp -a.
 t=$EPOCHREALTIME
+rootfs_fs=${LM_ROOTFS_FS:-ext4}
+SUITE=${LM_DEBIAN_SUITE:-bookworm}
+csum_seed=${LM_ROOTFS_CSUM_SEED:-$([[ $SUITE == bookworm ]] && echo 0 || echo 1)}
+case $rootfs_fs in
+ext4) ;;
+xfs) need_pkgs xfsprogs ;;
+btrfs) need_pkgs btrfs-progs ;;
+*) die "LM_ROOTFS_FS=$rootfs_fs: want ext4, xfs or btrfs" ;;
+esac
 used_kib=$(du -sk --apparent-size "$root" | cut -f1)
 size_mib=$(((used_kib * 108 / 100 / 1024 + 64 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
+# XFS and btrfs spend more on metadata than ext4 (XFS's per-AG
+# reservations, btrfs's duplicated metadata holding the small files):
+# start from the blocks the files take, a quarter more, and 128 MiB.
+if [[ $rootfs_fs != ext4 ]]; then
+	used_blk_kib=$(du -sk "$root" | cut -f1)
+	size_mib=$(((used_blk_kib * 125 / 100 / 1024 + 128 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
+fi
 img=$work/sq/LiveOS/rootfs.img
 mkdir -p "$(dirname "$img")"
+# mkrootfs: make $img of $size_mib MiB holding $root; sets free_kib.
+mkrootfs() {
+	rm -f "$img"
+	truncate -s "${size_mib}M" "$img"
+	case $rootfs_fs in
+	ext4)
+		local feat=()
+		((csum_seed)) && feat=(-O metadata_csum_seed)
+		mkfs.ext4 -q -F -b 4096 -m 0 "${feat[@]}" -L debian-live -d "$root" "$img"
+		free_kib=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Free blocks/ { print $2 * 4 }')
+		;;
+	xfs | btrfs)
+		if [[ $rootfs_fs == xfs ]]; then
+			mkfs.xfs -q -f -L debian-live "$img"
+		else
+			mkfs.btrfs -q -f -L debian-live "$img" >/dev/null
+		fi
+		local mnt=$work/mnt
+		mkdir -p "$mnt"
+		mount -o loop "$img" "$mnt"
+		if cp -a "$root/." "$mnt/" 2>"$work/cp.err"; then
+			sync -f "$mnt"
+			free_kib=$(df --output=avail -k "$mnt" | tail -n1 | tr -d ' ')
+		else
+			log "rootfs.img: $size_mib MiB of $rootfs_fs is too small for the root ($(grep -c . "$work/cp.err") files not copied)"
+			free_kib=0
+		fi
+		umount "$mnt"
+		;;
+	esac
+}
 # At least LM_ROOTFS_MIN_FREE_MIB (64) free once made: the session's writes
 # land there. The estimate falls short on roots of many small files (a
 # trixie root: 24 MiB free of 488), so a short image is made once more,
 # larger by what it lacked.
 min_free_kib=$((${LM_ROOTFS_MIN_FREE_MIB:-64} * 1024))
-for try in 1 2; do
-	rm -f "$img"
-	truncate -s "${size_mib}M" "$img"
-	mkfs.ext4 -q -F -b 4096 -m 0 -L debian-live -d "$root" "$img"
-	free_kib=$(dumpe2fs -h "$img" 2>/dev/null | awk -F: '/^Free blocks/ { print $2 * 4 }')
+for try in 1 2 3; do
+	mkrootfs
 	((free_kib >= min_free_kib)) && break
-	((try == 1)) || die "rootfs.img: only $free_kib KiB free in $size_mib MiB after a second try"
+	((try < 3)) || die "rootfs.img: only $free_kib KiB free in $size_mib MiB after a third try"
 	log "rootfs.img: $free_kib KiB free in $size_mib MiB, less than $min_free_kib; making it larger"
-	size_mib=$(((size_mib + (min_free_kib - free_kib) / 1024 + 3 + 4) / 4 * 4))
+	if ((free_kib == 0)); then
+		size_mib=$(((size_mib * 5 / 4 + 64 + 3) / 4 * 4))
+	else
+		size_mib=$(((size_mib + (min_free_kib - free_kib) / 1024 + 3 + 4) / 4 * 4))
+	fi
 done
 uuid=$(blkid -o value -s UUID "$img")
 took[rootfs]=$(since "$t")
@@ -192,6 +247,9 @@ LIVE_LABEL=$label
 LIVE_KVER=$KVER
 LIVE_KERNEL=$outdir/vmlinuz
 LIVE_FLAVOURS="${flavours[*]}"
+LIVE_SUITE=$SUITE
+ROOTFS_FS=$rootfs_fs
+ROOTFS_CSUM_SEED=$([[ $rootfs_fs == ext4 ]] && echo "$csum_seed" || echo 0)
 ROOTFS_UUID=$uuid
 ROOTFS_MIB=$size_mib
 ROOTFS_USED_KIB=$used_kib

@@ -10,7 +10,7 @@
 # The tarball is $LM_CACHE/debian/root-KEY.tar, KEY a hash of the package
 # list, this script, configure-root.sh and the host's apt sources: change any and a new root is
 # made; otherwise a second run takes no time at all. Downloaded .debs are
-# kept in $LM_CACHE/debian/debs (a cold rebuild with a warm deb cache skips
+# kept in $LM_CACHE/debian/debs-SUITE (a cold rebuild with a warm deb cache skips
 # the downloads), and the package lists of the build in
 # $LM_CACHE/debian/lists-KEY, with the .debs of the initrd generators
 # (dracut, dracut-live) already downloaded: mkinitrd.sh installs them in a
@@ -65,7 +65,10 @@ PKGS=(systemd-sysv linux-image-amd64 udev kmod util-linux e2fsprogs mdadm
 	# want a disk), and mkfs.vfat for the ESP.
 	grub2-common grub-pc-bin grub-efi-amd64-bin dosfstools
 	# The test drives the wizard in a tmux session (lmtest.ui=tui).
-	tmux)
+	tmux
+	# The XFS and btrfs live roots (LM_ROOTFS_FS): their checkers for the
+	# installed system's boot (fsck.xfs, btrfs in the initramfs).
+	xfsprogs btrfs-progs)
 # Downloaded (not installed) so that mkinitrd.sh can install the dracut
 # flavour offline in its own copy of the root.
 EXTRA_DEBS=(dracut dracut-live)
@@ -80,7 +83,8 @@ cdir=$LM_CACHE/debian
 tarball=$cdir/root-$key.tar
 envf=$cdir/root-$key.env
 lists=$cdir/lists-$key
-debs=$cdir/debs
+# Per suite: a bookworm and a trixie build never see each other's .debs.
+debs=$cdir/debs-$SUITE
 if ((!force)) && [[ -s $tarball && -s $envf && -d $lists ]]; then
 	log "cached root $tarball"
 	echo "$tarball"
