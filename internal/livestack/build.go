@@ -12,7 +12,8 @@ import (
 
 // Where the stack is mounted: dracut's dmsquash-live paths, which
 // livemigrate's status and release steps read (release finds the medium
-// through the squashfs loop's backing file).
+// through the squashfs loop's backing file). As with dmsquash-live the
+// squashfs is mounted only until rootfs.img is on its loop.
 const (
 	MediumDir   = "/run/initramfs/live"
 	SquashfsDir = "/run/initramfs/squashfs"
@@ -33,6 +34,9 @@ type Ops interface {
 	WaitDevice(path string, timeout time.Duration) (string, error)
 	LoadModules(names ...string)
 	MountRO(dev, dir, fstype string) error
+	// DetachMount lazily unmounts dir (MNT_DETACH): what is open on it
+	// stays readable.
+	DetachMount(dir string) error
 	Exists(path string) bool
 	Loop(file string, readOnly bool, create uint64) (string, error)
 	Zram(size uint64) (string, error)
@@ -105,6 +109,15 @@ func Build(ops Ops, cfg Config, log io.Writer) (Result, error) {
 	}
 	if r.Origin, err = ops.Loop(img, true, 0); err != nil {
 		return r, fmt.Errorf("attach %s: %w", img, err)
+	}
+	if strings.HasPrefix(img, SquashfsDir+"/") {
+		// As dmsquash-live does: once the origin loop holds rootfs.img the
+		// squashfs mount is lazily dropped, and the loop keeps it alive.
+		// livemigrate's release step expects exactly that (a squashfs loop
+		// with no mount); a mount left behind would pin the medium.
+		if err := ops.DetachMount(SquashfsDir); err != nil {
+			fmt.Fprintf(log, "livemigrate: lazy unmount of %s: %v\n", SquashfsDir, err)
+		}
 	}
 
 	size := o.Resolve(cfg.MemTotal)

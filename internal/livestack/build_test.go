@@ -38,6 +38,10 @@ func (f *fakeOps) MountRO(dev, dir, t string) error {
 	f.step("mount " + dev + " " + dir + " " + t)
 	return nil
 }
+func (f *fakeOps) DetachMount(dir string) error {
+	f.step("umount -l " + dir)
+	return nil
+}
 func (f *fakeOps) Exists(p string) bool { return f.files[p] }
 func (f *fakeOps) Loop(file string, ro bool, create uint64) (string, error) {
 	f.step(fmt.Sprintf("loop %s ro=%v create=%d", file, ro, create))
@@ -93,6 +97,7 @@ func TestBuild(t *testing.T) {
 				"loop /run/initramfs/live/LiveOS/squashfs.img ro=true create=0",
 				"mount /dev/loop0 /run/initramfs/squashfs squashfs",
 				"loop /run/initramfs/squashfs/LiveOS/rootfs.img ro=true create=0",
+				"umount -l /run/initramfs/squashfs",
 				"loop /livemigrate-cow ro=false create=1073741824",
 				"snapshot live-rw /dev/loop1 /dev/loop2",
 				"wrap /dev/mapper/live-rw /dev/md127",

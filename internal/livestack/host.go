@@ -56,6 +56,14 @@ func (Host) MountRO(dev, dir, fstype string) error {
 	return nil
 }
 
+// DetachMount lazily unmounts dir.
+func (Host) DetachMount(dir string) error {
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "umount -l", Path: dir, Err: err}
+	}
+	return nil
+}
+
 // Exists says whether path exists.
 func (Host) Exists(path string) bool {
 	_, err := os.Stat(path)
