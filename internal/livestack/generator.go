@@ -55,7 +55,9 @@ type Plan struct {
 //     Requires=: a missing medium is reported by the service itself);
 //   - sysroot.mount (systemd-fstab-generator skips root=live:) with What=
 //     the array, after and requiring the service, required by
-//     initrd-root-fs.target.
+//     initrd-root-fs.target;
+//   - no job timeout for the array's device unit: the service's own
+//     bounds decide when the boot gives up.
 func Generate(cmdline string) (Plan, error) {
 	o := bootopt.Parse(cmdline)
 	var p Plan
@@ -113,8 +115,18 @@ Where=/sysroot
 Wants=` + devUnit + `
 After=` + devUnit + `
 `
+	// systemd queues the root device's job at boot, with the default
+	// device timeout (90 s), but the device only appears once the service
+	// has built it, after the medium showed up: on a slow medium the job
+	// would time out first and fail sysroot.mount. The service bounds the
+	// wait itself, and its failure fails sysroot.mount.
+	rootDevUnit := UnitNameFromPath(p.Root, ".device")
+	rootDev := head + `[Unit]
+JobRunningTimeoutSec=infinity
+`
 	p.Files = []File{
 		{Name: "sysroot.mount", Content: mount},
+		{Name: rootDevUnit + ".d/50-livemigrate.conf", Content: rootDev},
 		{Name: "initrd-root-fs.target.requires/sysroot.mount", Link: "../sysroot.mount"},
 		{Name: ServiceName + ".d/50-medium.conf", Content: dropin},
 		{Name: "initrd-root-device.target.wants/" + ServiceName, Link: ServicePath},

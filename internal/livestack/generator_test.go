@@ -88,6 +88,10 @@ Wants=dev-disk-by\x2dlabel-LIVETEST.device
 After=dev-disk-by\x2dlabel-LIVETEST.device
 `,
 		"initrd-root-device.target.wants/livemigrate-live.service": "-> /usr/lib/systemd/system/livemigrate-live.service",
+		"dev-md127.device.d/50-livemigrate.conf": `# Written by livemigrate's generator for root=live:CDLABEL=LIVETEST
+[Unit]
+JobRunningTimeoutSec=infinity
+`,
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -120,6 +124,9 @@ func TestGenerateVariants(t *testing.T) {
 			}
 			if p.Root != c.root || len(p.Notes) != c.notes {
 				t.Errorf("root %q notes %q; want %q and %d notes", p.Root, p.Notes, c.root, c.notes)
+			}
+			if _, ok := files(p)[UnitNameFromPath(c.root, ".device")+".d/50-livemigrate.conf"]; !ok {
+				t.Errorf("no timeout drop-in for %s's device unit", c.root)
 			}
 			mount := files(p)["sysroot.mount"]
 			for _, s := range c.mountHas {
