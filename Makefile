@@ -142,7 +142,8 @@ qemu-lint:
 # root filesystem in $(QEMU_T)/out/debian-MEDIUM:
 #   trixie         Debian 13, ext4 with metadata_csum_seed: dracut 106
 #                  (dmsquash-live + the livemigrate module), initramfs-tools
-#                  (boot=livemigrate)
+#                  (boot=livemigrate), mkosi-initrd (mkosi 25, the boot
+#                  step as systemd units: initrd-hook/systemd)
 #   trixie-xfs, trixie-btrfs   the same with an XFS or btrfs rootfs.img
 #   bookworm       Debian 12, ext4: dracut, dracut without systemd,
 #                  initramfs-tools
@@ -154,7 +155,7 @@ qemu-lint:
 # debian-migrate, debian-grub and debian-install.
 DEBIAN_T        := test/qemu/debian
 DEBIAN_SUITE    ?= trixie
-DEBIAN_FLAVOURS ?= dracut initramfs-tools
+DEBIAN_FLAVOURS ?= dracut initramfs-tools mkosi
 empty :=
 space := $(empty) $(empty)
 DEBIAN_FRE      := ($(subst $(space),|,$(strip $(DEBIAN_FLAVOURS))))
@@ -169,9 +170,9 @@ debian-root:
 # Each medium: the root and the initrds come from the cache when their
 # inputs are unchanged; the ISO is assembled again (a minute).
 debian-iso: build
-	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
-	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
-	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
 	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
 
 # Boot each flavour to multi-user with / on the md array; power off cleanly.

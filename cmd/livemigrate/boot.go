@@ -6,11 +6,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/livemigrate/livemigrate/internal/bootopt"
 
 	"github.com/livemigrate/livemigrate/internal/engine"
+	"github.com/livemigrate/livemigrate/internal/livestack"
 	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // The boot subcommands run inside the initramfs, where there is no udev and
@@ -41,6 +44,14 @@ Commands:
   wrap --leg DEV [--md /dev/md127]
         build a RAID1 array in build mode (no superblock) with DEV in slot 0
         and slot 1 missing, and print the array's device node
+  live [--cmdline FILE]
+        the whole boot step for systemd initrds (livemigrate-live.service):
+        find and mount the medium named by root=live:, attach the squashfs
+        and LiveOS/rootfs.img, build live-rw over a RAM or zram COW and wrap
+        it in md; if the array cannot be built, / falls back to live-rw
+  generator NORMAL-DIR [EARLY-DIR LATE-DIR]
+        systemd generator (also run as livemigrate-generator): for
+        root=live: write sysroot.mount and enable livemigrate-live.service
 `
 
 func runBoot(args []string, stdout, stderr io.Writer) int {
@@ -64,6 +75,10 @@ func runBoot(args []string, stdout, stderr io.Writer) int {
 		return bootRecow(args[1:], stdout, stderr)
 	case "wrap":
 		return bootWrap(args[1:], stdout, stderr)
+	case "live":
+		return bootLive(args[1:], stdout, stderr)
+	case "generator":
+		return bootGenerator(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "livemigrate boot: unknown command %q\n\n%s", args[0], bootUsage)
 	return engine.ExitUsage
@@ -216,5 +231,66 @@ func bootLoop(args []string, stdout, stderr io.Writer) int {
 		return engine.ExitFailure
 	}
 	fmt.Fprintln(stdout, d.Path)
+	return 0
+}
+
+func bootLive(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("boot live", "[--cmdline FILE]",
+		"Build the live stack for root=live: (medium, squashfs, live-rw, md) the\nway dracut's dmsquash-live lays it out. Run by livemigrate-live.service.")
+	file := fs.String("cmdline", "/proc/cmdline", "where to read the command line")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the medium's node")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	b, err := os.ReadFile(*file)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate boot live: %v\n", err)
+		return engine.ExitFailure
+	}
+	o := bootopt.Parse(string(b))
+	if len(o.Problems) > 0 {
+		fmt.Fprintf(stderr, "livemigrate: invalid boot options: %s\n", strings.Join(o.Problems, "; "))
+	}
+	var mem uint64
+	if m, err := procfs.ReadMeminfo("/"); err == nil {
+		mem = m["MemTotal"]
+	}
+	r, err := livestack.Build(livestack.Host{}, livestack.Config{Options: o, MemTotal: mem, MediumWait: *wait}, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate: %v\nlivemigrate: the live root cannot be set up; the boot stops here\n", err)
+		return engine.ExitFailure
+	}
+	fmt.Fprintln(stderr, r.Report())
+	if r.Fallback != "" && len(o.Problems) > 0 {
+		time.Sleep(5 * time.Second) // let the reason be read on a console that scrolls on
+	}
+	return 0
+}
+
+func bootGenerator(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: livemigrate boot generator NORMAL-DIR [EARLY-DIR LATE-DIR]\n")
+		return engine.ExitUsage
+	}
+	// Only in the initrd: on the booted system / is already mounted.
+	if _, err := os.Stat("/etc/initrd-release"); err != nil && os.Getenv("LM_GENERATOR_ANYWHERE") == "" {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fmt.Fprintf(stderr, "livemigrate-generator: %v\n", err)
+		return engine.ExitFailure
+	}
+	p, err := livestack.Generate(string(b))
+	for _, n := range p.Notes {
+		fmt.Fprintf(stderr, "livemigrate-generator: %s\n", n)
+	}
+	if err != nil {
+		return engine.ExitFailure
+	}
+	if err := p.Write(args[0]); err != nil {
+		fmt.Fprintf(stderr, "livemigrate-generator: %v\n", err)
+		return engine.ExitFailure
+	}
 	return 0
 }

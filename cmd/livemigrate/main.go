@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -57,6 +58,11 @@ func main() {
 	// a half-finished migration (issue 10, item 5). Output errors are
 	// ignored; the run and its exit code are what counts.
 	signal.Ignore(syscall.SIGPIPE)
+	// systemd runs generators by their own name: the initrd links
+	// /usr/lib/systemd/system-generators/livemigrate-generator here.
+	if filepath.Base(os.Args[0]) == "livemigrate-generator" {
+		os.Exit(runBoot(append([]string{"generator"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -84,8 +84,10 @@ func Parse(cmdline string) Options {
 		key, val, hasVal := strings.Cut(w, "=")
 		switch key {
 		case "root":
-			if spec, ok := strings.CutPrefix(val, "live:"); ok {
-				o.Live = spec
+			// The last root= wins: a later plain root= means no live medium.
+			o.Live, _ = strings.CutPrefix(val, "live:")
+			if o.Live == val {
+				o.Live = ""
 			}
 		case "rd.livemigrate":
 			switch val {

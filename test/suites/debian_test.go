@@ -20,7 +20,7 @@ type debianRow struct {
 	name     string // the row's own part; the test's name is its id()
 	suite    string // trixie (Debian 13) | bookworm (Debian 12)
 	rootfs   string // rootfs.img's filesystem: "" (ext4) | xfs | btrfs
-	flavour  string // dracut | dracut-nosystemd | initramfs-tools
+	flavour  string // dracut | dracut-nosystemd | initramfs-tools | mkosi (trixie: mkosi-initrd, initrd-hook/systemd)
 	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install
 	firmware string // install: bios | uefi
 	layout   string // install: disk | partition
@@ -91,7 +91,8 @@ func row(suite, rootfs, flavour, scenario string) debianRow {
 // debianRows are what make test runs (TestDebian), in its order: each
 // capability once, on Debian 13 (trixie) as the main proof. Each trixie
 // flavour reboots cleanly before migrating; dracut migrates under a
-// writer and its target boots alone and reboots; initramfs-tools installs
+// writer and its target boots alone and reboots, and so does mkosi-initrd
+// (livemigrate's boot step as systemd units); initramfs-tools installs
 // (finalize) onto a whole disk under SeaBIOS with a rerun, under OVMF
 // from a zram COW with SIGINT during finalize, and onto a partition in
 // the wizard; the XFS and btrfs live roots install and boot; Debian 12
@@ -100,7 +101,9 @@ func row(suite, rootfs, flavour, scenario string) debianRow {
 var debianRows = []debianRow{
 	row("trixie", "", "dracut", "reboot"),
 	row("trixie", "", "initramfs-tools", "reboot"),
+	row("trixie", "", "mkosi", "reboot"),
 	row("trixie", "", "dracut", "migrate"),
+	row("trixie", "", "mkosi", "migrate"),
 	installRerun.in("trixie", "", "initramfs-tools"),
 	installUEFI.in("trixie", "", "initramfs-tools"),
 	installPartTUI.in("trixie", "", "initramfs-tools"),
@@ -124,6 +127,8 @@ var debianFullRows = []debianRow{
 	installBIOS.in("trixie", "", "dracut"),
 	installUEFI.in("trixie", "", "dracut"),
 	installRerunFail.in("trixie", "", "initramfs-tools"),
+	row("trixie", "", "mkosi", "zram"),
+	installBIOS.in("trixie", "", "mkosi"),
 	row("bookworm", "", "initramfs-tools", "reboot"),
 	row("bookworm", "", "dracut", "migrate"),
 	row("bookworm", "", "dracut-nosystemd", "migrate"),
@@ -143,6 +148,7 @@ var debianFullRows = []debianRow{
 var debianMoreRows = []debianRow{
 	row("trixie", "", "dracut", "boot"),
 	row("trixie", "", "initramfs-tools", "boot"),
+	row("trixie", "", "mkosi", "boot"),
 	row("bookworm", "", "dracut", "boot"),
 	row("bookworm", "", "dracut-nosystemd", "boot"),
 	row("bookworm", "", "initramfs-tools", "boot"),
@@ -150,9 +156,10 @@ var debianMoreRows = []debianRow{
 }
 
 // debianFlavours: the initrds each suite's medium carries (mkiso.sh's
-// LM_FLAVOURS). dracut without systemd is a bookworm flavour only.
+// LM_FLAVOURS). dracut without systemd is a bookworm flavour only;
+// mkosi-initrd (mkosi 25) a trixie one.
 var debianFlavours = map[string]string{
-	"trixie":   "dracut initramfs-tools",
+	"trixie":   "dracut initramfs-tools mkosi",
 	"bookworm": "dracut dracut-nosystemd initramfs-tools",
 }
 
@@ -279,6 +286,11 @@ func newDebian(t *testing.T, r debianRow) *debian {
 		d.liveArgs = "root=live:CDLABEL=" + env["LIVE_LABEL"] + " rd.live.image rd.emergency=poweroff"
 	case "initramfs-tools":
 		d.liveArgs = "boot=livemigrate root=live:CDLABEL=" + env["LIVE_LABEL"]
+	case "mkosi":
+		// livemigrate's generator reads root=live: itself. (rd.emergency=
+		// is dracut's: a systemd initrd that fails stops at its emergency
+		// prompt until the boot's timeout.)
+		d.liveArgs = "root=live:CDLABEL=" + env["LIVE_LABEL"]
 	default:
 		t.Fatalf("unknown flavour %s", r.flavour)
 	}

@@ -10,6 +10,13 @@
 #   initramfs-tools   Debian's default generator (already in the root, it
 #                     comes with the kernel), with the livemigrate hook and
 #                     boot mode from initrd-hook/initramfs-tools if present
+#   mkosi             (trixie) apt-get install mkosi (online), then
+#                     mkosi-initrd with initrd-hook/systemd's drop-in: an
+#                     initrd of Debian packages (systemd, udev, no dracut,
+#                     no initramfs-tools) whose boot step is livemigrate's
+#                     generator and livemigrate-live.service. mkosi
+#                     downloads the packages from the root's own apt
+#                     sources; they are kept in $LM_CACHE/debian/mkosi-debs
 #
 # LM_DRACUT_MODULES (default: "livemigrate" when
 # initrd-hook/dracut/90livemigrate exists) names extra dracut modules; the
@@ -25,7 +32,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 DEB_DIR=$QEMU_DIR/debian
 
-flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|initramfs-tools OUT}
+flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|initramfs-tools|mkosi OUT}
 out=${2:?usage: mkinitrd.sh FLAVOUR OUT}
 # LM_INITRD_HOOK_DIR: another copy of initrd-hook/ (to try a change).
 hookdir=${LM_INITRD_HOOK_DIR:-$REPO_ROOT/initrd-hook}
@@ -56,6 +63,12 @@ initramfs-tools)
 		inputs+=("$hookdir"/initramfs-tools/hooks/livemigrate "$hookdir"/initramfs-tools/scripts/livemigrate "$lmbin")
 	fi
 	desc="mkinitramfs (livemigrate hooks: $use_hooks)"
+	;;
+mkosi)
+	# The units need the binary: there is no mkosi flavour without them.
+	inputs+=("$hookdir"/systemd/livemigrate-live.service "$hookdir"/systemd/mkosi-initrd/mkosi.conf.d/50-livemigrate.conf "$lmbin")
+	[[ -L $hookdir/systemd/livemigrate-generator ]] || die "missing $hookdir/systemd/livemigrate-generator"
+	desc="mkosi-initrd with initrd-hook/systemd"
 	;;
 *) die "mkinitrd.sh: unknown flavour $flavour" ;;
 esac
@@ -95,6 +108,11 @@ t0=$EPOCHREALTIME
 mkdir -p "$root"
 tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
 log "root copy for $flavour in $(since "$t0") s"
+# mkosi's sandbox pivots into the root, which must be a mount point.
+if [[ $flavour == mkosi ]]; then
+	mount --bind "$root" "$root"
+	mounts+=("$root")
+fi
 # The generators look at /proc (mounts, cmdline), /sys (modules) and /dev.
 chroot_mount proc proc /proc
 chroot_mount sysfs sysfs /sys
@@ -141,6 +159,58 @@ initramfs-tools)
 	t2=$EPOCHREALTIME
 	chroot "$root" mkinitramfs -o /tmp/initrd.img "$KVER" >&2
 	log "mkinitramfs: $(since "$t2") s"
+	;;
+mkosi)
+	[[ -x $lmbin ]] || die "$lmbin missing; run make build"
+	cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+	# apt's and mkosi's downloads, kept between builds.
+	mkdir -p "$LM_CACHE/debian/mkosi-debs"
+	mount --bind "$LM_CACHE/debian/mkosi-debs" "$root/var/cache/apt/archives"
+	mounts+=("$root/var/cache/apt/archives")
+	# Installing mkosi triggers update-initramfs, which this throwaway copy
+	# does not need; mkosi-initrd wants a firmware tree to copy (the root
+	# has no firmware packages).
+	sed -i 's/^update_initramfs=.*/update_initramfs=no/' "$root/etc/initramfs-tools/update-initramfs.conf"
+	mkdir -p "$root/usr/lib/firmware"
+	chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	chroot "$root" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends -o APT::Sandbox::User=root -o APT::Keep-Downloaded-Packages=true mkosi >&2
+	mkosi_version=$(chroot "$root" mkosi --version)
+	log "mkosi installed in $(since "$t1") s ($mkosi_version)"
+	# bookworm's mkosi 14 has neither mkosi-initrd's config nor these options.
+	if ! [[ $mkosi_version =~ ^mkosi\ ([0-9]+) ]] || ((BASH_REMATCH[1] < 25)); then
+		die "the mkosi flavour needs mkosi 25 or later (Debian trixie: LM_DEBIAN_SUITE=trixie); this root has $mkosi_version"
+	fi
+	# As a livemigrate package would install them (the drop-in's paths).
+	install -D -m 0644 "$hookdir/systemd/livemigrate-live.service" "$root/usr/lib/livemigrate/systemd/livemigrate-live.service"
+	cp -P "$hookdir/systemd/livemigrate-generator" "$root/usr/lib/livemigrate/systemd/livemigrate-generator"
+	install -D -m 0644 "$hookdir/systemd/mkosi-initrd/mkosi.conf.d/50-livemigrate.conf" "$root/etc/mkosi-initrd/mkosi.conf.d/50-livemigrate.conf"
+	# What mkosi-initrd runs (mkosi/initrd.py), but for one thing: it adds
+	# the modules loaded on the build host (--kernel-modules-include=host),
+	# which reads /proc/modules, and this machine's kernel has no modules
+	# (and a live medium must not depend on its build host anyway). So:
+	# mkosi's initrd config (--include=mkosi-initrd) and our drop-in
+	# (--include=/etc/mkosi-initrd), the kernel's modules and image (for
+	# the module filter), the root's own apt sources (the sandbox tree,
+	# with mkosi's default repositories blanked: they include
+	# debian-debug, which this archive does not serve), and the metadata
+	# apt-get update just fetched.
+	sandbox=/tmp/lm-mkosi-sandbox
+	mkdir -p "$root$sandbox/etc"
+	cp -a "$root/etc/apt" "$root$sandbox/etc/"
+	: >"$root$sandbox/etc/apt/sources.list.d/mkosi.sources"
+	mkosi_args=(--force --directory "" --format cpio --output initrd --output-directory /tmp/mkosi-out
+		--extra-tree "/usr/lib/modules/$KVER:/usr/lib/modules/$KVER"
+		--extra-tree "/boot/vmlinuz-$KVER:/usr/lib/modules/$KVER/vmlinuz"
+		--kernel-modules-exclude='.*' --build-sources ""
+		--include=mkosi-initrd --include=/etc/mkosi-initrd
+		--workspace-dir=/var/tmp --package-cache-dir=/var --cache-only=metadata
+		--sandbox-tree "$sandbox")
+	t2=$EPOCHREALTIME
+	chroot "$root" mkosi "${mkosi_args[@]}" build >&2
+	log "mkosi --include=mkosi-initrd (kernel $KVER): $(since "$t2") s"
+	# initrd is a link to initrd.cpio.zst.
+	cp -L "$root/tmp/mkosi-out/initrd" "$root/tmp/initrd.img"
 	;;
 esac
 install -m 0644 "$root/tmp/initrd.img" "$cached.tmp"

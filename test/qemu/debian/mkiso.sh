@@ -225,6 +225,8 @@ EOF
 		case $f in
 		dracut | dracut-nosystemd) args="root=live:CDLABEL=$label rd.live.image" ;;
 		initramfs-tools) args="boot=livemigrate root=live:CDLABEL=$label" ;;
+		# mkosi-initrd: livemigrate's generator reads root=live: itself.
+		mkosi) args="root=live:CDLABEL=$label" ;;
 		esac
 		cat <<EOF
 menuentry "Debian live ($f)" --id $f {
