@@ -108,7 +108,7 @@ qemu-vmtest: build vmtest-bins
 # The emulator-hang detection and single retry (test/vm's Boot), against
 # a fake QEMU (seconds, no VM).
 qemu-hang-selftest:
-	$(GO) test -count=1 -v -run '^TestHang$$' ./test/vm
+	$(GO) test -count=1 -v -run '^(TestHang|TestBootOverlay)$$' ./test/vm
 
 qemu-all: build vmtest-bins qemu-hang-selftest
 	$(VM_GO) '^TestSmoke$$/^livemigrate$$'

@@ -57,7 +57,8 @@ need_pkgs() {
 # make unit (internal/partition), which fails without them.
 # shellcheck disable=SC2034 # used by fetch.sh
 HOST_PKGS=(qemu-system-x86 busybox-static mdadm e2fsprogs squashfs-tools
-	xorriso cpio kmod dmsetup libc-bin file xfsprogs btrfs-progs fdisk gdisk lvm2)
+	xorriso cpio kmod dmsetup libc-bin file xfsprogs btrfs-progs fdisk gdisk lvm2
+	qemu-utils)
 
 # kernel_pkg prints the versioned kernel image package that linux-image-amd64
 # currently depends on (e.g. linux-image-6.1.0-56-amd64). Resolved, never

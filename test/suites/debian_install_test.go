@@ -145,20 +145,21 @@ func (d *debian) install() {
 	}
 
 	// The target alone, booted by the firmware: no medium, no -kernel.
-	// WindowNone: a firmware boot of the target has no reliable mark of
-	// the moment its root is mounted read-write.
+	// Through an overlay (WindowBoot): a kernel that crashes under the
+	// emulator before the scenario's result is retried from the disk as
+	// finalize left it; the overlay is committed when the boot ends.
 	// With an earlier install from the same medium in the same machine
 	// (its disk second, writes to it thrown away): each finds its own
 	// root by its own UUID.
 	bname := name + "-boot"
-	disks := []vm.Disk{{Path: target}}
+	disks := []vm.Disk{{Path: target, Overlay: true}}
 	other := earlierInstall(d.r.medium(), target)
 	if other != nil {
 		disks = append(disks, vm.Disk{Path: other.img, Drive: "snapshot=on"})
 		vm.Logf("  booting with %s's disk (root UUID %s) attached as the second disk", other.row, other.uuid)
 	}
 	bres, ok := d.vm(bname, "power-down", &vm.Machine{FirmwareBoot: true, UEFI: r.firmware == "uefi",
-		Disks: disks, Window: vm.WindowNone, Timeout: debianTimeout + 300*time.Second,
+		Disks: disks, Window: vm.WindowBoot, Timeout: debianTimeout + 300*time.Second,
 		Expect: []string{"scenario_start=installed", "scenario_rc=0", "verify_rc=0",
 			"dm_devices=0", "session_sha=" + F.Get("session_sha"),
 			"firmware=" + r.firmware, "root_source=" + rootPart,

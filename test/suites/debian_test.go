@@ -556,11 +556,11 @@ func (d *debian) migrate() {
 		vm.Logf("note: target UUID %s is not the live root's (%s)", uuid, d.env["ROOTFS_UUID"])
 	}
 	// The target alone: no medium, plain root=UUID=, then a clean reboot.
-	// dpkg --verify reads every packaged file: allow for it. WindowKernel:
-	// the initrd mounts the target read-write before the scenario, so a
-	// hang is only retried before userspace.
+	// dpkg --verify reads every packaged file: allow for it. Through an
+	// overlay (WindowBoot): a hang or a kernel crash before the scenario's
+	// result is retried from the disk as the migration left it.
 	vname := d.r.flavour + "-verify"
-	vres, ok := d.vm(vname, "restart", &vm.Machine{Disks: []vm.Disk{{Path: target}}, Window: vm.WindowKernel,
+	vres, ok := d.vm(vname, "restart", &vm.Machine{Disks: []vm.Disk{{Path: target, Overlay: true}}, Window: vm.WindowBoot,
 		Timeout: debianTimeout + 300*time.Second,
 		Append: "root=UUID=" + uuid + " rw " + d.verifyArgs + " " + d.testArgs + " lmtest.scenario=verify lmtest.upto=" + F.Get("acked") +
 			" lmtest.end=reboot " + d.r.append,

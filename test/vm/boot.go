@@ -32,6 +32,13 @@ const (
 	// WindowNone: never retry (e.g. a firmware boot of a disk: no
 	// reliable mark of the kernel reaching userspace on a quiet console).
 	WindowNone Window = "none"
+	// WindowBoot: until the guest reports the scenario's result
+	// (scenario_rc), for a boot that cannot change a disk at all: every
+	// disk it may write is an Overlay (or has snapshot=on). A kernel
+	// panic anywhere before the result is retried too (seen under TCG:
+	// "Oops: int3" in the scheduler, then "Fatal exception in interrupt",
+	// in an installed system's boot).
+	WindowBoot Window = "boot"
 )
 
 // Exit codes of a boot, as the shell runner (run-vm.sh) had them (the
@@ -42,6 +49,7 @@ const (
 	ExitInitrdFail  = 4   // the initramfs reported initrd_fail
 	ExitScenarioRC  = 5   // scenario_rc other than 0
 	ExitNoScenario  = 6   // no scenario_start (e.g. a kernel panic)
+	ExitPanic       = 7   // the kernel panicked in WindowBoot: the guest was stopped
 	ExitTimeout     = 124 // the hard timeout, or a second emulator hang
 	defaultHangSecs = 150
 	// defaultEarlySecs bounds the time from QEMU's start to the kernel
@@ -63,8 +71,53 @@ type Disk struct {
 	ReadOnly         bool
 	// Drive is appended to the -drive options (e.g. a throttle group).
 	Drive string
+	// Overlay: the guest writes to a qcow2 overlay over Path (in the
+	// boot's Dir), committed into Path when the boot ends and thrown away
+	// when it is retried, so a restart starts from the disk as it was.
+	Overlay bool
 	// Device is appended to the -device options.
 	Device string
+
+	format string // "" is raw; qcow2 for an Overlay's file
+}
+
+func (d Disk) fmt() string {
+	if d.format == "" {
+		return "raw"
+	}
+	return d.format
+}
+
+// overlayPath is where the Overlay of disk d lives: the boot's Dir.
+func (m *Machine) overlayPath(d Disk) string {
+	return m.file("overlay-" + filepath.Base(d.Path) + ".qcow2")
+}
+
+// overlays (re)creates every Overlay disk's file over its image, empty;
+// with commit, it writes the overlays into their images and removes them.
+func (m *Machine) overlays(commit bool) error {
+	for _, d := range m.Disks {
+		if !d.Overlay {
+			continue
+		}
+		ov := m.overlayPath(d)
+		if commit {
+			if out, err := exec.Command("qemu-img", "commit", "-q", ov).CombinedOutput(); err != nil {
+				return fmt.Errorf("vm: qemu-img commit %s into %s: %v: %s", ov, d.Path, err, out)
+			}
+			os.Remove(ov)
+			continue
+		}
+		abs, err := filepath.Abs(d.Path)
+		if err != nil {
+			return err
+		}
+		os.Remove(ov)
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", abs, ov).CombinedOutput(); err != nil {
+			return fmt.Errorf("vm: qemu-img create an overlay over %s: %v: %s", d.Path, err, out)
+		}
+	}
+	return nil
 }
 
 // Machine declares one guest boot.
@@ -143,7 +196,8 @@ var (
 
 // Boot runs m and waits for the guest to power off, retrying once an
 // emulator hang (the console silent for LM_HANG_SECS, default 150, inside
-// the retry window) or a kernel panic before our code ran, with an
+// the retry window) or a kernel panic before our code ran (anywhere in
+// WindowBoot, where the disks are overlays), with an
 // "EMULATOR HANG"/"EMULATOR PANIC" log line and a line in
 // Out()/vm-retries.log. The result's Code says how it ended.
 func Boot(m *Machine) (*Result, error) {
@@ -155,8 +209,22 @@ func Boot(m *Machine) (*Result, error) {
 	}
 	switch m.Window {
 	case WindowScenario, WindowKernel, WindowNone:
+	case WindowBoot:
+		for _, d := range m.Disks {
+			if !d.ReadOnly && !d.Overlay && !strings.Contains(d.Drive, "snapshot=on") {
+				return nil, fmt.Errorf("vm: retry window boot needs every writable disk to be an Overlay; %s is not", d.Path)
+			}
+		}
 	default:
-		return nil, fmt.Errorf("vm: retry window scenario|kernel|none, not %s", m.Window)
+		return nil, fmt.Errorf("vm: retry window scenario|kernel|none|boot, not %s", m.Window)
+	}
+	for _, d := range m.Disks {
+		if d.Overlay {
+			if err := NeedPkgs("qemu-utils"); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 	if m.MemMiB == 0 {
 		m.MemMiB = 2048
@@ -214,6 +282,9 @@ func Boot(m *Machine) (*Result, error) {
 	accelDesc := strings.Join(accelArgs(m), " ")
 	Logf("booting VM in %s (%s, timeout %ds, hang after %ds of console silence, retry window: %s)",
 		m.Dir, accelDesc, int(m.Timeout.Seconds()), hang, m.Window)
+	if err := m.overlays(false); err != nil {
+		return nil, err
+	}
 	a := m.once(args, hang, early)
 	res := &Result{Dir: m.Dir}
 	if a.hung || a.panicked {
@@ -229,7 +300,11 @@ func Boot(m *Machine) (*Result, error) {
 			Logf("EMULATOR HANG: no console output for %ds before the guest's code ran (%s window), in %s; last console line: '%s'; retrying once", hang, m.Window, m.Dir, last)
 		} else {
 			kind, last = "panic", firstPanicLine(m.file("console.log"))
-			Logf("EMULATOR PANIC: the kernel panicked before our code ran, in %s: '%s'; retrying once", m.Dir, last)
+			when := "before our code ran"
+			if m.Window == WindowBoot {
+				when = "before the scenario's result, on disks a restart finds unchanged"
+			}
+			Logf("EMULATOR PANIC: the kernel panicked %s, in %s: '%s'; retrying once", when, m.Dir, last)
 		}
 		if err := appendRetry(m.Dir, kind, string(m.Window), last); err != nil {
 			return nil, err
@@ -240,6 +315,10 @@ func Boot(m *Machine) (*Result, error) {
 			}
 		}
 		res.Retried = true
+		// The retry starts from the disks as they were.
+		if err := m.overlays(false); err != nil {
+			return nil, err
+		}
 		a = m.once(args, hang, early)
 		if a.hung {
 			Logf("EMULATOR HANG again (no console output for %ds, or no start of the guest's code within %ds) in %s; last console line: '%s'; failing", hang, early, m.Dir, lastConsoleLine(m.file("console.log")))
@@ -247,6 +326,9 @@ func Boot(m *Machine) (*Result, error) {
 		} else if a.panicked {
 			Logf("EMULATOR PANIC again in %s; failing", m.Dir)
 		}
+	}
+	if err := m.overlays(true); err != nil {
+		return nil, err
 	}
 	res.BootToScenario, res.Total, res.Code, res.PowerCut = a.tScen, a.total, a.rc, a.cut
 	scen := "none"
@@ -350,6 +432,9 @@ func (m *Machine) args() ([]string, error) {
 				return nil, err
 			}
 		}
+		if d.Overlay {
+			d.Path, d.format = m.overlayPath(d), "qcow2"
+		}
 		args = append(args, d.qemuArgs()...)
 	}
 	if m.QMP {
@@ -368,13 +453,13 @@ func (d Disk) qemuArgs() []string {
 		id = d.Serial
 	}
 	if id == "" && d.LogicalBlockSize == 0 && !d.ReadOnly && d.Device == "" {
-		drive := "file=" + d.Path + ",format=raw,if=virtio,cache=unsafe,discard=unmap"
+		drive := "file=" + d.Path + ",format=" + d.fmt() + ",if=virtio,cache=unsafe,discard=unmap"
 		if d.Drive != "" {
 			drive += "," + d.Drive
 		}
 		return []string{"-drive", drive}
 	}
-	drive := "if=none,id=" + id + ",file=" + d.Path + ",format=raw,cache=unsafe"
+	drive := "if=none,id=" + id + ",file=" + d.Path + ",format=" + d.fmt() + ",cache=unsafe"
 	if d.ReadOnly {
 		drive += ",readonly=on"
 	}
@@ -398,6 +483,7 @@ func (d Disk) qemuArgs() []string {
 type attempt struct {
 	rc             int
 	hung, panicked bool
+	stopped        bool // panicked, and stopped by Boot
 	stalled        bool // hung although the console grew (see once)
 	starved        bool // timed out in the window amid lockup reports (see once)
 	ourCode        bool // the kernel was seen starting our code
@@ -466,6 +552,14 @@ loop:
 		size := fileSize(m.file("console.log"))
 		if size != a.lastSize {
 			a.lastSize, a.lastChange = size, time.Now()
+			// A panicked guest without panic= waits for the deadline:
+			// end it now when it is to be retried.
+			if m.Window == WindowBoot && m.inWindow(facts) && consoleHasBytes(m.file("console.log"), rePanic) {
+				a.panicked, a.stopped = true, true
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				werr = <-done
+				break loop
+			}
 		} else if time.Since(a.lastChange) >= time.Duration(hang)*time.Second && m.inWindow(facts) {
 			a.hung = true
 			_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -496,6 +590,8 @@ loop:
 		a.rc = ExitTimeout
 	case ctx.Err() == context.DeadlineExceeded && !a.hung:
 		a.rc = ExitTimeout
+	case a.stopped:
+		a.rc = ExitPanic
 	case werr == nil:
 		a.rc = 0
 	default:
@@ -509,9 +605,10 @@ loop:
 			a.rc = 1
 		}
 	}
-	if !a.hung && m.Window != WindowNone && !r.Cut {
+	if !a.hung && !a.panicked && m.Window != WindowNone && !r.Cut {
 		con, _ := os.ReadFile(m.file("console.log"))
-		if bytes.Contains(con, rePanic) && m.beforeOurCode(ReadFacts(m.file("facts.txt"))) {
+		f := ReadFacts(m.file("facts.txt"))
+		if bytes.Contains(con, rePanic) && (m.beforeOurCode(f) || m.Window == WindowBoot && m.inWindow(f)) {
 			a.panicked = true
 		}
 	}
@@ -525,6 +622,8 @@ func (m *Machine) inWindow(f Facts) bool {
 		return !f.Has("scenario_start")
 	case WindowKernel:
 		return m.beforeOurCode(f)
+	case WindowBoot:
+		return !f.Has("scenario_rc")
 	}
 	return false
 }
@@ -545,6 +644,11 @@ var reLockup = regexp.MustCompile(`BUG: soft lockup|rcu: INFO: rcu_[a-z]+ (self-
 func consoleHas(path string, re *regexp.Regexp) bool {
 	b, _ := os.ReadFile(path)
 	return re.Match(b)
+}
+
+func consoleHasBytes(path string, b []byte) bool {
+	c, _ := os.ReadFile(path)
+	return bytes.Contains(c, b)
 }
 
 // firstMatchLine is the first console line re matches ("" when none).

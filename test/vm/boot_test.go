@@ -1,8 +1,10 @@
 package vm
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,6 +37,9 @@ func TestMain(m *testing.M) {
 //	panic         the kernel panics early ("IO-APIC + timer doesn't work!"),
 //	              QEMU exits 0 (-no-reboot)
 //	init-panic    a panic after "Run /init as init process"
+//	scenario-panic the scenario starts, then the kernel panics ("Fatal
+//	              exception in interrupt") and the guest sits there (no
+//	              panic=: an installed system's GRUB line)
 //	early-exit    QEMU exits 0 with no scenario_start
 func fakeQemu(plan, state string, args []string) int {
 	var con, facts string
@@ -73,6 +78,25 @@ func fakeQemu(plan, state string, args []string) int {
 		c += "[    0.016000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug\r\n"
 	case "init-panic":
 		c += "[    2.000000] Run /init as init process\r\n[    2.100000] Kernel panic - not syncing: Attempted to kill init!\r\n"
+	case "scenario-panic":
+		c += "[    2.000000] Run /init as init process\r\n[   11.482939] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\r\n[   11.485943] Kernel panic - not syncing: Fatal exception in interrupt\r\n"
+		f, hang = "initrd_start=2.0\nscenario_start=fake\n", true
+	}
+	// An overlay disk (-drive file=X,format=qcow2) gets the attempt's
+	// write: 4 KiB of 0xab at 0 from a panicking attempt, of 0xcd at
+	// 4096 from one that ends well.
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-drive" && strings.Contains(args[i+1], "format=qcow2") {
+			file := strings.TrimPrefix(strings.Split(args[i+1], ",")[0], "file=")
+			cmd := "write -P 0xcd 4096 4k"
+			if what == "scenario-panic" {
+				cmd = "write -P 0xab 0 4k"
+			}
+			if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", cmd, file).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "fake qemu: qemu-io %s: %v: %s\n", file, err, out)
+				return 1
+			}
+		}
 	}
 	os.WriteFile(con, []byte(c), 0o644)
 	os.WriteFile(facts, []byte(f), 0o644)
@@ -138,6 +162,9 @@ func TestHang(t *testing.T) {
 		{"panic-after-init", "init-panic", "", 6, 1, 0},
 		{"panic-window-none", "panic", WindowNone, 6, 1, 0},
 		{"early-exit", "early-exit", "", 6, 1, 0},
+		{"panic-after-scenario", "scenario-panic", "", 124, 1, 0},
+		{"boot-window-panic-then-ok", "scenario-panic,ok", WindowBoot, 0, 2, 1},
+		{"boot-window-panic-twice", "scenario-panic,scenario-panic", WindowBoot, 7, 2, 1},
 	}
 	for _, c := range cases {
 		state := filepath.Join(tmp, c.name+".state")
@@ -169,6 +196,9 @@ func TestHang(t *testing.T) {
 			if strings.HasPrefix(c.plan, "panic") {
 				kind, pat = "panic", "Kernel panic - not syncing: IO-APIC"
 			}
+			if strings.HasPrefix(c.plan, "scenario-panic") {
+				kind, pat = "panic", "Kernel panic - not syncing: Fatal exception"
+			}
 			if strings.HasPrefix(c.plan, "lockup") || strings.HasPrefix(c.plan, "init-lockup") {
 				pat = "BUG: soft lockup"
 			}
@@ -191,7 +221,7 @@ func TestHang(t *testing.T) {
 		}
 	}
 	sum := Retries()
-	j.Check("summary", Glob(sum, "vm retries: 7 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-init-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *)"), "summary: '"+sum+"'")
+	j.Check("summary", Glob(sum, "vm retries: 9 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-init-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *; vm-boot-window-panic-then-ok (panic): *; vm-boot-window-panic-twice (panic): *)"), "summary: '"+sum+"'")
 	Logf("summary of this self-test's retries: %s", sum)
 	fmt.Printf("hang selftest: %d cases, %d failed\n", j.Count(), j.Failed())
 	j.Done()
@@ -263,5 +293,58 @@ func TestHashInputs(t *testing.T) {
 	h5, _ := hashInputs([]string{filepath.Join(dir, "missing")})
 	if h1 != h2 || h1 == h3 || h3 == h4 || h5 == "" {
 		t.Errorf("hashes: %s %s %s %s %s", h1, h2, h3, h4, h5)
+	}
+}
+
+// TestBootOverlay: in WindowBoot an Overlay disk is written through a
+// qcow2 overlay that a retry throws away and the last attempt commits:
+// the panicked attempt's write never reaches the image, the good one's
+// does. A writable disk that is not an overlay is refused.
+func TestBootOverlay(t *testing.T) {
+	if err := NeedPkgs("qemu-utils"); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("LM_OUT", filepath.Join(tmp, "out"))
+	t.Setenv("LM_ACCEL", "tcg")
+	t.Setenv("LM_HANG_SECS", "1")
+	kernel, initrd := filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initrd")
+	os.WriteFile(kernel, nil, 0o644)
+	os.WriteFile(initrd, nil, 0o644)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(tmp, "disk.img")
+	orig := bytes.Repeat([]byte{0x11}, 1<<20)
+	if err := os.WriteFile(img, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := &Machine{Dir: filepath.Join(tmp, "out", "vm-plain"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
+		Window: WindowBoot, Qemu: self, Disks: []Disk{{Path: img}}}
+	if _, err := Boot(m); err == nil || !strings.Contains(err.Error(), "needs every writable disk to be an Overlay") {
+		t.Errorf("a plain disk in WindowBoot: %v", err)
+	}
+	t.Setenv("LM_FAKEQ_PLAN", "scenario-panic,ok")
+	t.Setenv("LM_FAKEQ_STATE", filepath.Join(tmp, "overlay.state"))
+	m = &Machine{Dir: filepath.Join(tmp, "out", "vm-overlay"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
+		Window: WindowBoot, Qemu: self, Disks: []Disk{{Path: img, Overlay: true}}}
+	var res *Result
+	captureStderr(t, func() { res, err = Boot(m) })
+	if err != nil || res.Code != 0 || !res.Retried {
+		t.Fatalf("Boot: %+v, %v", res, err)
+	}
+	got, _ := os.ReadFile(img)
+	want := append([]byte{}, orig...)
+	copy(want[4096:8192], bytes.Repeat([]byte{0xcd}, 4096))
+	if !bytes.Equal(got, want) {
+		t.Errorf("image after the boot: first bytes %x, at 4096 %x (want 11.., cd..)", got[:4], got[4096:4100])
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.Dir, "overlay-*")); len(left) != 0 {
+		t.Errorf("overlays left: %v", left)
+	}
+	cl, _ := os.ReadFile(filepath.Join(m.Dir, "cmdline"))
+	if !strings.Contains(string(cl), "overlay-disk.img.qcow2,format=qcow2") {
+		t.Errorf("QEMU did not get the overlay: %s", cl)
 	}
 }
