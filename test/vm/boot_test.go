@@ -121,20 +121,28 @@ func fakeQemu(plan, state string, args []string) int {
 // fake QEMU, in seconds: exit code, how often QEMU ran, the EMULATOR log
 // line, vm-retries.log and the Retries summary. Prints "hang selftest: N
 // cases, F failed" as the shell hang-selftest.sh did.
-func TestHang(t *testing.T) {
-	tmp := t.TempDir()
-	out := filepath.Join(tmp, "out")
+// fakeBoot prepares a boot against the fake QEMU (this test binary):
+// LM_OUT in a temporary directory, hang and early bounds of 1 and 2 s,
+// empty kernel and initrd files.
+func fakeBoot(t *testing.T) (tmp, out, kernel, initrd, self string) {
+	tmp = t.TempDir()
+	out = filepath.Join(tmp, "out")
 	t.Setenv("LM_OUT", out)
 	t.Setenv("LM_ACCEL", "tcg")
 	t.Setenv("LM_HANG_SECS", "1")
 	t.Setenv("LM_EARLY_SECS", "2")
-	kernel, initrd := filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initrd")
+	kernel, initrd = filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initrd")
 	os.WriteFile(kernel, nil, 0o644)
 	os.WriteFile(initrd, nil, 0o644)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tmp, out, kernel, initrd, self
+}
+
+func TestHang(t *testing.T) {
+	tmp, out, kernel, initrd, self := fakeBoot(t)
 	j := NewJudge(t)
 	j.Check("summary-empty", Retries() == "vm retries: 0 ()", "summary with no retries: '"+Retries()+"'")
 
@@ -304,32 +312,23 @@ func TestBootOverlay(t *testing.T) {
 	if err := NeedPkgs("qemu-utils"); err != nil {
 		t.Fatal(err)
 	}
-	tmp := t.TempDir()
-	t.Setenv("LM_OUT", filepath.Join(tmp, "out"))
-	t.Setenv("LM_ACCEL", "tcg")
-	t.Setenv("LM_HANG_SECS", "1")
-	kernel, initrd := filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initrd")
-	os.WriteFile(kernel, nil, 0o644)
-	os.WriteFile(initrd, nil, 0o644)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmp, out, kernel, initrd, self := fakeBoot(t)
 	img := filepath.Join(tmp, "disk.img")
 	orig := bytes.Repeat([]byte{0x11}, 1<<20)
 	if err := os.WriteFile(img, orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := &Machine{Dir: filepath.Join(tmp, "out", "vm-plain"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
+	m := &Machine{Dir: filepath.Join(out, "vm-plain"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
 		Window: WindowBoot, Qemu: self, Disks: []Disk{{Path: img}}}
 	if _, err := Boot(m); err == nil || !strings.Contains(err.Error(), "needs every writable disk to be an Overlay") {
 		t.Errorf("a plain disk in WindowBoot: %v", err)
 	}
 	t.Setenv("LM_FAKEQ_PLAN", "scenario-panic,ok")
 	t.Setenv("LM_FAKEQ_STATE", filepath.Join(tmp, "overlay.state"))
-	m = &Machine{Dir: filepath.Join(tmp, "out", "vm-overlay"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
+	m = &Machine{Dir: filepath.Join(out, "vm-overlay"), Kernel: kernel, Initrd: initrd, Timeout: 4 * time.Second,
 		Window: WindowBoot, Qemu: self, Disks: []Disk{{Path: img, Overlay: true}}}
 	var res *Result
+	var err error
 	captureStderr(t, func() { res, err = Boot(m) })
 	if err != nil || res.Code != 0 || !res.Retried {
 		t.Fatalf("Boot: %+v, %v", res, err)
