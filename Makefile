@@ -40,7 +40,7 @@ fmt-check:
 unit:
 	LM_REQUIRE_REFEREES=1 $(GO) test -count=1 ./...
 
-FUZZTIME ?= 5s
+FUZZTIME ?= 100000x
 fuzz:
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
