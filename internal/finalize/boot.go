@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/procfs"
 )
 
 // kernels lists the kernel versions installed on the root: those with both
@@ -128,7 +131,16 @@ const GrubRootNode = "/dev/livemigrate-root"
 // made no /dev/disk/by-uuid link for the filesystem (grub-mkconfig writes
 // root=/dev/... without one), a temporary one. It returns the node and
 // the cleanup.
-func (e *Env) grubRoot() (string, func(), error) {
+//
+// btrfs keeps one path per member device, and a mount through another
+// path to the same device renames it (fs/btrfs/volumes.c,
+// device_list_add): after the chroot's mount, the running / is shown in
+// mountinfo as mounted from GrubRootNode, a node the cleanup removes, so
+// findmnt, df and livemigrate itself would look for a device that is
+// gone. The cleanup gives the device its name back by scanning RootBlock
+// (BTRFS_IOC_SCAN_DEV: the same device under a new path takes the path)
+// and checks that mountinfo agrees.
+func (e *Env) grubRoot() (string, func() error, error) {
 	if e.GrubRoot != nil {
 		return e.GrubRoot()
 	}
@@ -149,12 +161,79 @@ func (e *Env) grubRoot() (string, func(), error) {
 			}
 		}
 	}
-	return GrubRootNode, func() {
+	return GrubRootNode, func() error {
 		if link != "" {
 			_ = os.Remove(link)
 		}
 		_ = os.Remove(GrubRootNode)
+		if e.FSType != "btrfs" || e.RootBlock == "" {
+			return nil
+		}
+		return e.btrfsRename(e.RootBlock)
 	}, nil
+}
+
+// btrfsRename names the running root's btrfs device path again (see
+// grubRoot) and checks mountinfo shows it so.
+func (e *Env) btrfsRename(path string) error {
+	fix := fmt.Sprintf("run 'btrfs device scan %s' to name it again", path)
+	if err := BtrfsScanDev(path); err != nil {
+		return fmt.Errorf("GRUB is installed, but btrfs still names / by %s, which is gone: %v; %s", GrubRootNode, err, fix)
+	}
+	src, err := rootSource(e.Root)
+	if err != nil {
+		return fmt.Errorf("GRUB is installed, but / could not be checked after naming it %s again: %v", path, err)
+	}
+	if src != path {
+		return fmt.Errorf("GRUB is installed, but btrfs names / by %s, not %s; %s", src, path, fix)
+	}
+	return nil
+}
+
+// rootSource is the source field of /'s mount in root's
+// /proc/self/mountinfo.
+func rootSource(root string) (string, error) {
+	mounts, err := procfs.ReadMountinfo(root)
+	if err != nil {
+		return "", err
+	}
+	src := ""
+	for _, m := range mounts {
+		if m.MountPoint == "/" {
+			src = m.Source
+		}
+	}
+	if src == "" {
+		return "", errors.New("mountinfo has no mount at /")
+	}
+	return src, nil
+}
+
+// btrfsIocScanDev is BTRFS_IOC_SCAN_DEV, _IOW(0x94, 4, struct
+// btrfs_ioctl_vol_args), the call behind 'btrfs device scan PATH'.
+const btrfsIocScanDev = 0x50009404
+
+// BtrfsScanDev tells btrfs about the device at path (through
+// /dev/btrfs-control), as 'btrfs device scan PATH' does. A variable so
+// tests can replace it.
+var BtrfsScanDev = func(path string) error {
+	var args struct {
+		Fd   int64
+		Name [4088]byte
+	}
+	if len(path) >= len(args.Name) {
+		return fmt.Errorf("path too long: %s", path)
+	}
+	copy(args.Name[:], path)
+	f, err := os.OpenFile("/dev/btrfs-control", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), btrfsIocScanDev, uintptr(unsafe.Pointer(&args))); errno != 0 {
+		return fmt.Errorf("BTRFS_IOC_SCAN_DEV %s: %w", path, errno)
+	}
+	return nil
 }
 
 // rootDevNum is the device number of the block device / is mounted from:
@@ -219,7 +298,14 @@ func (e *Env) bootloader() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer cleanup()
+	// On every way out; on success before the record, so a rerun after a
+	// failed cleanup does the whole step again.
+	cleaned := false
+	defer func() {
+		if !cleaned {
+			_ = cleanup()
+		}
+	}()
 	fsType := e.FSType
 	if fsType == "" {
 		fsType = "auto"
@@ -256,6 +342,10 @@ func (e *Env) bootloader() (string, error) {
 		did = append(did, "UEFI on "+e.ESP+" (removable path)")
 	}
 	if err := inRoot(gm, "-o", cfg); err != nil {
+		return "", err
+	}
+	cleaned = true
+	if err := cleanup(); err != nil {
 		return "", err
 	}
 	msg := "GRUB for " + strings.Join(did, " and ")

@@ -53,7 +53,7 @@ type Env struct {
 	Password string
 	// GrubRoot replaces the device node GRUB's tools use for / in tests
 	// (see grubRootScript); it returns the node and a cleanup.
-	GrubRoot func() (string, func(), error)
+	GrubRoot func() (string, func() error, error)
 
 	st      *state // what earlier runs finished (StatePath)
 	espUUID string // the ESP's FAT volume id, once known

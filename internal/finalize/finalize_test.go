@@ -142,7 +142,7 @@ func fakeRootSys(t *testing.T) (string, *fakeSys, *Env) {
 	}
 	f := &fakeSys{t: t, root: root, fail: map[string]error{}}
 	e := &Env{Root: root, Disk: "/dev/vdb", RootDev: "/dev/vdb3", ESP: "/dev/vdb2", FSUUID: "1111-root", FSType: "ext4",
-		GrubRoot: func() (string, func(), error) { return "/run/test-node", func() {}, nil },
+		GrubRoot: func() (string, func() error, error) { return "/run/test-node", func() error { return nil }, nil },
 		Run:      f.run}
 	return root, f, e
 }

@@ -95,7 +95,13 @@ func (d *debian) install() {
 	}
 	F := lres.Facts
 	logFacts(F, "migrate_seconds", "recovered_bytes", "acked", "post_root_source", "post_root_uuid")
-	vm.Logf("  finalize: %s", bar(F.Lines("finalize")))
+	said := finalizeSaid(F)
+	vm.Logf("  finalize: %s", bar(said))
+	// / is still shown as mounted from the array: finalize's second mount
+	// for GRUB (through another node, which btrfs takes as the device's
+	// new name) left no trace in mountinfo.
+	d.j.Check("post_root_source", F.Get("post_root_source") == F.Get("pre_root_source"),
+		"after finalize / is mounted from "+F.Get("post_root_source")+", before from "+F.Get("pre_root_source"))
 	d.judgeWriter(name+"-live", F)
 	// The controls: the live image really has the live-only access that
 	// the installed system is checked for below.
@@ -131,7 +137,7 @@ func (d *debian) install() {
 	if !d.j.Check("post_root_uuid", uuid != "", "the live session did not report the root UUID") {
 		return
 	}
-	d.judgeUUID(F, uuid)
+	d.judgeUUID(F, said, uuid)
 	if strings.Contains(r.append, "lmtest.signal_finalize=") {
 		// The signal came during finalize (past the point of no return):
 		// migrate finished (rc 0 above) and said it noted the interrupt.
@@ -283,9 +289,9 @@ func earlierInstall(medium, img string) *installed {
 // trixie's kernel and GRUB), finalize gave the installed filesystem a new
 // UUID, different from every other install's of this run; elsewhere it
 // kept the medium's and said why.
-func (d *debian) judgeUUID(F vm.Facts, uuid string) {
+func (d *debian) judgeUUID(F vm.Facts, said []string, uuid string) {
 	line := ""
-	for _, l := range F.Lines("finalize") {
+	for _, l := range said {
 		if strings.HasPrefix(l, "Give the root filesystem its own UUID: ") {
 			line = l
 		}
@@ -309,6 +315,30 @@ func (d *debian) judgeUUID(F vm.Facts, uuid string) {
 		fmt.Sprintf("the installed filesystem has UUID %s (the medium's: %s); finalize said: %q", uuid, medium, line)) {
 		vm.Logf("  filesystem UUID: the medium's %s, kept (%s)", uuid, strings.TrimPrefix(line, "Give the root filesystem its own UUID: kept "+medium+": "))
 	}
+}
+
+// finalizeSaid is finalize's "Title: message" line per action: from the
+// JSON events (the CLI), else from the wizard's Done screen, where each is
+// an item "- Title: message" under "Next boot", wrapped to the screen.
+func finalizeSaid(F vm.Facts) []string {
+	if l := F.Lines("finalize"); len(l) > 0 {
+		return l
+	}
+	var items []string
+	in := false
+	for _, l := range F.Lines("tui_final") {
+		t := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(t, "- "):
+			items = append(items, strings.TrimPrefix(t, "- "))
+			in = true
+		case in && t != "" && !strings.HasPrefix(t, "(lines "):
+			items[len(items)-1] += " " + t
+		default:
+			in = false
+		}
+	}
+	return items
 }
 
 // dataPartition lays out target as an MBR disk with a 256 MiB ext4
