@@ -49,6 +49,33 @@ omit_dracutmodules+=" livemigrate dmsquash-live dmsquash-live-ntfs "
 hostonly="no"
 `
 
+// MkosiDropIns are where livemigrate's mkosi-initrd drop-in
+// (initrd-hook/systemd/mkosi-initrd) is installed by hand or by a package:
+// it adds the binary and the boot units to every initrd mkosi-initrd builds.
+var MkosiDropIns = []string{
+	"/etc/mkosi-initrd/mkosi.conf.d/50-livemigrate.conf",
+	"/usr/lib/mkosi-initrd/mkosi.conf.d/50-livemigrate.conf",
+}
+
+// kernelInstallGenerator is initrd_generator= of kernel-install's
+// configuration (/etc first, then /usr/lib), or "".
+func (e *Env) kernelInstallGenerator() string {
+	for _, f := range []string{"/etc/kernel/install.conf", "/usr/lib/kernel/install.conf"} {
+		b, err := os.ReadFile(e.path(f))
+		if err != nil {
+			continue
+		}
+		gen := ""
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok && strings.TrimSpace(k) == "initrd_generator" {
+				gen = strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		}
+		return gen
+	}
+	return ""
+}
+
 func (e *Env) initramfs() (string, error) {
 	ks := e.kernels()
 	if len(ks) == 0 {
@@ -58,6 +85,33 @@ func (e *Env) initramfs() (string, error) {
 	// installed since gets its initramfs from its own package's hooks.)
 	if rec := e.done("initramfs"); rec != nil && rec["kernels"] == strings.Join(ks, " ") {
 		return fmt.Sprintf("%s: the initramfs for %s was rebuilt without the live hooks", EarlierRun, strings.Join(ks, ", ")), nil
+	}
+	// A system that chose mkosi-initrd (kernel-install's
+	// initrd_generator=) gets its initrd from it, whatever else is
+	// installed: without livemigrate's drop-in, as /boot/initrd.img-KVER,
+	// the name GRUB's 10_linux looks for first.
+	if e.kernelInstallGenerator() == "mkosi-initrd" {
+		mk, err := e.lookPath("mkosi-initrd")
+		if err != nil {
+			return "", errors.New("kernel-install names mkosi-initrd as the initrd generator (initrd_generator= in /etc/kernel/install.conf), but mkosi-initrd is missing: install mkosi, or name another generator")
+		}
+		var removed []string
+		for _, f := range MkosiDropIns {
+			if err := os.Remove(e.path(f)); err == nil {
+				removed = append(removed, f)
+			}
+		}
+		for _, k := range ks {
+			if _, err := e.run(mk, "--kernel-version", k, "--kernel-image", "/boot/vmlinuz-"+k, "--output-dir", "/boot", "--output", "initrd.img-"+k); err != nil {
+				return "", fmt.Errorf("%w (mkosi-initrd builds the initrd from packages: it needs the distribution's package mirror)", err)
+			}
+		}
+		e.record("initramfs", map[string]string{"kernels": strings.Join(ks, " ")})
+		msg := fmt.Sprintf("mkosi-initrd: rebuilt the initrd for %s as /boot/initrd.img-KVER", strings.Join(ks, ", "))
+		if len(removed) > 0 {
+			msg += " without livemigrate's drop-in (" + strings.Join(removed, ", ") + " removed)"
+		}
+		return msg, nil
 	}
 	if dr, err := e.lookPath("dracut"); err == nil {
 		if err := writeFileAtomic(e.path("/etc/dracut.conf.d/90-livemigrate-installed.conf"), []byte(DracutInstalledConf), 0o644); err != nil {
@@ -94,7 +148,7 @@ func (e *Env) initramfs() (string, error) {
 		}
 		return msg, nil
 	}
-	return "", errors.New("neither dracut nor update-initramfs is installed: install one (initramfs-tools on Debian, dracut on Fedora)")
+	return "", errors.New("neither dracut nor update-initramfs is installed, and kernel-install names no mkosi-initrd: install one (initramfs-tools on Debian, dracut on Fedora)")
 }
 
 // GRUB cannot use the running root's device: the md array is in build

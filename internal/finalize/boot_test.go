@@ -78,3 +78,51 @@ func TestBootloaderCleanupFailureIsNotRecorded(t *testing.T) {
 		t.Errorf("GRUB did not run again: %q", f.calls)
 	}
 }
+
+// A system whose kernel-install names mkosi-initrd gets its initrd from
+// mkosi-initrd, without livemigrate's drop-in, even with initramfs-tools
+// installed next to it.
+func TestMkosiInitrdGenerator(t *testing.T) {
+	root, calls, e := fakeRoot(t)
+	w := func(p, s string) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w("/etc/kernel/install.conf", "# local\nlayout=other\ninitrd_generator=mkosi-initrd\n")
+	w(MkosiDropIns[0], "[Content]\nExtraTrees=/usr/bin/livemigrate\n")
+	// Named, but missing: a clear error, nothing run.
+	n := len(*calls)
+	if _, err := e.initramfs(); err == nil || !strings.Contains(err.Error(), "mkosi-initrd is missing") {
+		t.Fatalf("missing mkosi-initrd: %v", err)
+	}
+	if len(*calls) != n {
+		t.Errorf("ran %q", (*calls)[n:])
+	}
+	w("/usr/bin/mkosi-initrd", "#!/bin/sh\n")
+	msg, err := e.initramfs()
+	if err != nil || !strings.Contains(msg, "mkosi-initrd: rebuilt the initrd for 6.1.0-56-amd64") || !strings.Contains(msg, MkosiDropIns[0]) {
+		t.Fatalf("initramfs = %q, %v", msg, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, MkosiDropIns[0])); err == nil {
+		t.Error("the drop-in is still there")
+	}
+	want := "/usr/bin/mkosi-initrd --kernel-version 6.1.0-56-amd64 --kernel-image /boot/vmlinuz-6.1.0-56-amd64 --output-dir /boot --output initrd.img-6.1.0-56-amd64"
+	if last := (*calls)[len(*calls)-1]; last != want {
+		t.Errorf("ran %q, want %q", last, want)
+	}
+	for _, c := range (*calls)[n:] {
+		if strings.Contains(c, "update-initramfs") || strings.Contains(c, "dracut") {
+			t.Errorf("ran %q as well", c)
+		}
+	}
+	// Another generator named: the usual choice (initramfs-tools here).
+	w("/etc/kernel/install.conf", "initrd_generator=dracut\n")
+	if e.kernelInstallGenerator() != "dracut" {
+		t.Errorf("generator = %q", e.kernelInstallGenerator())
+	}
+}
