@@ -587,9 +587,26 @@ func (d *debian) figures(live *vm.Result, F, V vm.Facts) {
 	if mdBps > 0 {
 		ratio = rbps / mdBps
 	}
-	fmt.Printf("debian figures: %s: boot to scenario %s s; copy %s bytes at %.1f MB/s (md's counter %.1f MB/s, ratio %.2f); COW freed %.1f MiB; CD ejected %s; records %s acknowledged, target: %s\n",
-		d.r.id(), secs(live.BootToScenario), F.Get("recovered_bytes"), rbps/1e6, mdBps/1e6, ratio,
-		atof(F.Get("cow_freed"))/(1<<20), F.Get("ejected"), F.Get("acked"), V.Get("verify"))
+	copied := fmt.Sprintf("copy %s bytes at %.1f MB/s (md's counter %.1f MB/s, ratio %.2f); COW freed %.1f MiB; CD ejected %s",
+		F.Get("recovered_bytes"), rbps/1e6, mdBps/1e6, ratio, atof(F.Get("cow_freed"))/(1<<20), F.Get("ejected"))
+	if F.Get("recovered_bytes") == "" {
+		// The wizard writes no JSON events: its Done screen says what
+		// was copied, and md's counter is still the guest's own sample.
+		copied = fmt.Sprintf("wizard's Done screen: %q (md's counter %.1f MB/s)", doneCopied(F.Lines("tui_final")), mdBps/1e6)
+	}
+	fmt.Printf("debian figures: %s: boot to scenario %s s; %s; records %s acknowledged, target: %s\n",
+		d.r.id(), secs(live.BootToScenario), copied, F.Get("acked"), V.Get("verify"))
+}
+
+// doneCopied is the wizard's Done-screen line that says what was copied
+// ("Copied 600 MiB in 29s (21 MiB/s)"), or "none" when it has none.
+func doneCopied(final []string) string {
+	for _, l := range final {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "Copied ") {
+			return t
+		}
+	}
+	return "none"
 }
 
 func head(s string, n int) string {
