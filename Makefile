@@ -21,7 +21,7 @@ build:
 	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lmtest ./test/qemu/lmtest
 
 # Package tests that need the real kernel, built static to run in the VM.
-VMTEST_PKGS := mdraid overlay resize
+VMTEST_PKGS := mdraid overlay resize dmmirror
 vmtest-bins:
 	mkdir -p $(BIN)/tests
 	for p in $(VMTEST_PKGS); do \

@@ -292,3 +292,10 @@ func ioctlPtr(fd uintptr, req uint, p *uint64) error {
 	}
 	return nil
 }
+
+// BlockDevNumber is the major:minor of block device p (symlinks followed),
+// with Path set to p.
+func BlockDevNumber(p string) (Dev, error) { return blockDevNumber(p) }
+
+// DeviceSize is the size in bytes of block device p (BLKGETSIZE64).
+func DeviceSize(p string) (uint64, error) { return deviceSize(p) }

@@ -133,3 +133,96 @@ func loadTable(name string, readOnly bool, targets []Target) error {
 	}
 	return nil
 }
+
+// LoadTable loads targets as the inactive table of dm device name; a
+// resume makes it live. For methods that rebuild a running stack
+// (internal/dmmirror): the table lines name devices as major:minor.
+func LoadTable(name string, targets []Target) error { return loadTable(name, false, targets) }
+
+// ClearTable drops dm device name's inactive table (DM_TABLE_CLEAR), so
+// that a resume keeps the live one. A device with no inactive table is
+// left as it is.
+func ClearTable(name string) error {
+	if name == "" || len(name) > dmNameMax {
+		return fmt.Errorf("dm table clear: bad device name %q", name)
+	}
+	ctl, err := openDMControl()
+	if err != nil {
+		return fmt.Errorf("dm table clear %s: %w", name, err)
+	}
+	defer ctl.Close()
+	buf, hdr := newDMIoctl(unix.SizeofDmIoctl, 0)
+	copy(hdr.Name[:dmNameMax], name)
+	if err := dmIoctl(ctl, unix.DM_TABLE_CLEAR, "DM_TABLE_CLEAR", buf); err != nil {
+		return fmt.Errorf("dm table clear %s: %w", name, err)
+	}
+	return nil
+}
+
+// InactiveTable returns the inactive (loaded, not yet resumed) table of dm
+// device d, empty when it has none.
+func InactiveTable(d Dev) ([]Target, error) {
+	return dmTableStatus(d, unix.DM_STATUS_TABLE_FLAG|unix.DM_QUERY_INACTIVE_TABLE_FLAG)
+}
+
+// TargetTypes returns the dm target types the running kernel has
+// registered (DM_LIST_VERSIONS), by name with their versions; a type whose
+// module is not loaded is missing.
+func TargetTypes() (map[string][3]uint32, error) {
+	ctl, err := openDMControl()
+	if err != nil {
+		return nil, fmt.Errorf("dm target types: %w", err)
+	}
+	defer ctl.Close()
+	size := 16 * 1024
+	for {
+		buf, hdr := newDMIoctl(size, 0)
+		if err := dmIoctl(ctl, unix.DM_LIST_VERSIONS, "DM_LIST_VERSIONS", buf); err != nil {
+			return nil, fmt.Errorf("dm target types: %w", err)
+		}
+		if hdr.Flags&unix.DM_BUFFER_FULL_FLAG != 0 {
+			if size >= 1<<20 {
+				return nil, errors.New("dm target types: reply too large")
+			}
+			size *= 4
+			continue
+		}
+		return parseTargetVersions(buf, hdr.Data_start, hdr.Data_size)
+	}
+}
+
+// parseTargetVersions decodes a DM_LIST_VERSIONS reply: from data_start,
+// struct dm_target_versions { u32 next; u32 version[3]; char name[]; }
+// records, next counting from the record's own start, 0 on the last.
+func parseTargetVersions(buf []byte, dataStart, dataSize uint32) (map[string][3]uint32, error) {
+	if int(dataSize) > len(buf) || dataStart > dataSize {
+		return nil, fmt.Errorf("dm reply: data %d..%d outside buffer of %d", dataStart, dataSize, len(buf))
+	}
+	out := buf[dataStart:dataSize]
+	types := map[string][3]uint32{}
+	for off := 0; off+16 <= len(out); {
+		le := func(i int) uint32 {
+			b := out[off+i : off+i+4]
+			return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		}
+		next := int(le(0))
+		name := out[off+16:]
+		if next != 0 {
+			if next < 16 || off+next > len(out) {
+				return nil, fmt.Errorf("dm reply: target record at %d points to %d", off, off+next)
+			}
+			name = out[off+16 : off+next]
+		}
+		if i := strings.IndexByte(string(name), 0); i >= 0 {
+			name = name[:i]
+		}
+		if len(name) > 0 {
+			types[string(name)] = [3]uint32{le(4), le(8), le(12)}
+		}
+		if next == 0 {
+			break
+		}
+		off += next
+	}
+	return types, nil
+}

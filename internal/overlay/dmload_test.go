@@ -213,3 +213,35 @@ func FuzzBuildTableLoad(f *testing.F) {
 		}
 	})
 }
+
+// A DM_LIST_VERSIONS reply as the kernel lays it out: records of u32 next,
+// u32 version[3], the NUL-terminated name padded to 8 bytes; next counts
+// from the record's start and is 0 on the last.
+func TestParseTargetVersions(t *testing.T) {
+	rec := func(name string, v [3]uint32, last bool) []byte {
+		n := (16 + len(name) + 1 + 7) &^ 7
+		b := make([]byte, n)
+		if !last {
+			binary.LittleEndian.PutUint32(b, uint32(n))
+		}
+		for i, x := range v {
+			binary.LittleEndian.PutUint32(b[4+4*i:], x)
+		}
+		copy(b[16:], name)
+		return b
+	}
+	head := make([]byte, 8)
+	buf := append(append(append(head, rec("mirror", [3]uint32{1, 14, 0}, false)...), rec("snapshot", [3]uint32{1, 16, 0}, false)...), rec("linear", [3]uint32{1, 4, 0}, true)...)
+	got, err := parseTargetVersions(buf, 8, uint32(len(buf)))
+	if err != nil || len(got) != 3 || got["mirror"] != [3]uint32{1, 14, 0} || got["linear"] != [3]uint32{1, 4, 0} {
+		t.Fatalf("parseTargetVersions = %v, %v", got, err)
+	}
+	bad := append([]byte(nil), buf...)
+	binary.LittleEndian.PutUint32(bad[8:], 4) // next inside the record's own header
+	if _, err := parseTargetVersions(bad, 8, uint32(len(bad))); err == nil {
+		t.Error("a record pointing into itself was accepted")
+	}
+	if _, err := parseTargetVersions(buf, 8, uint32(len(buf)+1)); err == nil {
+		t.Error("a reply longer than the buffer was accepted")
+	}
+}

@@ -180,8 +180,9 @@ LM_MODULES_BOOT=(virtio_pci virtio_blk
 	loop squashfs crc32c_generic ext4
 	dm_mod dm_snapshot md_mod raid1)
 # Shipped (with modules.dep, for busybox modprobe) but only loaded on demand
-# by a scenario: the other filesystems livemigrate grows, and zram.
-LM_MODULES_EXTRA=(xfs btrfs zram)
+# by a scenario: the other filesystems livemigrate grows, zram, and dm-mirror
+# (the run-time mirror, internal/dmmirror).
+LM_MODULES_EXTRA=(xfs btrfs zram dm_mirror)
 
 # install_modules DESTROOT KVER installs LM_MODULES_BOOT + LM_MODULES_EXTRA
 # and their dependencies from the cached kernel into DESTROOT, writes the

@@ -32,7 +32,7 @@ func TestVMTest(t *testing.T) {
 		}
 	}
 	pass := regexp.MustCompile(`pass=([0-9]+)`)
-	for _, pkg := range []string{"mdraid", "overlay", "resize"} {
+	for _, pkg := range []string{"mdraid", "overlay", "resize", "dmmirror"} {
 		line := f.Get("gotest_" + pkg)
 		vm.Logf("%s: %s; skipped: %s", pkg, line, f.Get("gotest_"+pkg+"_skipped"))
 		j.Check(pkg, f.Get("gotest_"+pkg+"_rc") == "0", pkg+" tests failed: "+f.Get("gotest_"+pkg+"_failed"))
@@ -43,7 +43,8 @@ func TestVMTest(t *testing.T) {
 		j.Check(pkg+"_ran", n > 0, "no "+pkg+" test ran")
 	}
 	// These exist to run here; a skip means the proof did not happen.
-	for _, name := range []string{"TestKernelMigrateCycle", "TestKernelAbove4TiB", "TestGrowLoop"} {
+	for _, name := range []string{"TestKernelMigrateCycle", "TestKernelAbove4TiB", "TestGrowLoop",
+		"TestKernelMirrorSwitch", "TestKernelMirrorAbort", "TestKernelMirrorDeadLeg", "TestKernelMirrorSettle", "TestKernelInsertRefusals"} {
 		skipped := false
 		for _, k := range f.Keys("gotest_") {
 			if strings.HasSuffix(k, "_skipped") && regexp.MustCompile(`\b`+name+`\b`).MatchString(f.Get(k)) {
@@ -52,7 +53,9 @@ func TestVMTest(t *testing.T) {
 		}
 		j.Check(name, !skipped, name+" was skipped in the VM")
 	}
-	vm.Logf("%s", f.Get("gotest_note"))
+	for _, n := range f.Lines("gotest_note") {
+		vm.Logf("%s", n)
+	}
 	if j.OK() {
 		vm.Logf("vmtest OK")
 	}

@@ -23,6 +23,7 @@ func scenarioGotest() int {
 		}
 	}
 	rcAll := 0
+	var notes []string
 	for _, t := range g.Glob("/usr/lib/lmtest/tests/*.test") {
 		if !isExec(t) {
 			continue
@@ -42,20 +43,20 @@ func scenarioGotest() int {
 		g.Fact("gotest_"+name, res.summary())
 		g.Fact("gotest_"+name+"_skipped", spaced(res.skipped))
 		g.Fact("gotest_"+name+"_failed", spaced(res.failed))
-		for _, n := range res.notes {
-			g.Fact("gotest_note", n)
-		}
+		notes = append(notes, res.notes...)
 		if r.RC != 0 {
 			rcAll = 1
 		}
 	}
+	g.FactLines("gotest_note", []byte(strings.Join(notes, "\n")))
 	return rcAll
 }
 
 // goTestResult is what `go test -v` output says: how many tests passed
 // (subtests count, as "--- PASS" lines at any depth), the names of the
-// failed and skipped ones, and the "md above 4 TiB" notes TestKernelAbove4TiB
-// logs.
+// failed and skipped ones, and the notes the kernel tests print for the
+// host to quote: "md above 4 TiB" (TestKernelAbove4TiB), "dmmirror ..."
+// (the run-time mirror's copy figures).
 type goTestResult struct {
 	pass            int
 	failed, skipped []string
@@ -67,7 +68,7 @@ var goTestLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP)`)
 func parseGoTestV(out []byte) goTestResult {
 	var r goTestResult
 	for _, l := range g.Lines(out) {
-		if strings.HasPrefix(l, "md above 4 TiB") {
+		if strings.HasPrefix(l, "md above 4 TiB") || strings.HasPrefix(l, "dmmirror ") {
 			r.notes = append(r.notes, l)
 		}
 		m := goTestLine.FindStringSubmatch(l)
