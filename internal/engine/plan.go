@@ -192,15 +192,8 @@ func COWHeadroom(sys *System) (uint64, bool) {
 // everything it needs was gathered before, and it writes nothing.
 func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	dev := req.Target
-	if tgt.Err != nil || tgt.Info == nil {
-		switch {
-		case errors.Is(tgt.Err, blockdev.ErrNotBlock):
-			return nil, refuse(ExitNoDevice, dev, trimDev(tgt.Err, dev), "name a disk or partition under /dev (see lsblk)")
-		case errors.Is(tgt.Err, blockdev.ErrNotExist):
-			return nil, refuse(ExitNoDevice, dev, "no such file or device", "name a disk or partition under /dev (see lsblk)")
-		default:
-			return nil, refuse(ExitNoDevice, dev, fmt.Sprintf("cannot inspect it: %v", tgt.Err), "name a disk or partition under /dev (see lsblk)")
-		}
+	if err := targetInspected(tgt, dev); err != nil {
+		return nil, err
 	}
 	in := tgt.Info
 	a := sys.Array
@@ -211,19 +204,8 @@ func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	if sys.LiveLeg != nil && in.Major == sys.LiveLeg.Major && in.Minor == sys.LiveLeg.Minor {
 		return nil, refuse(ExitLiveStack, dev, fmt.Sprintf("is the live leg of %s (the RAM-backed live root)", a.Path), "name the disk or partition to install to")
 	}
-	if st := sys.Stack; st != nil {
-		if md := st.MediumDisk.Name; md != "" && in.Disk == md {
-			what := "holds the live medium"
-			if in.IsPartition {
-				what = "is a partition of /dev/" + md + ", the disk that holds the live medium"
-			}
-			return nil, refuse(ExitLiveStack, dev, what, "installing over the medium would destroy the system while it runs from it; use another disk")
-		}
-		for _, r := range stackRoles(st) {
-			if r.dev.Major == in.Major && r.dev.Minor == in.Minor && !r.dev.IsZero() {
-				return nil, refuse(ExitLiveStack, dev, isWhat(dev, "/dev/"+r.dev.Name, r.role+", part of the live stack"), "the live system runs on it; name the disk or partition to install to")
-			}
-		}
+	if err := notInStack(sys.Stack, in, dev); err != nil {
+		return nil, err
 	}
 
 	// A target that is already a member of the root array: an earlier run
@@ -284,80 +266,14 @@ func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	if p.Speed == "" {
 		p.Speed = SpeedFast
 	}
-	if !req.NoFinalize {
-		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, Hostname: req.Hostname, Password: req.Password}
-		if resumeDisk != "" {
-			// Resuming a whole-disk install: the ESP is the one its table has.
-			p.Finalize.Disk, p.Finalize.ESP = resumeDisk, partition.PartitionPath(resumeDisk, installESP)
-		}
-		if sys.RootFS != nil {
-			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
-			p.Finalize.RootBlock = a.Path
-			ft := sys.RootFS.Ext.Features
-			up := finalize.PlanUUID(finalize.FSFacts{Type: string(sys.RootFS.Type),
-				CsumSeed: ft.MetadataCsumSeed(), Checksums: ft.MetadataCsum() || ft.GdtCsum(), StableInodes: ft.StableInodes(),
-				Kernel: sys.Kernel, Grub: sys.Grub})
-			p.Finalize.NewUUID, p.Finalize.UUIDWhy = up.New, up.Why
-			if up.Warning != "" {
-				p.Warnings = append(p.Warnings, up.Warning)
-			}
-			if !up.New {
-				p.Warnings = append(p.Warnings, fmt.Sprintf("the installed filesystem keeps the medium's UUID %s: %s. Every install from this medium has it: do not put two of them in one machine", sys.RootFS.UUID, strings.TrimSuffix(up.Why, "; the medium's UUID is kept")))
-			}
-		}
-	}
-	if p.Finalize != nil && in.IsPartition && resumeDisk == "" {
-		if err := partitionBoot(p, sys, tgt, in); err != nil {
-			return nil, err
-		}
-	}
-	if sys.RootFS != nil {
-		p.FSType = string(sys.RootFS.Type)
-	} else {
-		p.FSType = sys.RootFSType
+	if err := planFinalize(p, sys, tgt, req, in, dev, a.Path, resumeDisk, installESP); err != nil {
+		return nil, err
 	}
 
 	if tgtMember == nil {
-		if err := checkFree(in, dev); err != nil {
+		lbsWhy := fmt.Sprintf("md cannot add a leg whose logical blocks are larger than the array's; use a disk with %d-byte logical sectors", sys.ArrayLBS)
+		if err := planFresh(p, tgt, req, in, dev, a.SizeBytes, sys.ArrayLBS, "array", lbsWhy); err != nil {
 			return nil, err
-		}
-		if in.ReadOnly {
-			return nil, refuse(ExitReadOnly, dev, "is read-only", "check the write-protect switch, or 'blockdev --setrw "+dev+"' if it was set read-only by software")
-		}
-		if sys.ArrayLBS != 0 && in.LogicalBlockSize > sys.ArrayLBS {
-			return nil, refuse(ExitBlockSize, dev, fmt.Sprintf("device is %d-byte sectors, array is %d", in.LogicalBlockSize, sys.ArrayLBS),
-				fmt.Sprintf("md cannot add a leg whose logical blocks are larger than the array's; use a disk with %d-byte logical sectors", sys.ArrayLBS))
-		}
-		if in.SizeBytes < a.SizeBytes {
-			return nil, refuse(ExitTooSmall, dev, fmt.Sprintf("is %s (%d bytes), the live root needs at least %s (%d bytes)", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(a.SizeBytes), a.SizeBytes), "choose a larger disk or partition")
-		}
-		p.Destroys = destroys(tgt)
-		if !in.IsPartition && !req.RawDisk {
-			lbs := in.LogicalBlockSize
-			if lbs == 0 {
-				lbs = 512
-			}
-			l, err := partition.PlanInstall(in.SizeBytes, lbs, a.SizeBytes, req.Rand)
-			if err != nil {
-				why := err.Error()
-				if i := strings.Index(why, "the disk is "); i >= 0 {
-					why = strings.TrimSuffix(why[i+len("the disk is "):], "; choose a larger disk")
-				}
-				return nil, refuse(ExitTooSmall, dev, "is too small for a whole-disk install: it is "+why, "choose a larger disk, or install into an existing partition")
-			}
-			p.Layout, p.Disk = &l, dev
-			p.Describe = l.Describe(dev)
-			root := partition.PartitionPath(dev, len(l.Parts))
-			p.Target = root
-			p.TargetName = ""
-			p.TargetMajor, p.TargetMinor = 0, 0 // known once the kernel made the partition
-			if rp, ok := l.Part(len(l.Parts)); ok {
-				p.TargetBytes = rp.Sectors * uint64(l.SectorSize)
-			}
-			if p.Finalize != nil {
-				p.Finalize.Disk, p.Finalize.RootDev = dev, root
-				p.Finalize.ESP = partition.PartitionPath(dev, 2)
-			}
 		}
 	} else {
 		switch {
@@ -376,32 +292,172 @@ func (mdHook) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 
 	// A failed live leg takes no more writes: its COW no longer matters.
 	if sys.LiveLeg != nil && !sys.LiveLeg.Faulty() {
-		p.COWNeedBytes = COWNeed(a.SizeBytes)
-		if free, ok := COWHeadroom(sys); ok {
-			p.COWFreeBytes = free
-			if sys.COW.Failed() {
-				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("the live snapshot %s has overflowed or is invalid", sys.Stack.DMName), "the live root can no longer take writes; save your files elsewhere and reboot")
-			}
-			if free < p.COWNeedBytes {
-				hint := "the live session has written nearly all its copy-on-write space, and deleting files does not give it back: save your files elsewhere and boot again with a larger COW (rd.livemigrate.cowsize=, or rd.live.overlay.size= with dracut) or with zram (rd.livemigrate.cow=zram)"
-				if sys.MemAvail > 0 && free == sys.MemAvail {
-					hint = "the COW lives in RAM and RAM is nearly full: close programs to free memory, then try again"
-				}
-				return nil, refuse(ExitCOWHeadroom, "", fmt.Sprintf("only %s of copy-on-write space left, the migration needs about %s", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes)), hint)
-			}
-		} else {
-			p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
+		if err := planCOW(p, sys, a.SizeBytes); err != nil {
+			return nil, err
 		}
 	}
 	if tgtMember == nil {
-		id := &TargetID{Path: dev, Major: in.Major, Minor: in.Minor, SizeBytes: in.SizeBytes}
-		if p.Layout != nil {
-			id.Table = tableDigest(tgt.Table)
-		}
-		p.TargetID = id
+		p.TargetID = targetID(tgt, in, dev, p.Layout != nil)
 	}
 	p.Steps = steps(p, sys, tgtMember)
 	return p, nil
+}
+
+// targetInspected refuses a target preflight could not inspect.
+func targetInspected(tgt Target, dev string) error {
+	if tgt.Err == nil && tgt.Info != nil {
+		return nil
+	}
+	switch {
+	case errors.Is(tgt.Err, blockdev.ErrNotBlock):
+		return refuse(ExitNoDevice, dev, trimDev(tgt.Err, dev), "name a disk or partition under /dev (see lsblk)")
+	case errors.Is(tgt.Err, blockdev.ErrNotExist):
+		return refuse(ExitNoDevice, dev, "no such file or device", "name a disk or partition under /dev (see lsblk)")
+	default:
+		return refuse(ExitNoDevice, dev, fmt.Sprintf("cannot inspect it: %v", tgt.Err), "name a disk or partition under /dev (see lsblk)")
+	}
+}
+
+// notInStack refuses a target that is part of the live stack or on the disk
+// of the live medium.
+func notInStack(st *overlay.Stack, in *blockdev.Info, dev string) error {
+	if st == nil {
+		return nil
+	}
+	if md := st.MediumDisk.Name; md != "" && in.Disk == md {
+		what := "holds the live medium"
+		if in.IsPartition {
+			what = "is a partition of /dev/" + md + ", the disk that holds the live medium"
+		}
+		return refuse(ExitLiveStack, dev, what, "installing over the medium would destroy the system while it runs from it; use another disk")
+	}
+	for _, r := range stackRoles(st) {
+		if r.dev.Major == in.Major && r.dev.Minor == in.Minor && !r.dev.IsZero() {
+			return refuse(ExitLiveStack, dev, isWhat(dev, "/dev/"+r.dev.Name, r.role+", part of the live stack"), "the live system runs on it; name the disk or partition to install to")
+		}
+	}
+	return nil
+}
+
+// planFinalize sets what the finalize step works on (unless --no-finalize)
+// and the plan's filesystem type. rootBlock is the device / is mounted from
+// while finalize runs; resumeDisk and installESP are set when a whole-disk
+// install is continued.
+func planFinalize(p *Plan, sys *System, tgt Target, req Request, in *blockdev.Info, dev, rootBlock, resumeDisk string, installESP int) error {
+	if !req.NoFinalize {
+		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, Hostname: req.Hostname, Password: req.Password}
+		if resumeDisk != "" {
+			// Resuming a whole-disk install: the ESP is the one its table has.
+			p.Finalize.Disk, p.Finalize.ESP = resumeDisk, partition.PartitionPath(resumeDisk, installESP)
+		}
+		if sys.RootFS != nil {
+			p.Finalize.FSUUID, p.Finalize.FSType = sys.RootFS.UUID, string(sys.RootFS.Type)
+			p.Finalize.RootBlock = rootBlock
+			ft := sys.RootFS.Ext.Features
+			up := finalize.PlanUUID(finalize.FSFacts{Type: string(sys.RootFS.Type),
+				CsumSeed: ft.MetadataCsumSeed(), Checksums: ft.MetadataCsum() || ft.GdtCsum(), StableInodes: ft.StableInodes(),
+				Kernel: sys.Kernel, Grub: sys.Grub})
+			p.Finalize.NewUUID, p.Finalize.UUIDWhy = up.New, up.Why
+			if up.Warning != "" {
+				p.Warnings = append(p.Warnings, up.Warning)
+			}
+			if !up.New {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("the installed filesystem keeps the medium's UUID %s: %s. Every install from this medium has it: do not put two of them in one machine", sys.RootFS.UUID, strings.TrimSuffix(up.Why, "; the medium's UUID is kept")))
+			}
+		}
+	}
+	if p.Finalize != nil && in.IsPartition && resumeDisk == "" {
+		if err := partitionBoot(p, sys, tgt, in); err != nil {
+			return err
+		}
+	}
+	if sys.RootFS != nil {
+		p.FSType = string(sys.RootFS.Type)
+	} else {
+		p.FSType = sys.RootFSType
+	}
+	return nil
+}
+
+// planFresh checks a target no earlier run touched, against a root device
+// of rootBytes with rootLBS-byte logical blocks (rootWhat names it, lbsWhy
+// says why larger blocks cannot go under it), and lays out a whole-disk
+// install when the target is a disk.
+func planFresh(p *Plan, tgt Target, req Request, in *blockdev.Info, dev string, rootBytes uint64, rootLBS uint32, rootWhat, lbsWhy string) error {
+	if err := checkFree(in, dev); err != nil {
+		return err
+	}
+	if in.ReadOnly {
+		return refuse(ExitReadOnly, dev, "is read-only", "check the write-protect switch, or 'blockdev --setrw "+dev+"' if it was set read-only by software")
+	}
+	if rootLBS != 0 && in.LogicalBlockSize > rootLBS {
+		return refuse(ExitBlockSize, dev, fmt.Sprintf("device is %d-byte sectors, %s is %d", in.LogicalBlockSize, rootWhat, rootLBS), lbsWhy)
+	}
+	if in.SizeBytes < rootBytes {
+		return refuse(ExitTooSmall, dev, fmt.Sprintf("is %s (%d bytes), the live root needs at least %s (%d bytes)", humanize.IBytes(in.SizeBytes), in.SizeBytes, humanize.IBytes(rootBytes), rootBytes), "choose a larger disk or partition")
+	}
+	p.Destroys = destroys(tgt)
+	if in.IsPartition || req.RawDisk {
+		return nil
+	}
+	lbs := in.LogicalBlockSize
+	if lbs == 0 {
+		lbs = 512
+	}
+	l, err := partition.PlanInstall(in.SizeBytes, lbs, rootBytes, req.Rand)
+	if err != nil {
+		why := err.Error()
+		if i := strings.Index(why, "the disk is "); i >= 0 {
+			why = strings.TrimSuffix(why[i+len("the disk is "):], "; choose a larger disk")
+		}
+		return refuse(ExitTooSmall, dev, "is too small for a whole-disk install: it is "+why, "choose a larger disk, or install into an existing partition")
+	}
+	p.Layout, p.Disk = &l, dev
+	p.Describe = l.Describe(dev)
+	root := partition.PartitionPath(dev, len(l.Parts))
+	p.Target = root
+	p.TargetName = ""
+	p.TargetMajor, p.TargetMinor = 0, 0 // known once the kernel made the partition
+	if rp, ok := l.Part(len(l.Parts)); ok {
+		p.TargetBytes = rp.Sectors * uint64(l.SectorSize)
+	}
+	if p.Finalize != nil {
+		p.Finalize.Disk, p.Finalize.RootDev = dev, root
+		p.Finalize.ESP = partition.PartitionPath(dev, 2)
+	}
+	return nil
+}
+
+// planCOW refuses a migration the live snapshot's copy-on-write space
+// cannot see through (a root of rootBytes to copy), and records the need.
+func planCOW(p *Plan, sys *System, rootBytes uint64) error {
+	p.COWNeedBytes = COWNeed(rootBytes)
+	free, ok := COWHeadroom(sys)
+	if !ok {
+		p.Warnings = append(p.Warnings, "could not read the copy-on-write usage: "+sys.COWError)
+		return nil
+	}
+	p.COWFreeBytes = free
+	if sys.COW.Failed() {
+		return refuse(ExitCOWHeadroom, "", fmt.Sprintf("the live snapshot %s has overflowed or is invalid", sys.Stack.DMName), "the live root can no longer take writes; save your files elsewhere and reboot")
+	}
+	if free < p.COWNeedBytes {
+		hint := "the live session has written nearly all its copy-on-write space, and deleting files does not give it back: save your files elsewhere and boot again with a larger COW (rd.livemigrate.cowsize=, or rd.live.overlay.size= with dracut) or with zram (rd.livemigrate.cow=zram)"
+		if sys.MemAvail > 0 && free == sys.MemAvail {
+			hint = "the COW lives in RAM and RAM is nearly full: close programs to free memory, then try again"
+		}
+		return refuse(ExitCOWHeadroom, "", fmt.Sprintf("only %s of copy-on-write space left, the migration needs about %s", humanize.IBytes(free), humanize.IBytes(p.COWNeedBytes)), hint)
+	}
+	return nil
+}
+
+// targetID is the identity of the device a fresh plan writes first.
+func targetID(tgt Target, in *blockdev.Info, dev string, wholeDisk bool) *TargetID {
+	id := &TargetID{Path: dev, Major: in.Major, Minor: in.Minor, SizeBytes: in.SizeBytes}
+	if wholeDisk {
+		id.Table = tableDigest(tgt.Table)
+	}
+	return id
 }
 
 // partitionBoot works out, for a partition install with finalize, how the

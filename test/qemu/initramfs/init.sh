@@ -14,6 +14,8 @@
 #   lm.cow=zram     the COW in compressed RAM (zram) instead of /overlay
 #   lm.stack=tools  build live-rw and the array with dmsetup/mdadm instead of
 #                   livemigrate (the independent reference, for comparison)
+#   lm.stack=nohook build live-rw with dmsetup and mount it as / directly, as
+#                   a stock dmsquash-live does (no array: the run-time mirror)
 #   lm.md=DEV       array device (default /dev/md127)
 #   lm.mdorder=missing-first  with lm.stack=tools: the live leg in slot 1,
 #                   slot 0 missing (mdadm --build ... missing live-rw)
@@ -210,6 +212,18 @@ if [ -n "$live" ]; then
 		mdadm --build "$md" --level=1 --raid-devices=2 $legs ||
 			fail "mdadm --build $md $legs failed"
 		arr=$md
+		;;
+	nohook)
+		# A stock dmsquash-live root: live-rw built as dracut builds it and
+		# mounted as / itself, with no array above it (no livemigrate
+		# hook): livemigrate's run-time mirror has to go under it.
+		export DM_DISABLE_UDEV=1
+		sectors=$(blockdev --getsz "$origin") || fail "cannot size $origin"
+		dmsetup create live-rw --table "0 $sectors snapshot $origin $cow PO 8" ||
+			fail "dmsetup create live-rw failed"
+		dmsetup mknodes live-rw
+		snap=/dev/mapper/live-rw
+		arr=$snap
 		;;
 	*) fail "unknown lm.stack=$stack" ;;
 	esac
