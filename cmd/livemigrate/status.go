@@ -8,11 +8,12 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
 	"github.com/livemigrate/livemigrate/internal/engine"
 )
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "[--json]", "Show where / lives: the md array, its legs and their states, recovery\nprogress, the live stack under the live leg, its copy-on-write usage and the\nRAM it holds. Reads only; safe to run at any time, also during a migration.")
+	fs := newFlags("status", "[--json]", "Show where / lives: the md array, its legs and their states, recovery\nprogress (or the run-time mirror and its copy), the live stack under the live leg, its copy-on-write usage and the\nRAM it holds. Reads only; safe to run at any time, also during a migration.")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	if code, done := parse(fs, args, stderr); done {
 		return code
@@ -43,6 +44,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 
 func renderStatus(s *engine.System) string {
 	var b strings.Builder
+	if s.Mirror != nil {
+		renderMirror(&b, s)
+		renderStack(&b, s)
+		fmt.Fprintf(&b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
+		return b.String()
+	}
 	if s.Array == nil {
 		fmt.Fprintf(&b, "Root:       / is %s (%s)\n", s.RootSource, s.RootFSType)
 		fmt.Fprintf(&b, "Not a livemigrate root: %s\n", s.NotLive)
@@ -81,22 +88,66 @@ func renderStatus(s *engine.System) string {
 		fmt.Fprintf(&b, "Recovery:   %s %.1f%% (%s of %s) at %s/s\n", a.SyncAction, 100*c.Fraction(),
 			humanize.IBytes(c.Done*512), humanize.IBytes(c.Total*512), humanize.IBytes(a.SyncSpeedKBs*1000))
 	}
+	if s.Stack != nil {
+		renderStack(&b, s)
+	} else if s.LiveLeg == nil {
+		fmt.Fprintf(&b, "Live stack: none (released, or / was already migrated)\n")
+	}
+	fmt.Fprintf(&b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
+	return b.String()
+}
+
+// renderMirror describes a root on a live dm snapshot with no md above it,
+// or on the run-time mirror (engine.MethodMirror).
+func renderMirror(b *strings.Builder, s *engine.System) {
+	m := s.Mirror
+	fsdesc := s.RootFSType
+	if s.RootFS != nil {
+		fsdesc = fmt.Sprintf("%s %s, UUID %s", s.RootFS.Type, humanize.IBytes(s.RootFS.Size), s.RootFS.UUID)
+	}
+	fmt.Fprintf(b, "Root:       / on %s (%s)\n", m.Path, fsdesc)
+	tgt := "?"
+	if m.Target != nil {
+		tgt = "/dev/" + m.Target.Name
+	}
+	switch m.State {
+	case engine.MirrorFresh:
+		fmt.Fprintf(b, "Device:     %s (%s), the live snapshot, %s; no boot hook: livemigrate migrates it with a run-time mirror (%s)\n", m.DMName, m.Name, humanize.IBytes(m.SizeBytes), engine.MethodMirror)
+	case engine.MirrorCopying:
+		fmt.Fprintf(b, "Device:     %s (%s), a dm-mirror of the live snapshot (%s) onto %s, %s\n", m.DMName, m.Name, dmmirror.SrcName, tgt, humanize.IBytes(m.SizeBytes))
+		if st := m.Status; st != nil {
+			state := "copying"
+			if st.InSync() {
+				state = "in sync"
+			} else if len(st.Failed()) > 0 {
+				state = "a leg FAILED"
+			}
+			fmt.Fprintf(b, "Copy:       %s, %.1f%% (%s of %s, %d of %d regions of %s), legs %s\n", state, 100*float64(st.InSyncRegions)/float64(max(st.Regions, 1)),
+				humanize.IBytes(m.CopiedBytes()), humanize.IBytes(m.SizeBytes), st.InSyncRegions, st.Regions, humanize.IBytes(m.RegionSectors*512), st.Health)
+		}
+	case engine.MirrorSwitched:
+		fmt.Fprintf(b, "Device:     %s (%s), a linear map of %s: / lives on %s; the live snapshot %s is still there\n", m.DMName, m.Name, tgt, tgt, dmmirror.SrcName)
+	}
+}
+
+// renderStack describes the live stack.
+func renderStack(b *strings.Builder, s *engine.System) {
 	if st := s.Stack; st != nil {
-		fmt.Fprintf(&b, "Live stack:\n")
-		fmt.Fprintf(&b, "  snapshot  %s (%s), chunk %s\n", st.DMName, st.Snapshot.Name, humanize.IBytes(st.ChunkSectors*512))
-		fmt.Fprintf(&b, "  origin    %s <- %s\n", st.Origin.Name, st.OriginFile)
+		fmt.Fprintf(b, "Live stack:\n")
+		fmt.Fprintf(b, "  snapshot  %s (%s), chunk %s\n", st.DMName, st.Snapshot.Name, humanize.IBytes(st.ChunkSectors*512))
+		fmt.Fprintf(b, "  origin    %s <- %s\n", st.Origin.Name, st.OriginFile)
 		for i, sib := range st.Siblings {
-			fmt.Fprintf(&b, "  also      %s (%s) over %s\n", st.SiblingNames[i], sib.Name, st.OriginLoop.Name)
+			fmt.Fprintf(b, "  also      %s (%s) over %s\n", st.SiblingNames[i], sib.Name, st.OriginLoop.Name)
 		}
 		if st.SquashfsMount != "" {
-			fmt.Fprintf(&b, "  squashfs  %s (%s <- %s)\n", st.SquashfsMount, st.SquashfsLoop.Name, st.SquashfsFile)
+			fmt.Fprintf(b, "  squashfs  %s (%s <- %s)\n", st.SquashfsMount, st.SquashfsLoop.Name, st.SquashfsFile)
 		}
 		if st.MediumMount != "" {
 			kind := ""
 			if st.MediumIsCD {
 				kind = ", CD"
 			}
-			fmt.Fprintf(&b, "  medium    /dev/%s on %s (%s%s)\n", st.Medium.Name, st.MediumMount, st.MediumFSType, kind)
+			fmt.Fprintf(b, "  medium    /dev/%s on %s (%s%s)\n", st.Medium.Name, st.MediumMount, st.MediumFSType, kind)
 		}
 		cow := fmt.Sprintf("%s (%s) <- %s", st.COW.Name, st.COWKind, st.COWBacking)
 		if st.COWFSType != "" {
@@ -115,15 +166,11 @@ func renderStatus(s *engine.System) string {
 		} else if s.COWError != "" {
 			cow += ": usage unknown (" + s.COWError + ")"
 		}
-		fmt.Fprintf(&b, "  COW       %s\n", cow)
+		fmt.Fprintf(b, "  COW       %s\n", cow)
 		if free, ok := engine.COWHeadroom(s); ok {
-			fmt.Fprintf(&b, "  headroom  %s more can be written before the snapshot overflows\n", humanize.IBytes(free))
+			fmt.Fprintf(b, "  headroom  %s more can be written before the snapshot overflows\n", humanize.IBytes(free))
 		}
-	} else if s.LiveLeg == nil {
-		fmt.Fprintf(&b, "Live stack: none (released, or / was already migrated)\n")
 	}
-	fmt.Fprintf(&b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
-	return b.String()
 }
 
 // memberState describes the i-th leg of s's array.

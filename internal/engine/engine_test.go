@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
@@ -386,7 +387,11 @@ func (k *fakeKernel) GrowFS(mp, dev string) (resize.Result, error) {
 	if k.growFSErr != nil {
 		return resize.Result{}, k.growFSErr
 	}
-	return resize.Result{Type: "ext4", OldSize: GiB, NewSize: k.a.SizeBytes}, nil
+	size := uint64(2 * GiB) // the mirror tests' target
+	if k.a != nil {
+		size = k.a.SizeBytes
+	}
+	return resize.Result{Type: "ext4", OldSize: GiB, NewSize: size}, nil
 }
 
 func (k *fakeKernel) COWUsage(*overlay.Stack) (overlay.Usage, error) {
@@ -408,6 +413,18 @@ func (k *fakeKernel) Partition(disk string, l *partition.Layout, root string) (P
 type closer func()
 
 func (c closer) Close() error { c(); return nil }
+
+// The md tests' kernel has no mirror: the mirror tests (mirror_test.go)
+// pair it with a fakeMirror.
+func (k *fakeKernel) InsertMirror(string, string, uint32, uint32) (overlay.Dev, error) {
+	return overlay.Dev{}, errors.New("no mirror")
+}
+func (k *fakeKernel) MirrorStatus(string) (dmmirror.Status, uint64, error) {
+	return dmmirror.Status{}, 0, errors.New("no mirror")
+}
+func (k *fakeKernel) SwitchMirror(string, string) error { return errors.New("no mirror") }
+func (k *fakeKernel) AbortMirror(string) error          { return errors.New("no mirror") }
+func (k *fakeKernel) SetMirrorThrottle(int) error       { return errors.New("no mirror") }
 
 func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
 	k.calls = append(k.calls, "release")

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
@@ -79,4 +81,88 @@ func (k *SysKernel) Partition(disk string, l *partition.Layout, root string) (Pa
 		return Partitioned{}, fmt.Errorf("partitioned %s, but %s: %w", disk, root, err)
 	}
 	return Partitioned{Major: unix.Major(uint64(st.Rdev)), Minor: unix.Minor(uint64(st.Rdev)), Name: filepath.Base(root), Hold: hold}, nil
+}
+
+// loadMirror loads dm-mirror (best effort: it may be built in) and checks
+// that the kernel has the targets the mirror needs.
+func loadMirror() error {
+	if dmmirror.Available() == nil {
+		return nil
+	}
+	_ = exec.Command("modprobe", "dm-mirror").Run()
+	return dmmirror.Available()
+}
+
+func (k *SysKernel) InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error) {
+	if err := loadMirror(); err != nil {
+		return overlay.Dev{}, err
+	}
+	m, err := dmmirror.Insert(live, overlay.Dev{Major: major, Minor: minor, Path: dev}, dmmirror.Options{})
+	if err != nil {
+		return overlay.Dev{}, err
+	}
+	return m.Src, nil
+}
+
+func (k *SysKernel) MirrorStatus(live string) (dmmirror.Status, uint64, error) {
+	m, st, err := dmmirror.Find(live)
+	if err != nil {
+		return dmmirror.Status{}, 0, err
+	}
+	if st != dmmirror.Copying {
+		return dmmirror.Status{}, 0, fmt.Errorf("%s is not mirrored now (%s)", live, st)
+	}
+	s, err := m.Status()
+	return s, m.RegionSectors, err
+}
+
+func (k *SysKernel) SwitchMirror(live, dev string) error {
+	if _, err := dmmirror.Settle(live); err != nil {
+		return err
+	}
+	m, st, err := dmmirror.Find(live)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case dmmirror.Switched:
+		return nil
+	case dmmirror.Copying:
+	default:
+		return fmt.Errorf("%s is %s, not a mirror: %w", live, st, errLiveLegStays)
+	}
+	size, err := overlay.DeviceSize(dev)
+	if err != nil {
+		return fmt.Errorf("size of %s: %v: %w", dev, err, errLiveLegStays)
+	}
+	if err := m.Switch(size / 512); err != nil {
+		if _, st2, ferr := dmmirror.Find(live); ferr == nil && st2 == dmmirror.Copying {
+			// Nothing changed: / is still on the mirror.
+			return fmt.Errorf("%w: %w", err, errLiveLegStays)
+		}
+		return err
+	}
+	return nil
+}
+
+func (k *SysKernel) AbortMirror(live string) error {
+	st, err := dmmirror.Settle(live)
+	if err != nil {
+		return err
+	}
+	if st != dmmirror.Copying {
+		return nil
+	}
+	m, _, err := dmmirror.Find(live)
+	if err != nil {
+		return err
+	}
+	return m.Abort()
+}
+
+func (k *SysKernel) SetMirrorThrottle(percent int) error {
+	if err := loadMirror(); err != nil {
+		return fmt.Errorf("%w: %v", errNoMirrorModule, err)
+	}
+	return dmmirror.SetThrottle(percent)
 }

@@ -23,11 +23,11 @@ type Method interface {
 }
 
 // Methods are the ways livemigrate knows, tried in this order; the first
-// that applies plans the migration. The ways planned next go here too, each
-// recognising its own system: a dm-raid mirror inserted at run time under
-// a stock live system's dm-snapshot (no boot hook), and a file copy with a
-// soft-reboot for overlayfs and tmpfs roots.
-var Methods = []Method{mdHook{}}
+// that applies plans the migration: md via the boot hook, then a dm-mirror
+// inserted at run time under a stock live system's dm snapshot. The way
+// planned next goes here too, recognising its own system: a file copy with
+// a soft-reboot for overlayfs and tmpfs roots.
+var Methods = []Method{mdHook{}, dmMirror{}}
 
 // mdHook is the way the livemigrate boot hook prepares: / on a build-mode
 // RAID1 whose one leg is live-rw. The target is hot-added as the second
@@ -39,6 +39,9 @@ func (mdHook) Name() string { return "md-hook" }
 func (mdHook) Applies(sys *System) *Refusal {
 	if sys.NotLive != "" {
 		return refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
+	}
+	if sys.Array == nil {
+		return refuse(ExitNotLive, "", "/ is not on an md array", "")
 	}
 	return nil
 }

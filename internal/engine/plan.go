@@ -85,7 +85,14 @@ const (
 	StepFinalize     StepKind = "finalize"
 	StepRestoreSpeed StepKind = "restore-recovery-speed"
 	StepRelease      StepKind = "release-live-stack"
+	// The run-time mirror's own steps (MethodMirror).
+	StepInsertMirror StepKind = "insert-mirror"
+	StepSwitch       StepKind = "switch-to-target"
 )
+
+// GentleThrottle is the share of time (percent) dm-mirror's copy may take in
+// gentle mode.
+const GentleThrottle = 30
 
 // Step is one entry of a plan.
 type Step struct {
@@ -133,7 +140,7 @@ type Plan struct {
 	// (nil when the plan continues a run and md already holds the target).
 	TargetID *TargetID `json:"target_identity,omitempty"`
 	// Method names the way the plan moves the root (see Methods).
-	Method string `json:"-"`
+	Method string `json:"method"`
 }
 
 // FinalizeSpec says where the installed system boots from.
@@ -638,23 +645,7 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 	}
 	add(StepGrowFS, false, "Grow the %s filesystem on / to fill the array", fs)
 	if f := p.Finalize; f != nil {
-		what := "fstab by UUID, a new machine-id"
-		if f.NewUUID {
-			what = "a new filesystem UUID, " + what
-		}
-		what += " and SSH host keys, no autologin, passwordless sudo or empty passwords, an initramfs without the live hooks, GRUB on " + f.Disk
-		if f.ESP != "" {
-			what += " and " + f.ESP
-		}
-		if f.Hostname != "" {
-			what += ", hostname " + f.Hostname
-		}
-		if f.Password != "" {
-			what += ", the live user's password you chose"
-		} else {
-			what += ", the live user locked until you set a password"
-		}
-		add(StepFinalize, false, "Make it an installed system: %s", what)
+		add(StepFinalize, false, "Make it an installed system: %s", finalizeWhat(f))
 	}
 	if sys.LiveLeg != nil {
 		add(StepRestoreSpeed, false, "Restore %s's recovery speed limits", p.ArrayPath)
@@ -663,6 +654,27 @@ func steps(p *Plan, sys *System, member *mdraid.Member) []Step {
 		add(StepRelease, false, "Release the live stack: %s", releaseSummary(sys))
 	}
 	return out
+}
+
+// finalizeWhat lists what the finalize step will do, for the plan.
+func finalizeWhat(f *FinalizeSpec) string {
+	what := "fstab by UUID, a new machine-id"
+	if f.NewUUID {
+		what = "a new filesystem UUID, " + what
+	}
+	what += " and SSH host keys, no autologin, passwordless sudo or empty passwords, an initramfs without the live hooks, GRUB on " + f.Disk
+	if f.ESP != "" {
+		what += " and " + f.ESP
+	}
+	if f.Hostname != "" {
+		what += ", hostname " + f.Hostname
+	}
+	if f.Password != "" {
+		what += ", the live user's password you chose"
+	} else {
+		what += ", the live user locked until you set a password"
+	}
+	return what
 }
 
 func releaseSummary(sys *System) string {
@@ -699,6 +711,10 @@ func (p *Plan) Render() string {
 		fmt.Fprintf(&b, "Plan: install the running live system onto the whole disk %s (root partition %s, %s)\n", p.Disk, p.Target, humanize.IBytes(p.TargetBytes))
 	} else {
 		fmt.Fprintf(&b, "Plan: install the running live system onto %s (%s)\n", p.Target, humanize.IBytes(p.TargetBytes))
+	}
+	if p.Method == MethodMirror {
+		// The md path is the usual one and says so in its steps.
+		fmt.Fprintf(&b, "  How: a mirror put under %s while it runs (%s: no boot hook needed)\n", p.ArrayPath, p.Method)
 	}
 	if p.Resume != "" {
 		fmt.Fprintf(&b, "  Continuing: %s\n", p.Resume)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
@@ -23,6 +24,7 @@ import (
 // kernel.go has the real one; tests use a fake.
 type Kernel interface {
 	ArrayKernel
+	MirrorKernel
 	StackKernel
 	DiskKernel
 	FSKernel
@@ -41,6 +43,25 @@ type ArrayKernel interface {
 	RemoveByName(md, name string) error
 	SetSpeed(md, file string, l mdraid.SpeedLimit) error
 	GrowArray(md string) (uint64, error)
+}
+
+// MirrorKernel drives the run-time mirror under / (MethodMirror,
+// internal/dmmirror). live is the dm name of the device / is mounted from.
+type MirrorKernel interface {
+	// InsertMirror puts the mirror under live, onto the target with that
+	// number (dev names it), and returns the relocated snapshot device.
+	InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error)
+	// MirrorStatus is the mirror's status and region size.
+	MirrorStatus(live string) (dmmirror.Status, uint64, error)
+	// SwitchMirror maps live linearly onto the whole of dev once the mirror
+	// is in sync; done already is no error. An error that changed nothing
+	// wraps errLiveLegStays.
+	SwitchMirror(live, dev string) error
+	// AbortMirror puts live back on its snapshot; nothing to undo is no
+	// error.
+	AbortMirror(live string) error
+	// SetMirrorThrottle sets dm-mirror's copy throttle (percent).
+	SetMirrorThrottle(percent int) error
 }
 
 // StackKernel watches and releases the live stack under the live leg.
@@ -86,6 +107,10 @@ type runState struct {
 	// partition reread until its root partition is in the array (see
 	// partition.WriteHeld).
 	diskHold io.Closer
+	// cowBefore is the COW's usage measured just before the run-time
+	// mirror's switch removed the snapshot that reports it: what the
+	// release then frees (nil on the md path, where the release reads it).
+	cowBefore *overlay.Usage
 }
 
 func (s *runState) releaseDisk() {
@@ -254,7 +279,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	var failures []stepFailure
 	for _, st := range p.Steps {
-		if st.Kind == StepPartition || st.Kind == StepHotAdd {
+		if st.Kind == StepPartition || st.Kind == StepHotAdd || st.Kind == StepInsertMirror {
 			// The write itself claims the device: let go of it just
 			// before (the hot-add goes by the checked device number).
 			r.releaseHold()
@@ -301,7 +326,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 			stopWatch()
 			stopWatch = func() {}
 			return res, r.abort(p, st.Kind, ExitArrayBroken, err)
-		case st.Kind == StepDropLive && errors.Is(err, errLiveLegStays):
+		case (st.Kind == StepDropLive || st.Kind == StepSwitch) && errors.Is(err, errLiveLegStays):
 			// The live leg is still an active leg: nothing irreversible
 			// happened, so this is an abort like any before that point.
 			stopWatch()
@@ -346,6 +371,9 @@ func notRunnable(k StepKind, failures []stepFailure) string {
 		if k == StepRelease && f.kind == StepDropLive {
 			return "the live leg is still in the array (see " + string(StepDropLive) + ")"
 		}
+		if k == StepRelease && f.kind == StepSwitch {
+			return "/ may still depend on the live snapshot (see " + string(StepSwitch) + ")"
+		}
 	}
 	return ""
 }
@@ -354,7 +382,7 @@ func notRunnable(k StepKind, failures []stepFailure) string {
 // no return.
 func failureCode(k StepKind) int {
 	switch k {
-	case StepDropLive:
+	case StepDropLive, StepSwitch:
 		return ExitLiveLegStuck
 	case StepGrowArray, StepGrowFS:
 		return ExitGrowFailed
@@ -379,6 +407,8 @@ func (r *Runner) unfinished(p *Plan, failures []stepFailure) error {
 		switch f.kind {
 		case StepDropLive:
 			what += " (the live leg is failed but still in " + p.ArrayPath + "; / already lives on " + p.Target + " alone)"
+		case StepSwitch:
+			what += " (" + p.ArrayPath + " was not switched cleanly to " + p.Target + ": see 'livemigrate status')"
 		case StepGrowArray, StepGrowFS:
 			what += " (the filesystem keeps its old size)"
 		case StepFinalize:
@@ -445,7 +475,7 @@ func (r *Runner) stepBounded(ctx context.Context, p *Plan, st Step, res *Result,
 // user reruns it once the reason it names is fixed.
 func retriable(k StepKind) bool {
 	switch k {
-	case StepDropLive, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease:
+	case StepDropLive, StepSwitch, StepGrowArray, StepGrowFS, StepRestoreSpeed, StepRelease:
 		return true
 	}
 	return false
@@ -461,6 +491,11 @@ var errLiveLegStays = errors.New("the live leg stays in the array")
 var errArrayBroken = errors.New("md refused, and marks an array broken when asked to fail its last working leg")
 
 func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
+	if p.Method == MethodMirror {
+		if msg, err, ok := r.mirrorStep(ctx, p, st, res); ok {
+			return msg, err
+		}
+	}
 	switch st.Kind {
 	case StepTune:
 		if p.Speed != SpeedFast {
@@ -514,7 +549,11 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 		res.ArrayBytes = kib * 1024
 		return fmt.Sprintf("%s is now %s", p.ArrayPath, humanize.IBytes(kib*1024)), nil
 	case StepGrowFS:
-		fr, err := r.K.GrowFS(r.MountPoint, "/dev/"+p.Array)
+		dev := p.ArrayPath
+		if dev == "" {
+			dev = "/dev/" + p.Array
+		}
+		fr, err := r.K.GrowFS(r.MountPoint, dev)
 		if err != nil {
 			return "", err
 		}
@@ -552,7 +591,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 		if r.NoRelease || r.Stack == nil {
 			return "left in place", nil
 		}
-		rep, err := r.K.ReleaseStack(r.Stack, nil)
+		rep, err := r.K.ReleaseStack(r.Stack, r.st.cowBefore)
 		res.Release = &rep
 		if err != nil {
 			return "", err
@@ -629,11 +668,14 @@ func (r *Runner) restoreSpeed(p *Plan) error {
 func (r *Runner) applySpeed(p *Plan, s Speed) error {
 	r.toggled = true
 	var err error
-	if s == SpeedFast {
+	switch {
+	case p.Method == MethodMirror:
+		err = r.K.SetMirrorThrottle(throttleFor(s))
+	case s == SpeedFast:
 		err = errors.Join(
 			r.K.SetSpeed(p.Array, "sync_speed_min", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}),
 			r.K.SetSpeed(p.Array, "sync_speed_max", mdraid.SpeedLimit{KBs: FastFloorKBs, Local: true}))
-	} else {
+	default:
 		err = errors.Join(
 			r.K.SetSpeed(p.Array, "sync_speed_min", p.SpeedMin),
 			r.K.SetSpeed(p.Array, "sync_speed_max", p.SpeedMax))
@@ -759,6 +801,9 @@ func cowInfo(u *overlay.Usage) *COWInfo {
 // leaves the array and the speed limits go back. The live session is as it
 // was before the run.
 func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
+	if p.Method == MethodMirror {
+		return r.abortMirror(p, at, code, cause)
+	}
 	r.emit(Event{Type: EvWarning, Step: at, Message: fmt.Sprintf("stopping: %v; taking %s out of %s again", cause, p.Target, p.ArrayPath)})
 	var errs []error
 	if a, err := r.K.ReadArray(p.Array); err == nil {

@@ -196,6 +196,9 @@ func (s Session) Release(lazy bool) (*overlay.ReleaseReport, error) {
 	if sys.LiveLeg != nil {
 		return nil, &Refusal{Code: ExitStillLive, Reason: fmt.Sprintf("the live leg %s is still part of %s: / still depends on it", sys.LiveLeg.Name, sys.Array.Path), Hint: "finish the migration first with 'livemigrate migrate --target DEVICE'"}
 	}
+	if m := sys.Mirror; m != nil && m.State != MirrorSwitched {
+		return nil, &Refusal{Code: ExitStillLive, Reason: fmt.Sprintf("/ still runs on the live snapshot (%s is %s)", m.Path, m.State), Hint: "finish the migration first with 'livemigrate migrate --target DEVICE'"}
+	}
 	st := sys.Stack
 	if st == nil {
 		if st, err = obs.FindDetachedStack(); err != nil {

@@ -43,6 +43,9 @@ type System struct {
 	// finalize can give the root filesystem a new UUID.
 	Kernel string `json:"kernel"`
 	Grub   string `json:"grub_version,omitempty"`
+	// Mirror is set when / is on a live dm snapshot with no md above it,
+	// or on the run-time mirror put under one (MethodMirror).
+	Mirror *MirrorRoot `json:"mirror_root,omitempty"`
 	// NotLive says why the root is not a livemigrate root ("" when it is, or
 	// when the live leg is already gone but the array is still the root).
 	NotLive string `json:"not_live,omitempty"`
@@ -134,7 +137,26 @@ func (o Observer) Observe() (*System, error) {
 	}
 	name := filepath.Base(dir)
 	if _, err := os.Stat(filepath.Join(dir, "md")); err != nil {
-		s.NotLive = fmt.Sprintf("/ is on %s (%s), not on an md array", "/dev/"+name, root.FSType)
+		mr, st, err := o.observeMirror(dir)
+		if err != nil {
+			return nil, err
+		}
+		if mr == nil {
+			s.NotLive = fmt.Sprintf("/ is on %s (%s), not on an md array or a live dm snapshot", "/dev/"+name, root.FSType)
+			if done := o.mirrorDone(dir); done != "" {
+				s.NotLive = done
+			}
+			return s, nil
+		}
+		s.Mirror, s.Stack = mr, st
+		if p, err := resize.ProbeDevice(o.path("dev", name)); err == nil {
+			s.RootFS = &p
+		}
+		if u, err := overlay.COWUsage(o.Query, o.ohost(), st); err == nil {
+			s.COW = &u
+		} else {
+			s.COWError = err.Error()
+		}
 		return s, nil
 	}
 	a, err := o.mdsys().Read(name)

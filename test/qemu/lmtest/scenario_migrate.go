@@ -131,7 +131,13 @@ func runMigrate() migrateRun {
 	// was recovering is the referee for livemigrate's recovery figure.
 	stopCopy := make(chan struct{})
 	copyDone := make(chan string, 1)
-	go func() { copyDone <- sampleCopy(md, stopCopy) }()
+	mirror := isMirrorRoot(md)
+	live := strings.TrimPrefix(md, "/dev/mapper/")
+	if mirror {
+		go func() { copyDone <- sampleMirrorCopy(live, stopCopy) }()
+	} else {
+		go func() { copyDone <- sampleCopy(md, stopCopy) }()
+	}
 	if ui == "tui" {
 		// The person at the wizard: the target (a whole disk is
 		// partitioned, as the wizard proposes), the set-up choices, the
@@ -223,7 +229,22 @@ func runMigrate() migrateRun {
 				}
 			}
 		}
-		if g.Recovering(md) {
+		if mirror {
+			cok, copying, detail := dmCompare(live)
+			if !cok {
+				cok, copying, detail = dmCompare(live)
+			}
+			switch {
+			case cok:
+				ok++
+				if copying {
+					rec++
+				}
+			case running(done, &rc):
+				bad++
+				g.Fact("during_dmcompare_bad_sample", detail)
+			}
+		} else if g.Recovering(md) {
 			out, crc := self("mdcompare", "--md", md)
 			if crc != 0 {
 				out, crc = self("mdcompare", "--md", md)
@@ -265,7 +286,11 @@ func runMigrate() migrateRun {
 	}
 	jsonl, _ := os.ReadFile("/run/migrate.jsonl")
 	res := lastResult(jsonl)
-	g.Fact("during_mdcompare", fmt.Sprintf("ok=%d bad=%d recovering=%d", ok, bad, rec))
+	if mirror {
+		g.Fact("during_dmcompare", fmt.Sprintf("ok=%d bad=%d copying=%d", ok, bad, rec))
+	} else {
+		g.Fact("during_mdcompare", fmt.Sprintf("ok=%d bad=%d recovering=%d", ok, bad, rec))
+	}
 	// Records fsync'ed while migrate ran: the writes md had to put on both
 	// legs (during recovery) or carry across the leg switch.
 	g.Fact("acked_during_migrate", strconv.FormatInt(a1-a0, 10))

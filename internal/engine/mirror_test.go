@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
+	"github.com/livemigrate/livemigrate/internal/overlay"
+	"github.com/livemigrate/livemigrate/internal/resize"
+)
+
+// fakeMirror simulates dm-mirror for the engine's tests: after the insert
+// every status read copies a quarter of the regions.
+type fakeMirror struct {
+	state    string // MirrorFresh, MirrorCopying, MirrorSwitched
+	regions  uint64
+	synced   uint64
+	health   string
+	failAt   uint64 // the target leg fails once this many regions are in sync
+	throttle int
+	calls    []string
+}
+
+func (f *fakeMirror) InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error) {
+	f.calls = append(f.calls, "insert "+live+" "+dev)
+	f.state, f.synced, f.health = MirrorCopying, 0, "AA"
+	return overlay.Dev{Name: "dm-5", Major: 253, Minor: 5}, nil
+}
+
+func (f *fakeMirror) MirrorStatus(string) (dmmirror.Status, uint64, error) {
+	if f.state != MirrorCopying {
+		return dmmirror.Status{}, 0, errors.New("not a mirror")
+	}
+	if f.synced < f.regions {
+		f.synced = min(f.regions, f.synced+f.regions/4)
+	}
+	if f.failAt > 0 && f.synced >= f.failAt {
+		f.health = "AS"
+	}
+	return dmmirror.Status{Legs: []string{"253:5", "254:17"}, InSyncRegions: f.synced, Regions: f.regions, Health: f.health}, GiB / 512 / f.regions, nil
+}
+
+func (f *fakeMirror) SwitchMirror(live, dev string) error {
+	f.calls = append(f.calls, "switch "+live+" "+dev)
+	if f.state == MirrorSwitched {
+		return nil
+	}
+	if f.synced != f.regions || f.health != "AA" {
+		return errLiveLegStays
+	}
+	f.state = MirrorSwitched
+	return nil
+}
+
+func (f *fakeMirror) AbortMirror(live string) error {
+	f.calls = append(f.calls, "abort "+live)
+	f.state = MirrorFresh
+	return nil
+}
+
+func (f *fakeMirror) SetMirrorThrottle(p int) error {
+	f.throttle = p
+	f.calls = append(f.calls, "throttle")
+	return nil
+}
+
+// mirrorSystem is a stock dmsquash-live root: / on live-rw, no md.
+func mirrorSystem() *System {
+	sys := liveSystem()
+	sys.Array, sys.LiveLeg, sys.ArrayLBS = nil, nil, 0
+	sys.RootSource = "/dev/mapper/live-rw"
+	sys.Mirror = &MirrorRoot{DMName: "live-rw", Path: "/dev/mapper/live-rw", Name: "dm-1", Major: 253, Minor: 1, SizeBytes: GiB, LBS: 512, State: MirrorFresh}
+	return sys
+}
+
+func TestMirrorPlan(t *testing.T) {
+	sys := mirrorSystem()
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, s := range p.Steps {
+		kinds = append(kinds, string(s.Kind))
+	}
+	want := "tune-recovery insert-mirror recover switch-to-target grow-filesystem restore-recovery-speed release-live-stack"
+	if p.Method != MethodMirror || strings.Join(kinds, " ") != want {
+		t.Fatalf("method %s, steps %s", p.Method, strings.Join(kinds, " "))
+	}
+	r := p.Render()
+	for _, w := range []string{"How: a mirror put under /dev/mapper/live-rw while it runs (dm-mirror", "<- point of no return", "livemigrate-src"} {
+		if !strings.Contains(r, w) {
+			t.Errorf("plan lacks %q:\n%s", w, r)
+		}
+	}
+	if strings.Contains(r, "Release the live stack: live-rw") {
+		t.Errorf("the release names live-rw, which stays as the root's linear map:\n%s", r)
+	}
+	// The md path does not take this root, and the mirror refuses what the
+	// md path refuses about the target.
+	for _, c := range []struct {
+		name string
+		tgt  Target
+		code int
+	}{
+		{"the root itself", Target{Info: disk("dm-1", 253, 1, GiB)}, ExitLiveStack},
+		{"too small", Target{Info: disk("vdb", 254, 16, GiB/2)}, ExitTooSmall},
+		{"the medium", Target{Info: disk("sr0", 11, 0, 4*GiB)}, ExitLiveStack},
+	} {
+		_, err := Preflight(sys, c.tgt, Request{Target: c.tgt.Info.Path, RawDisk: true})
+		if ExitCode(err) != c.code {
+			t.Errorf("%s: %v (code %d, want %d)", c.name, err, ExitCode(err), c.code)
+		}
+	}
+	big := disk("vdb", 254, 16, 2*GiB)
+	big.LogicalBlockSize = 4096
+	if _, err := Preflight(sys, Target{Info: big}, Request{Target: "/dev/vdb", RawDisk: true}); ExitCode(err) != ExitBlockSize {
+		t.Errorf("4K target under a 512-byte root: %v", err)
+	}
+}
+
+func TestMirrorContinuation(t *testing.T) {
+	sys := mirrorSystem()
+	sys.Mirror.State = MirrorCopying
+	sys.Mirror.Target = &overlay.Dev{Name: "vdb", Major: 254, Minor: 16, Path: "/dev/vdb"}
+	sys.Mirror.Src = &overlay.Dev{Name: "dm-5", Major: 253, Minor: 5}
+	sys.Mirror.Status = &dmmirror.Status{InSyncRegions: 3, Regions: 8, Health: "AA"}
+	sys.Mirror.RegionSectors = GiB / 512 / 8
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Has(StepInsertMirror) || !p.Has(StepRecover) || !strings.Contains(p.Resume, "already being copied (384 MiB of 1.0 GiB)") || p.TargetID != nil {
+		t.Errorf("continuation plan: resume %q, steps %+v", p.Resume, p.Steps)
+	}
+	if _, err := Preflight(sys, Target{Info: disk("vdc", 254, 32, 2*GiB)}, Request{Target: "/dev/vdc", RawDisk: true}); ExitCode(err) != ExitBusyArray || !strings.Contains(err.Error(), "--target /dev/vdb") {
+		t.Errorf("another target while copying: %v", err)
+	}
+	sys.Mirror.Status.Health = "AS"
+	if _, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true}); ExitCode(err) != ExitBusyArray {
+		t.Errorf("continuing onto a failed leg: %v", err)
+	}
+}
+
+// mirrorOps is what a fake mirror answers.
+type mirrorOps interface {
+	InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error)
+	MirrorStatus(live string) (dmmirror.Status, uint64, error)
+	SwitchMirror(live, dev string) error
+	AbortMirror(live string) error
+	SetMirrorThrottle(percent int) error
+}
+
+// mirrorKernel is the md tests' fake kernel with a fake mirror.
+type mirrorKernel struct {
+	*fakeKernel
+	m mirrorOps
+}
+
+func (k mirrorKernel) InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error) {
+	return k.m.InsertMirror(live, dev, major, minor)
+}
+func (k mirrorKernel) MirrorStatus(live string) (dmmirror.Status, uint64, error) {
+	return k.m.MirrorStatus(live)
+}
+func (k mirrorKernel) SwitchMirror(live, dev string) error { return k.m.SwitchMirror(live, dev) }
+func (k mirrorKernel) AbortMirror(live string) error       { return k.m.AbortMirror(live) }
+func (k mirrorKernel) SetMirrorThrottle(p int) error       { return k.m.SetMirrorThrottle(p) }
+
+func mirrorRun(t *testing.T, f *fakeMirror, ctx context.Context) (*Result, error, []Event, *fakeKernel) {
+	t.Helper()
+	sys := mirrorSystem()
+	sys.RootFS = &resize.Probe{Type: "ext4", UUID: "u", Size: GiB}
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk := &fakeKernel{}
+	var evs []Event
+	r := runner(fk, sys, &evs)
+	r.K = mirrorKernel{fk, f}
+	res, err := r.Run(ctx, p)
+	return res, err, evs, fk
+}
+
+func TestMirrorRunHappyPath(t *testing.T) {
+	f := &fakeMirror{state: MirrorFresh, regions: 16}
+	res, err, evs, fk := mirrorRun(t, f, context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.state != MirrorSwitched || f.throttle != 100 || strings.Join(f.calls, ",") != "throttle,insert live-rw /dev/vdb,switch live-rw /dev/vdb,throttle" {
+		t.Errorf("mirror calls %v, state %s, throttle %d", f.calls, f.state, f.throttle)
+	}
+	if res.RecoveredBytes != GiB {
+		t.Errorf("recovered %d", res.RecoveredBytes)
+	}
+	if strings.Join(fk.calls, ",") != "grow-fs /dev/mapper/live-rw,release" {
+		t.Errorf("other calls: %v", fk.calls)
+	}
+	progress := 0
+	for _, e := range evs {
+		if e.Type == EvProgress {
+			progress++
+		}
+	}
+	if progress < 3 {
+		t.Errorf("%d progress events", progress)
+	}
+}
+
+func TestMirrorTargetFailsAborts(t *testing.T) {
+	f := &fakeMirror{state: MirrorFresh, regions: 16, failAt: 8}
+	_, err, _, fk := mirrorRun(t, f, context.Background())
+	var re *RunError
+	if !errors.As(err, &re) || re.Code != ExitAborted || !strings.Contains(re.State, "intact on its snapshot") || !strings.Contains(err.Error(), "marked /dev/vdb failed") {
+		t.Fatalf("target failing mid-copy: %v", err)
+	}
+	if f.state != MirrorFresh || f.throttle != 100 || len(fk.calls) != 0 {
+		t.Errorf("after the abort: state %s, throttle %d, other calls %v", f.state, f.throttle, fk.calls)
+	}
+}
+
+func TestMirrorInterruptAborts(t *testing.T) {
+	f := &fakeMirror{state: MirrorFresh, regions: 1 << 20}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	f2 := &countingMirror{fakeMirror: f, onStatus: func() {
+		if n++; n == 3 {
+			cancel()
+		}
+	}}
+	sys := mirrorSystem()
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk := &fakeKernel{}
+	var evs []Event
+	r := runner(fk, sys, &evs)
+	r.K = mirrorKernel{fk, f2}
+	_, err = r.Run(ctx, p)
+	if ExitCode(err) != ExitInterrupted || f.state != MirrorFresh {
+		t.Errorf("Ctrl+C during the copy: %v, state %s", err, f.state)
+	}
+}
+
+type countingMirror struct {
+	*fakeMirror
+	onStatus func()
+}
+
+func (c *countingMirror) MirrorStatus(live string) (dmmirror.Status, uint64, error) {
+	c.onStatus()
+	return c.fakeMirror.MirrorStatus(live)
+}
