@@ -200,10 +200,18 @@ func TestFaults(t *testing.T) {
 	label := p.Env["LIVE_LABEL"]
 	vm.Logf("live root %d bytes; COW need %d MiB; fault-cow COW %d MiB; targets throttled to %d KiB/s", rootfs, need/mib, cowWarnMiB, r.bps/1024)
 
-	// LM_FAULTS_ONLY=refused runs boot 10 alone (while working on it).
-	if os.Getenv("LM_FAULTS_ONLY") == "refused" {
+	// LM_FAULTS_ONLY=refused|mirror runs that boot alone (while working
+	// on it).
+	switch os.Getenv("LM_FAULTS_ONLY") {
+	case "refused":
 		r.refused(whole, label)
 		fmt.Println(strings.Join(r.table, "\n"))
+		return
+	case "mirror":
+		r.mirror(whole, raw, label)
+		fmt.Println(strings.Join(r.table, "\n"))
+		fmt.Printf("faults summary: %d cases, %d passed, %d failed; records lost: %d\n", r.j.Count(), r.j.Passed(), r.j.Failed(), r.lost)
+		r.j.Done()
 		return
 	}
 
@@ -504,6 +512,7 @@ func TestFaults(t *testing.T) {
 	vm.Logf("fault-stuck: stderr: %s; rerun result: %s", r.f("stuck_err"), r.f("again_fs"))
 
 	r.refused(whole, label)
+	r.mirror(whole, raw, label)
 
 	r.table = append(r.table, fmt.Sprintf("%-18s %-44s %-28s %s", "4-finalize", "signal during finalize", "-", "not here (busybox root has no finalize): TestDebian/install-uefi-disk"))
 	fmt.Printf("%-18s %-44s %-28s %s\n", "case", "expected", "got", "result")
@@ -517,6 +526,64 @@ func TestFaults(t *testing.T) {
 		t.Errorf("%d records lost", r.lost)
 	}
 	r.j.Done()
+}
+
+// mirror is boot 11, fault-mirror: the run-time mirror (lm.stack=nohook,
+// / on live-rw itself) stopped by a signal, by write errors and by an
+// unplugged target, each back on its snapshot with every record; then
+// SIGKILL mid-copy and the same command again, which continues the copy
+// and migrates.
+func (r *faults) mirror(whole, raw int64, label string) {
+	p := r.p
+	res := r.boot("vm-mirror", &vm.Machine{CDROM: p.ISO, Timeout: 900 * time.Second,
+		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, "")},
+		Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=fault-mirror"})
+	mainDev, up := diskField(r.f("disks"), "main"), diskField(r.f("disks"), "unplug")
+	r.need(res.Code == 0 && r.f("scenario_rc") == "0", fmt.Sprintf("boot rc=%d scenario_rc=%s", res.Code, r.f("scenario_rc")))
+	r.need(r.f("pre_shape") == "snapshot", "before: '"+r.f("pre_shape")+"'")
+	r.recs("pre", false)
+	r.row("m-boot-nohook", "/ on live-rw, no array; writer runs", fmt.Sprintf("rc=%d %s", res.Code, r.f("pre_shape")))
+
+	back := func(c string, code int, tgt string) {
+		rc, err := r.f(c+"_rc"), r.f(c+"_err")
+		r.need(rc == strconv.Itoa(code), fmt.Sprintf("%s: exit '%s', want %d", c, rc, code))
+		r.need(strings.Contains(err, tgt), c+": stderr does not name "+tgt+": '"+err+"'")
+		r.need(strings.Contains(err, "live session intact on its snapshot"), c+": stderr does not say the session is back on its snapshot: '"+err+"'")
+		r.need(r.f(c+"_hung") == "", c+": "+r.f(c+"_hung"))
+		r.need(r.f(c+"_mshape") == "snapshot", c+": afterwards '"+r.f(c+"_mshape")+"', want live-rw on its snapshot and no livemigrate-src")
+		r.recs(c, false)
+	}
+	r.need(r.f("m_sigterm_sent") != "", "the copy never reached 20%")
+	back("m_sigterm", 130, "/dev/mapper/live-rw")
+	r.row("m-sigterm-copy", "130, back on the snapshot", r.f("m_sigterm_rc")+" "+r.f("m_sigterm_mshape"))
+
+	r.need(strings.HasSuffix(r.f("m_flaky_sent"), "rc=0"), "table swap: '"+r.f("m_flaky_sent")+"'")
+	back("m_flaky", 20, "/dev/mapper/flaky")
+	r.need(strings.Contains(r.f("m_flaky_err"), "dm-mirror marked /dev/mapper/flaky failed"), "stderr does not say dm-mirror failed the target: '"+r.f("m_flaky_err")+"'")
+	r.need(r.f("m_flaky_remove_rc") == "0", "dmsetup remove flaky afterwards: rc="+r.f("m_flaky_remove_rc")+" (still held?)")
+	r.row("m-target-eio", "20, names the target, snapshot", r.f("m_flaky_rc")+" "+r.f("m_flaky_mshape"))
+	vm.Logf("m_flaky: %s; kernel: %s", r.f("m_flaky_err"), r.f("m_flaky_dmesg"))
+
+	r.need(strings.HasPrefix(r.f("m_unplug_gone"), "gone=true"), "the disk did not disappear: '"+r.f("m_unplug_gone")+"'")
+	back("m_unplug", 20, up)
+	r.row("m-target-unplug", "20, names the target, snapshot", r.f("m_unplug_rc")+" "+r.f("m_unplug_mshape"))
+	vm.Logf("m_unplug: %s; kernel: %s", r.f("m_unplug_err"), r.f("m_unplug_dmesg"))
+
+	r.need(r.f("m_kill9_sent") != "", "the copy never reached 20%")
+	r.need(r.f("m_kill9_rc") == "137", "killed migrate: exit '"+r.f("m_kill9_rc")+"'")
+	r.need(r.f("m_kill9_mshape") == "copying", "after SIGKILL: '"+r.f("m_kill9_mshape")+"', want the mirror still copying")
+	r.need(vm.Glob(r.f("m_kill9_status"), "rc=0*dm-mirror of the live snapshot*Copy:*"), "status after SIGKILL: '"+r.f("m_kill9_status")+"'")
+	r.need(vm.Glob(r.f("m_kill9_dry"), "rc=0*How: a mirror*Continuing:*already being copied*"), "dry-run after SIGKILL: '"+r.f("m_kill9_dry")+"'")
+	r.recs("m_kill9", false)
+	r.need(r.f("m_kill9_again_rc") == "0", "rerun: exit '"+r.f("m_kill9_again_rc")+"': "+r.f("m_kill9_again_err"))
+	r.need(r.f("m_kill9_again_plan") != "", "the plan of the rerun has no 'resume'")
+	r.need(!strings.Contains(r.f("m_kill9_again_events"), "insert-mirror"), "the rerun inserted the mirror again: '"+r.f("m_kill9_again_events")+"'")
+	r.need(r.f("m_kill9_again_mshape") == "migrated:"+mainDev+"3", "after the rerun: '"+r.f("m_kill9_again_mshape")+"', want live-rw a linear map of "+mainDev+"3")
+	r.recs("m_kill9_again", false)
+	r.row("m-sigkill-rerun", "137, status copying; rerun continues: 0", r.f("m_kill9_rc")+"; "+r.f("m_kill9_again_rc")+" "+r.f("m_kill9_again_mshape"))
+	r.need(regexp.MustCompile(`^live-rw\s+\([0-9]+:[0-9]+\)\s*$`).MatchString(r.f("post_dm")), "dm devices at the end: '"+r.f("post_dm")+"', want live-rw alone")
+	r.recs("final", true)
+	r.row("m-final-records", "all records intact", reRecords.FindString(r.f("final_records")))
 }
 
 // partitions maps partition number to [start, size] in bytes (sfdisk -d).

@@ -31,6 +31,7 @@ var scenarios = map[string]func() int{
 	"fault-resume":     scenarioFaultResume,
 	"fault-stuck":      scenarioFaultStuck,
 	"fault-refused":    scenarioFaultRefused,
+	"fault-mirror":     scenarioFaultMirror,
 	"debian-boot":      scenarioDebianBoot,
 	"debian-migrate":   scenarioDebianMigrate,
 	"debian-verify":    scenarioDebianVerify,

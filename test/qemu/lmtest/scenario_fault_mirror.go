@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
+)
+
+// mirrorShape is the run-time mirror's state as dmsetup shows it:
+// "snapshot" (live-rw is its snapshot again, no livemigrate-src left),
+// "copying" (live-rw mirrors livemigrate-src onto the target),
+// "migrated:/dev/NAME" (live-rw is a linear map of NAME, no
+// livemigrate-src), else "other: " and both tables.
+func mirrorShape() string {
+	tab := func(n string) string {
+		c := g.DM("table", n)
+		c.Combined = true
+		r := c.Run()
+		if r.RC != 0 {
+			return ""
+		}
+		return strings.TrimSpace(string(r.Stdout))
+	}
+	live, src := tab("live-rw"), tab("livemigrate-src")
+	f := strings.Fields(live)
+	switch {
+	case len(f) >= 3 && f[2] == "snapshot" && src == "":
+		return "snapshot"
+	case len(f) >= 3 && f[2] == "mirror" && src != "":
+		return "copying"
+	case len(f) == 5 && f[2] == "linear" && src == "":
+		if p := g.Read("/sys/dev/block/" + f[3] + "/uevent"); strings.Contains(p, "DEVNAME=") {
+			return "migrated:/dev/" + firstSubmatch(`DEVNAME=(\S+)`, p)
+		}
+	}
+	return fmt.Sprintf("other: live-rw [%s] livemigrate-src [%s]", live, src)
+}
+
+// scenarioFaultMirror: faults and interruptions of the run-time mirror
+// (lm.stack=nohook: / on live-rw itself, no array), in one live session
+// with a writer; every case that stops must leave the session on its
+// snapshot with every record. Disks as fault-live's: fa-main (whole disk),
+// fa-flaky (raw, under a dm device), fa-unplug (hot-pluggable). Cases:
+//
+//	m_sigterm  SIGTERM during the copy (>= 20%)              -> 130, snapshot
+//	m_flaky    the target's table swapped to "error" at >= 20% -> 20, snapshot
+//	m_unplug   the target disk hot-unplugged by the host     -> 20, snapshot
+//	m_kill9    SIGKILL during the copy; status shows the copy; the same
+//	           command again continues it (m_kill9_again)    -> 0, migrated
+func scenarioFaultMirror() int {
+	f := newFault()
+	main, fl, up := g.DiskBySerial("fa-main"), g.DiskBySerial("fa-flaky"), g.DiskBySerial("fa-unplug")
+	g.Fact("disks", fmt.Sprintf("main=%s flaky=%s unplug=%s", main, fl, up))
+	if main == "" || fl == "" || up == "" {
+		return 1
+	}
+	f.writerStart()
+	g.Fact("pre_shape", mirrorShape())
+	f.records("pre")
+	report := func(name string) {
+		g.Fact(name+"_mshape", mirrorShape())
+		g.Fact(name+"_dmesg", dmesgTail(`device-mapper|raid1|snapshot|virtio`, 3))
+	}
+
+	f.start("m_sigterm", withArgs("--target", main)...)
+	if f.untilPct("m_sigterm", 120, 20) {
+		f.signal(syscall.SIGTERM)
+		g.Fact("m_sigterm_sent", "TERM at "+pct("m_sigterm")+"%")
+	}
+	f.finish("m_sigterm", 180)
+	report("m_sigterm")
+
+	sectors := g.Out("blockdev", "--getsz", fl)
+	if g.DM("create", "flaky", "--table", "0 "+sectors+" linear "+fl+" 0").Run().RC == 0 {
+		g.DM("mknodes", "flaky").Run()
+	}
+	f.start("m_flaky", append([]string{"--target", "/dev/mapper/flaky", "--raw-disk"}, cliArgs...)...)
+	if f.untilPct("m_flaky", 120, 20) {
+		rc := g.DM("suspend", "flaky").Run().RC
+		if rc == 0 {
+			rc = g.DM("load", "flaky", "--table", "0 "+sectors+" error").Run().RC
+		}
+		if rc == 0 {
+			rc = g.DM("resume", "flaky").Run().RC
+		}
+		g.Fact("m_flaky_sent", fmt.Sprintf("table swapped to error at %s%%: rc=%d", pct("m_flaky"), rc))
+	}
+	f.finish("m_flaky", 180)
+	report("m_flaky")
+	g.Fact("m_flaky_remove_rc", strconv.Itoa(g.DM("remove", "flaky").Run().RC))
+
+	f.start("m_unplug", withArgs("--target", up)...)
+	if f.untilPct("m_unplug", 120, 20) {
+		g.Fact("qmp_unplug", "fa-unplug")
+		i := 0
+		for g.Exists("/sys/block/"+strings.TrimPrefix(up, "/dev/")) && i < 150 {
+			time.Sleep(100 * time.Millisecond)
+			i++
+		}
+		g.Fact("m_unplug_gone", fmt.Sprintf("gone=%v after %d.%ds at %s%%", !g.Exists("/sys/block/"+strings.TrimPrefix(up, "/dev/")), i/10, i%10, pct("m_unplug")))
+	}
+	f.finish("m_unplug", 180)
+	report("m_unplug")
+
+	f.start("m_kill9", withArgs("--target", main)...)
+	if f.untilPct("m_kill9", 120, 20) {
+		f.signal(syscall.SIGKILL)
+		g.Fact("m_kill9_sent", "KILL at "+pct("m_kill9")+"%")
+	}
+	g.Fact("m_kill9_rc", strconv.Itoa(f.wait()))
+	report("m_kill9")
+	st, src := status("/run/status.txt")
+	g.Fact("m_kill9_status", "rc="+strconv.Itoa(src)+" "+squeezed(st, `^(Device|Copy)`, " "))
+	f.records("m_kill9")
+	dry := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", main, "--dry-run", "--no-finalize"}, Combined: true}.Run()
+	g.Fact("m_kill9_dry", "rc="+strconv.Itoa(dry.RC)+" "+squeezed(string(dry.Stdout), `Continuing|This destroys|How:`, " "))
+	f.start("m_kill9_again", withArgs("--target", main)...)
+	f.finish("m_kill9_again", 300)
+	report("m_kill9_again")
+
+	time.Sleep(time.Second)
+	f.writerStop()
+	g.Fact("post_mshape", mirrorShape())
+	dm := g.DM("ls")
+	dm.Combined = true
+	g.Fact("post_dm", strings.ReplaceAll(string(dm.Run().Stdout), "\n", " "))
+	return 0
+}
