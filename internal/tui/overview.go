@@ -71,16 +71,33 @@ func (m overview) systemLines() []string {
 			root = fmt.Sprintf("/ on %s (%s, %s)", s.Array.Path, s.RootFS.Type, humanize.IBytes(s.Array.SizeBytes))
 		}
 	}
+	if mr := s.Mirror; mr != nil {
+		root = fmt.Sprintf("/ on %s (%s)", mr.Path, humanize.IBytes(mr.SizeBytes))
+		if s.RootFS != nil {
+			root = fmt.Sprintf("/ on %s (%s, %s)", mr.Path, s.RootFS.Type, humanize.IBytes(mr.SizeBytes))
+		}
+	}
 	field("Root", root)
+	if mr := s.Mirror; mr != nil {
+		how := "no livemigrate boot hook: a mirror is put under it while it runs (" + engine.MethodMirror + ")"
+		if mr.State == engine.MirrorCopying && mr.Target != nil {
+			how = "a mirror of the live snapshot onto /dev/" + mr.Target.Name + " is copying"
+		}
+		field("How", how)
+	}
 	if st := s.Stack; st != nil {
 		leg := st.DMName + " (" + st.Snapshot.Name + "), snapshot of " + st.OriginLoop.Name
 		if st.OriginFile != "" {
 			leg += " <- " + st.OriginFile
 		}
-		if s.LiveLeg == nil {
+		if s.LiveLeg == nil && s.Mirror == nil {
 			leg += "; no longer in the array"
 		}
-		field("Live leg", leg)
+		label := "Live leg"
+		if s.Mirror != nil {
+			label = "Live root"
+		}
+		field(label, leg)
 		if st.MediumMount != "" {
 			med := "/dev/" + st.Medium.Name + " on " + st.MediumMount
 			if st.MediumIsCD {

@@ -140,6 +140,8 @@ func (m target) view() ([]string, bindings) {
 	need := ""
 	if m.sys.Array != nil {
 		need = fmt.Sprintf(" It must hold at least %s (the live root).", humanize.IBytes(m.sys.Array.SizeBytes))
+	} else if m.sys.Mirror != nil {
+		need = fmt.Sprintf(" It must hold at least %s (the live root).", humanize.IBytes(m.sys.Mirror.SizeBytes))
 	}
 	head = append(head, m.c.th.title.Render("Choose the disk or partition to install onto"))
 	head = append(head, m.c.para("Everything on it will be destroyed."+need)...)
