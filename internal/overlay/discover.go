@@ -267,7 +267,9 @@ func discoverMedium(h Host, s *Stack, ms []Mount) error {
 	if !ok {
 		return nil // the origin file is outside our view; nothing more to release
 	}
-	if m.FSType == "squashfs" {
+	if m.FSType == "squashfs" || m.FSType == "erofs" {
+		// The container of rootfs.img: squashfs, or EROFS (lorax's
+		// erofs-ext4 image type; dracut 106 mounts either).
 		d, err := h.resolve(Dev{Major: m.Major, Minor: m.Minor})
 		if err != nil {
 			return fmt.Errorf("discover live stack: device of squashfs mount %s: %w", m.MountPoint, err)

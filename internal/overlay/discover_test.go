@@ -293,3 +293,17 @@ func TestDiscoverSquashfsPathInsideMedium(t *testing.T) {
 		t.Errorf("medium on an unmounted device = %q (%v)", s.MediumMount, err)
 	}
 }
+
+// rootfs.img in an EROFS container (lorax's erofs-ext4) is found and
+// released like one in squashfs.
+func TestDiscoverEROFSContainer(t *testing.T) {
+	tr, q := dracutTree(t)
+	tr.write("/proc/self/mountinfo", mountRoot+mountCD+strings.Replace(mountSq, " - squashfs /dev/loop0 ro,errors=continue", " - erofs /dev/loop0 ro,user_xattr,acl,cache_strategy=readaround", 1))
+	s, err := Discover(tr.host(q), Dev{Major: 253, Minor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SquashfsMount != "/run/initramfs/squashfs" || s.SquashfsLoop.Name != "loop0" || s.SquashfsFile != squashfsImg || s.MediumMount != "/run/initramfs/live" || !s.MediumIsCD {
+		t.Errorf("EROFS container: %+v", s)
+	}
+}

@@ -58,7 +58,7 @@ need_pkgs() {
 # shellcheck disable=SC2034 # used by fetch.sh
 HOST_PKGS=(qemu-system-x86 busybox-static mdadm e2fsprogs squashfs-tools
 	xorriso cpio kmod dmsetup libc-bin file xfsprogs btrfs-progs fdisk gdisk lvm2
-	qemu-utils)
+	qemu-utils erofs-utils)
 
 # kernel_pkg prints the versioned kernel image package that linux-image-amd64
 # currently depends on (e.g. linux-image-6.1.0-56-amd64). Resolved, never
@@ -180,9 +180,9 @@ LM_MODULES_BOOT=(virtio_pci virtio_blk
 	loop squashfs crc32c_generic ext4
 	dm_mod dm_snapshot md_mod raid1)
 # Shipped (with modules.dep, for busybox modprobe) but only loaded on demand
-# by a scenario: the other filesystems livemigrate grows, zram, and dm-mirror
-# (the run-time mirror, internal/dmmirror).
-LM_MODULES_EXTRA=(xfs btrfs zram dm_mirror)
+# by a scenario: the other filesystems livemigrate grows, zram, dm-mirror
+# (the run-time mirror, internal/dmmirror) and erofs (LM_CONTAINER=erofs).
+LM_MODULES_EXTRA=(xfs btrfs zram dm_mirror erofs)
 
 # install_modules DESTROOT KVER installs LM_MODULES_BOOT + LM_MODULES_EXTRA
 # and their dependencies from the cached kernel into DESTROOT, writes the

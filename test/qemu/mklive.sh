@@ -112,8 +112,14 @@ uuid=$(blkid -o value -s UUID "$img")
 
 # lz4: much larger than zstd/xz but made in a second and cheap to read back
 # under TCG, where squashfs decompression is the slow part of md recovery.
+# LM_CONTAINER=erofs packs it into EROFS instead (lz4 too), under the same
+# name, as lorax's --rootfs-type erofs-ext4 does.
 mkdir -p "$work/iso/LiveOS"
-mksquashfs "$work/sq" "$work/iso/LiveOS/squashfs.img" -comp lz4 -noappend -no-xattrs -quiet >/dev/null
+case ${LM_CONTAINER:-squashfs} in
+squashfs) mksquashfs "$work/sq" "$work/iso/LiveOS/squashfs.img" -comp lz4 -noappend -no-xattrs -quiet >/dev/null ;;
+erofs) mkfs.erofs -zlz4 "$work/iso/LiveOS/squashfs.img" "$work/sq" >/dev/null ;;
+*) die "LM_CONTAINER=$LM_CONTAINER: want squashfs or erofs" ;;
+esac
 xorriso -as mkisofs -quiet -V "$label" -R -J -o "$out.tmp" "$work/iso" 2>/dev/null
 mv "$out.tmp" "$out"
 cp --sparse=always "$img" "$outdir/rootfs.img"

@@ -22,19 +22,26 @@ type e2eRun struct {
 	// live-rw), or nohook (live-rw mounted as / itself, as a stock
 	// dmsquash-live does: livemigrate's run-time mirror, dm-mirror).
 	stack string
+	// container packs rootfs.img on the medium: "" (squashfs) or erofs.
+	container string
 }
 
 func (r e2eRun) name() string {
+	n := r.cow
 	if r.stack != "" {
-		return r.stack
+		n = r.stack
 	}
-	return r.cow
+	if r.container != "" {
+		n += "-" + r.container
+	}
+	return n
 }
 
 var e2eRuns = []e2eRun{
-	{"ram", 1 << 30, "fast", ""},
-	{"zram", 1 << 30, "fast", ""},
-	{"ram", 1 << 30, "fast", "nohook"},
+	{"ram", 1 << 30, "fast", "", ""},
+	{"zram", 1 << 30, "fast", "", ""},
+	{"ram", 1 << 30, "fast", "nohook", ""},
+	{"ram", 1 << 30, "fast", "nohook", "erofs"},
 }
 
 // TestE2E is the end-to-end proof in two boots per row:
@@ -57,7 +64,7 @@ func TestE2E(t *testing.T) {
 }
 
 func e2e(t *testing.T, r e2eRun) {
-	p := prepare(t, 128)
+	p := prepareIn(t, 128, r.container)
 	j := vm.NewJudge(t)
 	defer j.Done()
 	target := filepath.Join(vm.Out(), "e2e-target.img")
@@ -101,6 +108,9 @@ func e2e(t *testing.T, r e2eRun) {
 	// mirror) before, during and after (with samples taken while the
 	// kernel was copying), the live stack must be gone, the CD ejected,
 	// and the live session's data unchanged.
+	if r.container != "" {
+		j.Check("container", F.Get("pre_container") == r.container, "rootfs.img's container is mounted as '"+F.Get("pre_container")+"', not "+r.container)
+	}
 	if r.stack == "nohook" {
 		dm := regexp.MustCompile(`ok=([0-9]+) bad=([0-9]+) copying=([0-9]+)`).FindStringSubmatch(F.Get("during_dmcompare"))
 		if j.Check("during_dmcompare", dm != nil, "during_dmcompare: '"+F.Get("during_dmcompare")+"'") {
@@ -230,7 +240,7 @@ func e2e(t *testing.T, r e2eRun) {
 		int64(rec), rbps/1e6, raw/1e6, ratio(rbps, raw), src/1e6, ratio(rbps, src), float64(cowFreed)/1048576, float64(shmemFreed)/1048576, float64(availGain)/1048576,
 		acked, fsBytes, r.speed, r.cow, secs(live.BootToScenario))
 	if r.stack != "" {
-		fmt.Printf("e2e method: dm-mirror (lm.stack=%s: no boot hook, the mirror put under live-rw at run time) for the summary above\n", r.stack)
+		fmt.Printf("e2e method: dm-mirror (lm.stack=%s: no boot hook, the mirror put under live-rw at run time; rootfs.img in %s) for the summary above\n", r.stack, or(r.container, "squashfs"))
 	}
 	if j.OK() {
 		vm.Logf("e2e OK")

@@ -34,12 +34,18 @@ type prepared struct {
 // payloadMiB of data in the live root.
 func prepare(t *testing.T, payloadMiB int) prepared {
 	t.Helper()
+	return prepareIn(t, payloadMiB, "")
+}
+
+// prepareIn is prepare with rootfs.img in container (squashfs or erofs).
+func prepareIn(t *testing.T, payloadMiB int, container string) prepared {
+	t.Helper()
 	t0 := time.Now()
 	if err := vm.Fetch(); err != nil {
 		t.Fatal(err)
 	}
 	t1 := time.Now()
-	im, err := vm.LiveImages(payloadMiB)
+	im, err := vm.LiveImagesIn(payloadMiB, container)
 	if err != nil {
 		t.Fatal(err)
 	}

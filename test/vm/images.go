@@ -45,7 +45,11 @@ func Fetch() error { return runBuilder(nil, filepath.Join(QemuDir(), "fetch.sh")
 // Fetch first.
 // They are kept under $LM_CACHE/images/KIND-HASH, HASH covering the
 // builders, the guest files, bin/ and the kernel version.
-func LiveImages(payloadMiB int) (*Images, error) {
+func LiveImages(payloadMiB int) (*Images, error) { return LiveImagesIn(payloadMiB, "") }
+
+// LiveImagesIn is LiveImages with rootfs.img packed in container:
+// "squashfs" (or "") as dracut makes it, or "erofs" (lorax's erofs-ext4).
+func LiveImagesIn(payloadMiB int, container string) (*Images, error) {
 	if v := os.Getenv("LM_ROOTFS_PAYLOAD_MIB"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -70,6 +74,10 @@ func LiveImages(payloadMiB int) (*Images, error) {
 		"LM_ROOTFS_PAYLOAD_MIB=" + strconv.Itoa(payloadMiB),
 		"LM_LABEL=" + os.Getenv("LM_LABEL"),
 		"LM_ROOTFS_EXTRA_MIB=" + os.Getenv("LM_ROOTFS_EXTRA_MIB"),
+	}
+	if container != "" && container != "squashfs" {
+		// Only then, so the squashfs images keep their cache keys.
+		extra = append(extra, "LM_CONTAINER="+container)
 	}
 	inputs := append(common, filepath.Join(q, "mklive.sh"), filepath.Join(q, "guest"),
 		filepath.Join(root, "bin", "lmtest"), filepath.Join(root, "bin", "livemigrate"),

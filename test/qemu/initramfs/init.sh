@@ -164,8 +164,11 @@ if [ -n "$live" ]; then
 	img=/run/initramfs/live/LiveOS/squashfs.img
 	[ -f "$img" ] || fail "no LiveOS/squashfs.img on $medium"
 	sqloop=$(newloop -r "$img") || fail "cannot loop $img"
-	mount -t squashfs -o ro "$sqloop" /run/initramfs/squashfs ||
-		fail "cannot mount squashfs $img"
+	# squashfs, or EROFS (lorax's erofs-ext4 packs rootfs.img so, under
+	# the same name).
+	mount -t squashfs -o ro "$sqloop" /run/initramfs/squashfs 2>/dev/null ||
+		{ modprobe erofs && mount -t erofs -o ro "$sqloop" /run/initramfs/squashfs; } ||
+		fail "cannot mount $img (squashfs or erofs)"
 	rootimg=/run/initramfs/squashfs/LiveOS/rootfs.img
 	[ -f "$rootimg" ] || fail "no LiveOS/rootfs.img in the squashfs"
 	origin=$(newloop -r "$rootimg") || fail "cannot loop $rootimg"

@@ -63,6 +63,12 @@ func runMigrate() migrateRun {
 
 	st := g.OnConsole("livemigrate", "status")
 	g.Fact("pre_status_rc", strconv.Itoa(st))
+	// What packs rootfs.img on the medium (squashfs, or EROFS).
+	for _, m := range g.Mounts() {
+		if m.Target == "/run/initramfs/squashfs" {
+			g.Fact("pre_container", m.FSType)
+		}
+	}
 	g.Fact("pre_mdcompare", selfLine("mdcompare", "--md", md))
 
 	// The yardstick: raw O_DIRECT sequential writes to the (still blank)
