@@ -20,7 +20,7 @@ type debianRow struct {
 	name     string // the row's own part; the test's name is its id()
 	suite    string // trixie (Debian 13) | bookworm (Debian 12)
 	rootfs   string // rootfs.img's filesystem: "" (ext4) | xfs | btrfs
-	flavour  string // dracut | dracut-nosystemd | initramfs-tools | mkosi (trixie: mkosi-initrd, initrd-hook/systemd)
+	flavour  string // dracut | dracut-nosystemd | dracut-nohook (no livemigrate module) | initramfs-tools | mkosi (trixie: mkosi-initrd, initrd-hook/systemd)
 	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install
 	firmware string // install: bios | uefi
 	layout   string // install: disk | partition
@@ -95,7 +95,9 @@ func row(suite, rootfs, flavour, scenario string) debianRow {
 // (livemigrate's boot step as systemd units); initramfs-tools installs
 // (finalize) onto a whole disk under SeaBIOS with a rerun, under OVMF
 // from a zram COW with SIGINT during finalize, and onto a partition in
-// the wizard; the XFS and btrfs live roots install and boot; Debian 12
+// the wizard; the XFS and btrfs live roots install and boot; dracut
+// without the livemigrate module (dmsquash-live as shipped: the dm-mirror
+// method) migrates and installs, and its target boots alone; Debian 12
 // (bookworm) reboots with both dracut flavours (with and without systemd)
 // and migrates and installs once with initramfs-tools.
 var debianRows = []debianRow{
@@ -104,11 +106,13 @@ var debianRows = []debianRow{
 	row("trixie", "", "mkosi", "reboot"),
 	row("trixie", "", "dracut", "migrate"),
 	row("trixie", "", "mkosi", "migrate"),
+	row("trixie", "", "dracut-nohook", "migrate"),
 	installRerun.in("trixie", "", "initramfs-tools"),
 	installUEFI.in("trixie", "", "initramfs-tools"),
 	installPartTUI.in("trixie", "", "initramfs-tools"),
 	installBIOS.in("trixie", "xfs", "initramfs-tools"),
 	installBIOS.in("trixie", "btrfs", "dracut"),
+	installBIOS.in("trixie", "", "dracut-nohook"),
 	row("bookworm", "", "dracut", "reboot"),
 	row("bookworm", "", "dracut-nosystemd", "reboot"),
 	installBIOS.in("bookworm", "", "initramfs-tools"),
@@ -157,9 +161,10 @@ var debianMoreRows = []debianRow{
 
 // debianFlavours: the initrds each suite's medium carries (mkiso.sh's
 // LM_FLAVOURS). dracut without systemd is a bookworm flavour only;
-// mkosi-initrd (mkosi 25) a trixie one.
+// mkosi-initrd (mkosi 25) a trixie one; dracut-nohook (dmsquash-live as
+// shipped, no livemigrate module: the dm-mirror method) a trixie one.
 var debianFlavours = map[string]string{
-	"trixie":   "dracut initramfs-tools mkosi",
+	"trixie":   "dracut initramfs-tools mkosi dracut-nohook",
 	"bookworm": "dracut dracut-nosystemd initramfs-tools",
 }
 
@@ -282,7 +287,7 @@ func newDebian(t *testing.T, r debianRow) *debian {
 		testArgs:   "systemd.mask=mdadm-shutdown.service systemd.mask=dracut-shutdown.service",
 		verifyArgs: "rd.timeout=120 rd.emergency=poweroff"}
 	switch r.flavour {
-	case "dracut", "dracut-nosystemd":
+	case "dracut", "dracut-nosystemd", "dracut-nohook":
 		d.liveArgs = "root=live:CDLABEL=" + env["LIVE_LABEL"] + " rd.live.image rd.emergency=poweroff"
 	case "initramfs-tools":
 		d.liveArgs = "boot=livemigrate root=live:CDLABEL=" + env["LIVE_LABEL"]

@@ -7,6 +7,9 @@
 #                     downloaded them), then
 #                     dracut --no-hostonly --add "dmsquash-live $LM_DRACUT_MODULES"
 #   dracut-nosystemd  the same with --omit systemd (dracut's shell init)
+#   dracut-nohook     dracut with dmsquash-live as shipped, no livemigrate
+#                     module: / is live-rw itself (livemigrate's dm-mirror
+#                     method)
 #   initramfs-tools   Debian's default generator (already in the root, it
 #                     comes with the kernel), with the livemigrate hook and
 #                     boot mode from initrd-hook/initramfs-tools if present
@@ -32,7 +35,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 DEB_DIR=$QEMU_DIR/debian
 
-flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|initramfs-tools|mkosi OUT}
+flavour=${1:?usage: mkinitrd.sh dracut|dracut-nosystemd|dracut-nohook|initramfs-tools|mkosi OUT}
 out=${2:?usage: mkinitrd.sh FLAVOUR OUT}
 # LM_INITRD_HOOK_DIR: another copy of initrd-hook/ (to try a change).
 hookdir=${LM_INITRD_HOOK_DIR:-$REPO_ROOT/initrd-hook}
@@ -45,7 +48,8 @@ tarball=$("$DEB_DIR/mkroot.sh")
 # What goes in, per flavour: the inputs of the cache key.
 inputs=("$0")
 case $flavour in
-dracut | dracut-nosystemd)
+dracut | dracut-nosystemd | dracut-nohook)
+	[[ $flavour == dracut-nohook ]] && LM_DRACUT_MODULES=
 	if [[ -z ${LM_DRACUT_MODULES+set} ]]; then
 		LM_DRACUT_MODULES=
 		[[ -d $hookdir/dracut/90livemigrate ]] && LM_DRACUT_MODULES=livemigrate
@@ -126,7 +130,7 @@ fi
 
 t1=$EPOCHREALTIME
 case $flavour in
-dracut | dracut-nosystemd)
+dracut | dracut-nosystemd | dracut-nohook)
 	# Offline install: the package lists and .debs of the root's own build.
 	# No recommends (lvm2, nfs, iscsi, python...): mkroot.sh downloaded
 	# exactly the hard dependencies, and the initrd needs none of those.

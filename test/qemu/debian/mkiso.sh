@@ -223,7 +223,7 @@ set default=${LM_GRUB_DEFAULT:-0}
 EOF
 	for f in "${flavours[@]}"; do
 		case $f in
-		dracut | dracut-nosystemd) args="root=live:CDLABEL=$label rd.live.image" ;;
+		dracut | dracut-nosystemd | dracut-nohook) args="root=live:CDLABEL=$label rd.live.image" ;;
 		initramfs-tools) args="boot=livemigrate root=live:CDLABEL=$label" ;;
 		# mkosi-initrd: livemigrate's generator reads root=live: itself.
 		mkosi) args="root=live:CDLABEL=$label" ;;
