@@ -115,20 +115,7 @@ func (r *Runner) recoverMirror(ctx context.Context, p *Plan, res *Result) (strin
 			return "", fmt.Errorf("dm-mirror marked %s failed during the copy (legs %s; see dmesg)", who, st.Health)
 		}
 		done := st.Copied(region, total/512) * 512
-		var cow *overlay.Usage
-		if r.Stack != nil {
-			if u, err := r.K.COWUsage(r.Stack); err == nil {
-				cow = &u
-				if used := u.UsedSectors * 512; used > res.COWPeakBytes {
-					res.COWPeakBytes = used
-				}
-				free := u.FreeSectors() * 512
-				if free < cowWarnFactor*p.COWNeedBytes && r.now().Sub(lastWarn) > 30*time.Second {
-					lastWarn = r.now()
-					r.emit(Event{Type: EvWarning, Step: StepRecover, Message: fmt.Sprintf("copy-on-write space is getting low: %s left; avoid large writes until the copy finishes, or stop with Ctrl+C to abort safely", humanize.IBytes(free))})
-				}
-			}
-		}
+		cow := r.watchCOW(p, res, &lastWarn)
 		if first {
 			if !p.Has(StepInsertMirror) {
 				startDone = done
@@ -154,18 +141,7 @@ func (r *Runner) recoverMirror(ctx context.Context, p *Plan, res *Result) (strin
 			pr.SpeedBps = uint64(avg)
 			pr.ETASeconds = float64(total-done) / avg
 		}
-		r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
-		if s := r.takeSpeed(); s != "" {
-			if err := r.applySpeed(p, s); err != nil {
-				r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
-			}
-		}
-		d := poll
-		if pr.ETASeconds > 0 && pr.ETASeconds < 2*poll.Seconds() {
-			d = poll / 10
-		}
-		r.sleep(ctx, d)
-		if ctx.Err() != nil {
+		if r.sampled(ctx, p, pr, poll) {
 			return "", r.abort(p, StepRecover, ExitInterrupted, errors.New("interrupted during the copy"))
 		}
 	}

@@ -723,20 +723,7 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 				return "", &RunError{Code: ExitLiveLost, Step: StepRecover, State: "the live leg failed before the target was in sync: / has no working copy; save what you can and reboot", Err: errors.New("live leg lost")}
 			}
 		}
-		var cow *overlay.Usage
-		if r.Stack != nil {
-			if u, err := r.K.COWUsage(r.Stack); err == nil {
-				cow = &u
-				if used := u.UsedSectors * 512; used > res.COWPeakBytes {
-					res.COWPeakBytes = used
-				}
-				free := u.FreeSectors() * 512
-				if free < cowWarnFactor*p.COWNeedBytes && r.now().Sub(lastWarn) > 30*time.Second {
-					lastWarn = r.now()
-					r.emit(Event{Type: EvWarning, Step: StepRecover, Message: fmt.Sprintf("copy-on-write space is getting low: %s left; avoid large writes until the copy finishes, or stop with Ctrl+C to abort safely", humanize.IBytes(free))})
-				}
-			}
-		}
+		cow := r.watchCOW(p, res, &lastWarn)
 		total := a.SizeBytes
 		if t.InSync() && a.SyncAction != "recover" {
 			el := r.now().Sub(start).Seconds()
@@ -770,24 +757,53 @@ func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, err
 			avg := float64(done-startDone) / el
 			pr.ETASeconds = float64(total-done) / avg
 		}
-		r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
-		if s := r.takeSpeed(); s != "" {
-			if err := r.applySpeed(p, s); err != nil {
-				r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
-			}
-		}
-		// Near the end, sample ten times as often: the copy's time is
-		// measured up to the sample that sees it complete, and a whole
-		// poll period is a large part of a copy of a few seconds.
-		d := poll
-		if pr.ETASeconds > 0 && pr.ETASeconds < 2*poll.Seconds() {
-			d = poll / 10
-		}
-		r.sleep(ctx, d)
-		if ctx.Err() != nil {
+		if r.sampled(ctx, p, pr, poll) {
 			return "", r.abort(p, StepRecover, ExitInterrupted, errors.New("interrupted during recovery"))
 		}
 	}
+}
+
+// watchCOW samples the live snapshot's COW during the copy: its peak goes
+// into res, and a warning goes out (at most every 30 s) when the space
+// left falls under twice what the migration needs. nil when unreadable.
+func (r *Runner) watchCOW(p *Plan, res *Result, lastWarn *time.Time) *overlay.Usage {
+	if r.Stack == nil {
+		return nil
+	}
+	u, err := r.K.COWUsage(r.Stack)
+	if err != nil {
+		return nil
+	}
+	if used := u.UsedSectors * 512; used > res.COWPeakBytes {
+		res.COWPeakBytes = used
+	}
+	free := u.FreeSectors() * 512
+	if free < cowWarnFactor*p.COWNeedBytes && r.now().Sub(*lastWarn) > 30*time.Second {
+		*lastWarn = r.now()
+		r.emit(Event{Type: EvWarning, Step: StepRecover, Message: fmt.Sprintf("copy-on-write space is getting low: %s left; avoid large writes until the copy finishes, or stop with Ctrl+C to abort safely", humanize.IBytes(free))})
+	}
+	return &u
+}
+
+// sampled ends one progress sample of the copy: it emits pr, applies a
+// speed switch asked for meanwhile, and waits for the next sample. It
+// reports whether the run was interrupted while it waited.
+func (r *Runner) sampled(ctx context.Context, p *Plan, pr *Progress, poll time.Duration) bool {
+	r.emit(Event{Type: EvProgress, Step: StepRecover, Progress: pr})
+	if s := r.takeSpeed(); s != "" {
+		if err := r.applySpeed(p, s); err != nil {
+			r.emit(Event{Type: EvWarning, Step: StepRecover, Message: err.Error()})
+		}
+	}
+	// Near the end, sample ten times as often: the copy's time is
+	// measured up to the sample that sees it complete, and a whole
+	// poll period is a large part of a copy of a few seconds.
+	d := poll
+	if pr.ETASeconds > 0 && pr.ETASeconds < 2*poll.Seconds() {
+		d = poll / 10
+	}
+	r.sleep(ctx, d)
+	return ctx.Err() != nil
 }
 
 func cowInfo(u *overlay.Usage) *COWInfo {

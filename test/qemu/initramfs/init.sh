@@ -152,6 +152,18 @@ move_and_switch() {
 	exec switch_root /newroot /sbin/init
 }
 
+# dmsetup_live_rw builds live-rw over $origin and $cow with dmsetup, with
+# the table dracut's dmsquash-live uses (persistent, overflow, chunk 8),
+# and sets snap to its node.
+dmsetup_live_rw() {
+	export DM_DISABLE_UDEV=1
+	sectors=$(blockdev --getsz "$origin") || fail "cannot size $origin"
+	dmsetup create live-rw --table "0 $sectors snapshot $origin $cow PO 8" ||
+		fail "dmsetup create live-rw failed"
+	dmsetup mknodes live-rw
+	snap=/dev/mapper/live-rw
+}
+
 mkdir -p /newroot
 
 if [ -n "$live" ]; then
@@ -197,14 +209,8 @@ if [ -n "$live" ]; then
 		arr=$(echo "$arr" | tail -n1)
 		;;
 	tools)
-		# The reference stack built with the distribution's own tools, with
-		# the table dracut's dmsquash-live uses (persistent, overflow, 8).
-		export DM_DISABLE_UDEV=1
-		sectors=$(blockdev --getsz "$origin") || fail "cannot size $origin"
-		dmsetup create live-rw --table "0 $sectors snapshot $origin $cow PO 8" ||
-			fail "dmsetup create live-rw failed"
-		dmsetup mknodes live-rw
-		snap=/dev/mapper/live-rw
+		# The reference stack built with the distribution's own tools.
+		dmsetup_live_rw
 		mkdir -p /run/mdadm
 		if [ "$mdorder" = missing-first ]; then
 			legs="missing $snap"
@@ -220,12 +226,7 @@ if [ -n "$live" ]; then
 		# A stock dmsquash-live root: live-rw built as dracut builds it and
 		# mounted as / itself, with no array above it (no livemigrate
 		# hook): livemigrate's run-time mirror has to go under it.
-		export DM_DISABLE_UDEV=1
-		sectors=$(blockdev --getsz "$origin") || fail "cannot size $origin"
-		dmsetup create live-rw --table "0 $sectors snapshot $origin $cow PO 8" ||
-			fail "dmsetup create live-rw failed"
-		dmsetup mknodes live-rw
-		snap=/dev/mapper/live-rw
+		dmsetup_live_rw
 		arr=$snap
 		;;
 	*) fail "unknown lm.stack=$stack" ;;

@@ -22,6 +22,29 @@ var cliArgs = []string{"--yes", "--json", "--no-finalize"}
 
 func withArgs(a ...string) []string { return append(a, cliArgs...) }
 
+// flakyCreate makes /dev/mapper/flaky, a linear map of disk dev that
+// flakyFail later turns into an error target; it returns dev's sectors.
+func flakyCreate(dev string) string {
+	sectors := g.Out("blockdev", "--getsz", dev)
+	if g.DM("create", "flaky", "--table", "0 "+sectors+" linear "+dev+" 0").Run().RC == 0 {
+		g.DM("mknodes", "flaky").Run()
+	}
+	return sectors
+}
+
+// flakyFail swaps flaky's table for an error target of sectors: every
+// I/O to it fails from then on. It returns dmsetup's status.
+func flakyFail(sectors string) int {
+	rc := g.DM("suspend", "flaky").Run().RC
+	if rc == 0 {
+		rc = g.DM("load", "flaky", "--table", "0 "+sectors+" error").Run().RC
+	}
+	if rc == 0 {
+		rc = g.DM("resume", "flaky").Run().RC
+	}
+	return rc
+}
+
 // scenarioFaultHalfboot runs only if a disk whose copy was cut off by a
 // power cut got this far (booted alone with root=UUID=, the /sbin/init on
 // it started and found this scenario). Reports what the system looks like
@@ -345,21 +368,11 @@ func scenarioFaultLive() int {
 	f.finish("two", 180)
 
 	// Write errors on the target: its dm table becomes "error" mid-copy.
-	sectors := g.Out("blockdev", "--getsz", fl)
-	if g.DM("create", "flaky", "--table", "0 "+sectors+" linear "+fl+" 0").Run().RC == 0 {
-		g.DM("mknodes", "flaky").Run()
-	}
+	sectors := flakyCreate(fl)
 	g.Fact("flaky_dev", g.All("ls", "-l", "/dev/mapper/flaky"))
 	f.start("flaky", append([]string{"--target", "/dev/mapper/flaky", "--raw-disk"}, cliArgs...)...)
 	if f.untilPct("flaky", 90, 20) {
-		rc := g.DM("suspend", "flaky").Run().RC
-		if rc == 0 {
-			rc = g.DM("load", "flaky", "--table", "0 "+sectors+" error").Run().RC
-		}
-		if rc == 0 {
-			rc = g.DM("resume", "flaky").Run().RC
-		}
-		g.Fact("flaky_sent", fmt.Sprintf("table swapped to error at %s%%: rc=%d", pct("flaky"), rc))
+		g.Fact("flaky_sent", fmt.Sprintf("table swapped to error at %s%%: rc=%d", pct("flaky"), flakyFail(sectors)))
 	}
 	f.finish("flaky", 180)
 	g.Fact("flaky_dmesg", dmesgTail(`md/raid1|md:`, 4))

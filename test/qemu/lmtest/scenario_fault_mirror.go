@@ -74,20 +74,10 @@ func scenarioFaultMirror() int {
 	f.finish("m_sigterm", 180)
 	report("m_sigterm")
 
-	sectors := g.Out("blockdev", "--getsz", fl)
-	if g.DM("create", "flaky", "--table", "0 "+sectors+" linear "+fl+" 0").Run().RC == 0 {
-		g.DM("mknodes", "flaky").Run()
-	}
+	sectors := flakyCreate(fl)
 	f.start("m_flaky", append([]string{"--target", "/dev/mapper/flaky", "--raw-disk"}, cliArgs...)...)
 	if f.untilPct("m_flaky", 120, 20) {
-		rc := g.DM("suspend", "flaky").Run().RC
-		if rc == 0 {
-			rc = g.DM("load", "flaky", "--table", "0 "+sectors+" error").Run().RC
-		}
-		if rc == 0 {
-			rc = g.DM("resume", "flaky").Run().RC
-		}
-		g.Fact("m_flaky_sent", fmt.Sprintf("table swapped to error at %s%%: rc=%d", pct("m_flaky"), rc))
+		g.Fact("m_flaky_sent", fmt.Sprintf("table swapped to error at %s%%: rc=%d", pct("m_flaky"), flakyFail(sectors)))
 	}
 	f.finish("m_flaky", 180)
 	report("m_flaky")
