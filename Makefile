@@ -143,7 +143,9 @@ qemu-lint:
 #   trixie         Debian 13, ext4 with metadata_csum_seed: dracut 106
 #                  (dmsquash-live + the livemigrate module), initramfs-tools
 #                  (boot=livemigrate), mkosi-initrd (mkosi 25, the boot
-#                  step as systemd units: initrd-hook/systemd)
+#                  step as systemd units: initrd-hook/systemd), and
+#                  dracut-nohook (dmsquash-live as shipped: the dm-mirror
+#                  method)
 #   trixie-xfs, trixie-btrfs   the same with an XFS or btrfs rootfs.img
 #   bookworm       Debian 12, ext4: dracut, dracut without systemd,
 #                  initramfs-tools
@@ -170,7 +172,7 @@ debian-root:
 # Each medium: the root and the initrds come from the cache when their
 # inputs are unchanged; the ISO is assembled again (a minute).
 debian-iso: build
-	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
+	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi dracut-nohook" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
 	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
@@ -202,7 +204,7 @@ debian-migrate: debian-iso
 # Ctrl+C's SIGINT during finalize; a partition next to a data partition
 # (BIOS), chosen in the wizard with a hostname and a password.
 debian-install: debian-iso
-	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)(-xfs|-btrfs)?-(dracut-)?install-'
+	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)(-xfs|-btrfs)?-(dracut-|dracut-nohook-)?install-'
 
 # What make test runs of the Debian media (TestDebian): each capability
 # once, trixie as the main proof, bookworm's install once.

@@ -164,6 +164,15 @@ func (e *Env) initramfs() (string, error) {
 // by filesystem UUID (its cross-disk method), and grub-mkconfig writes
 // root=UUID=. The namespace, and with it every mount, ends with the
 // command.
+//
+// The run-time mirror leaves / on live-rw, a device-mapper linear map of
+// the target partition. GRUB's tools recognise device-mapper by its major
+// in /proc/devices, follow a linear map to what it maps, and take that
+// partition for a disk they then cannot place ("cannot find a GRUB drive
+// for /dev/livemigrate-root"). Reading live-rw is reading the partition
+// (offset 0), so the namespace gets a /proc/devices without
+// device-mapper's line: the node is then a plain disk to GRUB, as the md
+// array's is.
 const grubRootScript = `set -eu
 node=$1 fstype=$2 esp=$3
 shift 3
@@ -172,6 +181,11 @@ mkdir -p "$r"
 mount -t "$fstype" "$node" "$r"
 for d in dev proc sys; do mount --rbind "/$d" "$r/$d"; done
 mount --bind /run "$r/run"
+maj=$((0x$(stat -L -c %t "$node")))
+if awk -v m="$maj" '$1 == m && $2 == "device-mapper" { f = 1 } END { exit !f }' /proc/devices; then
+	grep -v ' device-mapper$' /proc/devices >/run/livemigrate/grub-devices
+	mount --bind /run/livemigrate/grub-devices "$r/proc/devices"
+fi
 if [ -n "$esp" ]; then mount --bind "$esp" "$r$esp"; fi
 exec chroot "$r" "$@"
 `
