@@ -126,7 +126,11 @@ func renderMirror(b *strings.Builder, s *engine.System) {
 				humanize.IBytes(m.CopiedBytes()), humanize.IBytes(m.SizeBytes), st.InSyncRegions, st.Regions, humanize.IBytes(m.RegionSectors*512), st.Health)
 		}
 	case engine.MirrorSwitched:
-		fmt.Fprintf(b, "Device:     %s (%s), a linear map of %s: / lives on %s; the live snapshot %s is still there\n", m.DMName, m.Name, tgt, tgt, dmmirror.SrcName)
+		left := "the live snapshot is gone"
+		if m.Src != nil {
+			left = "the live snapshot " + dmmirror.SrcName + " is still there"
+		}
+		fmt.Fprintf(b, "Device:     %s (%s), a linear map of %s: / lives on %s (migrated; a plain partition from the next boot); %s\n", m.DMName, m.Name, tgt, tgt, left)
 	}
 }
 

@@ -170,15 +170,24 @@ func (o Observer) observeMirror(dir string) (*MirrorRoot, *overlay.Stack, error)
 			}
 		}
 	case "linear":
-		if mr.Src == nil {
-			return nil, nil, nil
-		}
 		f := strings.Fields(ts[0].Params)
-		if len(f) != 2 {
+		if len(f) != 2 || f[1] != "0" {
 			return nil, nil, nil
 		}
 		tgt := o.devByNumber(f[0])
-		mr.State, mr.Target, stackLeg = MirrorSwitched, &tgt, *mr.Src
+		mr.State, mr.Target = MirrorSwitched, &tgt
+		if mr.Src == nil {
+			// The switch removed the moved snapshot. The stack this
+			// migration saved (StackFile, livemigrate-src's) says / is on
+			// its linear map, and what is left to release; a linear root
+			// without it is not ours.
+			st, err := LoadStack(o.path(StackFile))
+			if err != nil || st == nil || st.DMName != dmmirror.SrcName || mr.DMName != "live-rw" || strings.HasPrefix(tgt.Name, "dm-") {
+				return nil, nil, nil
+			}
+			return mr, st, nil
+		}
+		stackLeg = *mr.Src
 	default:
 		return nil, nil, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/livemigrate/livemigrate/internal/dmmirror"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 )
 
@@ -136,6 +137,16 @@ type Migration struct {
 func (m *Migration) Run(ctx context.Context, emit func(Event)) (*Result, error) {
 	defer m.Close()
 	if st := m.System.Stack; st != nil {
+		if m.Plan.Method == MethodMirror {
+			// The run-time mirror moves the snapshot to livemigrate-src
+			// and removes it at the switch, while live-rw stays as the
+			// root's linear map: what is left to release afterwards is the
+			// stack below the moved snapshot. The file also tells a run
+			// after the switch that / is on this migration's linear map.
+			cp := *st
+			cp.Snapshot, cp.DMName = overlay.Dev{}, dmmirror.SrcName
+			st = &cp
+		}
 		if err := SaveStack(StackFile, st); err != nil {
 			emit(Event{Time: time.Now(), Type: EvWarning, Message: err.Error() + "; 'livemigrate release' may not find the live stack again if the release step fails"})
 		}

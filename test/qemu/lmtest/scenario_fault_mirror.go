@@ -50,7 +50,11 @@ func mirrorShape() string {
 //	m_flaky    the target's table swapped to "error" at >= 20% -> 20, snapshot
 //	m_unplug   the target disk hot-unplugged by the host     -> 20, snapshot
 //	m_kill9    SIGKILL during the copy; status shows the copy; the same
-//	           command again continues it (m_kill9_again)    -> 0, migrated
+//	           command again continues it (m_kill9_again), with / remounted
+//	           read-only once it copies, so that growing the filesystem
+//	           fails past the switch                         -> 21, migrated
+//	m_again    / writable again, the same command once more: only what
+//	           was left (grow, release)                      -> 0, grown
 func scenarioFaultMirror() int {
 	f := newFault()
 	main, fl, up := g.DiskBySerial("fa-main"), g.DiskBySerial("fa-flaky"), g.DiskBySerial("fa-unplug")
@@ -109,11 +113,23 @@ func scenarioFaultMirror() int {
 	dry := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", main, "--dry-run", "--no-finalize"}, Combined: true}.Run()
 	g.Fact("m_kill9_dry", "rc="+strconv.Itoa(dry.RC)+" "+squeezed(string(dry.Stdout), `Continuing|This destroys|How:`, " "))
 	f.start("m_kill9_again", withArgs("--target", main)...)
+	if f.untilEv("m_kill9_again", 120, `"event":"step-start","step":"recover"`) {
+		f.writerStop()
+		g.Fact("m_kill9_again_remount", remount("ro"))
+	}
 	f.finish("m_kill9_again", 300)
 	report("m_kill9_again")
+	g.Fact("m_kill9_again_left", firstSubmatch(`"event":"error".*"left":\[([^]]*)\]`, jsonlOf("m_kill9_again")))
+	g.Fact("m_kill9_again_fs_bytes", statfsProduct("/"))
 
-	time.Sleep(time.Second)
-	f.writerStop()
+	g.Fact("m_again_remount", remount("rw"))
+	f.start("m_again", withArgs("--target", main)...)
+	f.finish("m_again", 180)
+	report("m_again")
+	g.Fact("m_again_steps", allSubmatches(`"event":"step-start".*?"step":"([a-z-]*)"`, jsonlOf("m_again")))
+	g.Fact("m_again_fs_bytes", statfsProduct("/"))
+	g.Fact("m_again_dev_bytes", g.Out("blockdev", "--getsize64", "/dev/mapper/live-rw"))
+
 	g.Fact("post_mshape", mirrorShape())
 	dm := g.DM("ls")
 	dm.Combined = true
