@@ -97,13 +97,17 @@ chmod 0700 "$root/root"
 # rootfs.img: ext4 filled straight from the directory (no loop mount), sized
 # tight like a real live image: used space + 15% + room for the journal and
 # metadata, rounded up to 4 MiB. A filesystem that fills its image is what
-# makes growing it on the target interesting.
+# makes growing it on the target interesting. The fixed part (64 MiB) also
+# leaves the writer room after fault-cowfull's 40 MiB fill: with 48 MiB the
+# writer there hit ENOSPC once (a clean-clone run on 2026-12-03, loaded
+# host), the filesystem's free space after the fill too close to what the
+# records and ext4's reservations need.
 used_kib=$(du -sk --apparent-size "$root" | cut -f1)
 # The test payload is data, not system: it gets no share of the slack.
 payload_kib=$(( ${LM_ROOTFS_PAYLOAD_MIB:-0} * 1024 ))
 # LM_ROOTFS_EXTRA_MIB adds free space (sparse, costs nothing on the medium)
 # for tests that want a longer md recovery.
-size_mib=$(((((used_kib - payload_kib) * 115 / 100 + payload_kib * 102 / 100) / 1024 + 48 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
+size_mib=$(((((used_kib - payload_kib) * 115 / 100 + payload_kib * 102 / 100) / 1024 + 64 + ${LM_ROOTFS_EXTRA_MIB:-0} + 3) / 4 * 4))
 img=$work/sq/LiveOS/rootfs.img
 mkdir -p "$(dirname "$img")"
 truncate -s "${size_mib}M" "$img"
