@@ -91,10 +91,7 @@ func (r *Runner) moveStack(src overlay.Dev) {
 // the copy with an error (the run then aborts and the session stays on
 // its snapshot).
 func (r *Runner) recoverMirror(ctx context.Context, p *Plan, res *Result) (string, error) {
-	poll := r.Poll
-	if poll == 0 {
-		poll = time.Second
-	}
+	poll := r.pollEvery()
 	start := r.now()
 	var startDone uint64
 	first := true

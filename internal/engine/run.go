@@ -687,14 +687,19 @@ func (r *Runner) applySpeed(p *Plan, s Speed) error {
 	return nil
 }
 
+// pollEvery is how often the copy is sampled: Poll, or 1 s when unset.
+func (r *Runner) pollEvery() time.Duration {
+	if r.Poll == 0 {
+		return time.Second
+	}
+	return r.Poll
+}
+
 // COW warning thresholds, as fractions of what the migration needs.
 const cowWarnFactor = 2
 
 func (r *Runner) recover(ctx context.Context, p *Plan, res *Result) (string, error) {
-	poll := r.Poll
-	if poll == 0 {
-		poll = time.Second
-	}
+	poll := r.pollEvery()
 	start := r.now()
 	var startDone uint64
 	first := true

@@ -112,10 +112,7 @@ func sampleMirrorCopy(name string, stop <-chan struct{}) string {
 		case <-stop:
 			secs := last.at.Sub(first.at).Seconds()
 			bytes := last.done - first.done
-			bps := 0.0
-			if secs > 0 {
-				bps = float64(bytes) / secs
-			}
+			bps := rate(bytes, secs)
 			return fmt.Sprintf("bytes=%d seconds=%.2f bps=%.0f samples=%d region_bytes=%d", bytes, secs, bps, n, regionBytes)
 		case <-tick.C:
 		}

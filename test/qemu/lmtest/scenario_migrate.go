@@ -577,15 +577,20 @@ func sampleCopy(md string, stop <-chan struct{}) string {
 		case <-stop:
 			secs := last.at.Sub(first.at).Seconds()
 			bytes := last.done - first.done
-			bps := 0.0
-			if secs > 0 {
-				bps = float64(bytes) / secs
-			}
+			bps := rate(bytes, secs)
 			return fmt.Sprintf("bytes=%d seconds=%.2f bps=%.0f samples=%d sc_bytes=%d sc_seconds=%.2f sc_samples=%d sc_values=%d",
 				bytes, secs, bps, n, scLast.done-scFirst.done, scLast.at.Sub(scFirst.at).Seconds(), scN, scValues)
 		case <-tick.C:
 		}
 	}
+}
+
+// rate is bytes per second over secs, 0 for no time.
+func rate(bytes int64, secs float64) float64 {
+	if secs > 0 {
+		return float64(bytes) / secs
+	}
+	return 0
 }
 
 // parseSyncCompleted reads md's sync_completed: "DONE / TOTAL" in sectors
