@@ -321,8 +321,14 @@ func (c Controller) SetSyncSpeedMin(md string, kbs uint64) error {
 // array); /proc/mdstat's position moves with the copy. Throttled to
 // 8 MB/s, a 512 MiB array checkpoints every 32 MiB, about every 4 s, while
 // md copies in bursts a few times a second: sampled every 100 ms for 5 s,
-// Position must move far more often than sync_completed, never be behind
-// it, and Copied must be the finer one. The array is stopped mid-copy.
+// Position must move far more often than sync_completed, and Copied must
+// be the finer one. The array is stopped mid-copy.
+//
+// mdstat shows curr_resync less the resync I/O still in flight, and raid1
+// keeps up to RESYNC_DEPTH (32) requests of RESYNC_BLOCK_SIZE (64 KiB) in
+// flight: just after a checkpoint, with slow I/O (a starved TCG guest),
+// Position may trail sync_completed by up to that window, 4096 sectors,
+// never by more.
 func TestKernelPositionFinerThanCheckpoints(t *testing.T) {
 	needVM(t)
 	dir := t.TempDir()
@@ -340,7 +346,9 @@ func TestKernelPositionFinerThanCheckpoints(t *testing.T) {
 	if err := Default.HotAdd(md, target); err != nil {
 		t.Fatal(err)
 	}
+	const resyncWindow = 32 * 64 << 10 >> 9 // raid1 RESYNC_WINDOW_SECTORS
 	var pos, sc []uint64
+	var lag uint64
 	for i := 0; i < 50; i++ {
 		time.Sleep(100 * time.Millisecond)
 		a, err := Default.Sys.Read(md)
@@ -353,7 +361,10 @@ func TestKernelPositionFinerThanCheckpoints(t *testing.T) {
 		if a.Position == nil || a.SyncCompleted == nil {
 			t.Fatalf("sample %d: position %+v, sync_completed %+v", i, a.Position, a.SyncCompleted)
 		}
-		if a.Position.Done+1024 < a.SyncCompleted.Done || a.Position.Total != a.SyncCompleted.Total {
+		if a.Position.Done < a.SyncCompleted.Done {
+			lag = max(lag, a.SyncCompleted.Done-a.Position.Done)
+		}
+		if a.Position.Done+resyncWindow < a.SyncCompleted.Done || a.Position.Total != a.SyncCompleted.Total {
 			t.Errorf("sample %d: position %+v behind sync_completed %+v", i, *a.Position, *a.SyncCompleted)
 		}
 		if c := a.Copied(); c.Done < a.SyncCompleted.Done || c.Done < a.Position.Done {
@@ -370,7 +381,7 @@ func TestKernelPositionFinerThanCheckpoints(t *testing.T) {
 		}
 		return n
 	}
-	fmt.Printf("md position: %d samples while recovering; mdstat's position moved %d times, sync_completed %d times\n", len(pos), moves(pos), moves(sc))
+	fmt.Printf("md position: %d samples while recovering; mdstat's position moved %d times, sync_completed %d times; most behind sync_completed %d sectors\n", len(pos), moves(pos), moves(sc), lag)
 	if len(pos) < 30 || moves(pos) < 6 || moves(pos) < 3*moves(sc)+3 {
 		t.Errorf("position moved %d times in %d samples, sync_completed %d: not finer (position %v, sync_completed %v)", moves(pos), len(pos), moves(sc), pos, sc)
 	}
