@@ -111,21 +111,26 @@ func (o *out) fail(stderr io.Writer, cmd string, err error) int {
 }
 
 func runMigrate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("migrate", "--target DEVICE [--yes] [--json] [--dry-run] [--speed fast|gentle]",
+	fs := newFlags("migrate", "--target DEVICE [--yes] [--json] [--dry-run] [--speed fast|gentle] [--method NAME]",
 		"Install the running live system onto DEVICE, a disk or partition, without a\n"+
 			"reboot. livemigrate checks DEVICE, prints the plan and asks you to type the\n"+
-			"device name back. Then md copies the live root onto DEVICE while you keep\n"+
-			"working; once the copy is complete the RAM-backed live leg leaves the array,\n"+
-			"the array and the filesystem grow to fill DEVICE, and the live medium and the\n"+
-			"RAM it held are released.\n\n"+
-			"Ctrl+C before the live leg is removed takes DEVICE out again and leaves the\n"+
-			"live session as it was. If the process is killed, run the same command again:\n"+
-			"it continues from what the kernel shows.")
+			"device name back. Then the live root is copied onto DEVICE while you keep\n"+
+			"working; once the copy is complete / moves onto DEVICE, the filesystem grows\n"+
+			"to fill it, and the live medium and the RAM it held are released.\n\n"+
+			"How it copies depends on the medium (the plan's How line says which):\n"+
+			"  md-hook    media with the livemigrate boot hook: / is on an md RAID1 whose\n"+
+			"             one leg is the live snapshot; DEVICE becomes its second leg.\n"+
+			"  dm-mirror  stock dracut dmsquash-live media: / is on the live snapshot\n"+
+			"             itself; a dm-mirror is put under it while it runs.\n\n"+
+			"Ctrl+C before the point of no return the plan marks takes DEVICE out again\n"+
+			"and leaves the live session as it was. If the process is killed, run the\n"+
+			"same command again: it continues from what the kernel shows.")
 	target := fs.StringP("target", "t", "", "the disk or partition to install onto (everything on it is destroyed)")
 	yes := fs.BoolP("yes", "y", false, "do not ask for confirmation")
 	asJSON := fs.Bool("json", false, "print one JSON object per line (plan, steps, progress, result)")
 	dry := fs.BoolP("dry-run", "n", false, "check and print the plan, change nothing")
-	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let md yield to the desktop's I/O")
+	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let the copy yield to the desktop's I/O")
+	method := fs.String("method", "", "force a way of copying (md-hook or dm-mirror); default: the one this medium allows")
 	noEject := fs.Bool("no-eject", false, "do not eject the CD after releasing it")
 	keep := fs.Bool("keep-live-stack", false, "do not release the live stack at the end (release later with 'livemigrate release')")
 	raw := fs.Bool("raw-disk", false, "with a whole disk as target: put the filesystem on the bare disk, no partition table (it then cannot boot by itself)")
@@ -140,7 +145,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), Hint: "name the device with --target"})
 	}
 	req := engine.Request{Target: *target, Speed: engine.Speed(*speedFlag),
-		NoFinalize: *noFinalize, Hostname: *hostname, RawDisk: *raw}
+		NoFinalize: *noFinalize, Hostname: *hostname, RawDisk: *raw, Method: *method}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {

@@ -11,7 +11,7 @@ const (
 	ExitOK             = 0
 	ExitFailure        = 1  // unexpected failure; the message says what state the system is in
 	ExitUsage          = 2  // bad flags or arguments
-	ExitNotLive        = 3  // / is not on a livemigrate root (md build-mode RAID1 with a live leg)
+	ExitNotLive        = 3  // no method applies to / (no hook array, no live dm snapshot, no dm-mirror in the kernel, or a --method that does not apply)
 	ExitDeclined       = 4  // the confirmation was not given
 	ExitLocked         = 5  // another livemigrate is running
 	ExitNoDevice       = 10 // target does not exist or is not a block device
@@ -51,6 +51,9 @@ type Refusal struct {
 	Device string // what was refused, if a device
 	Reason string // what is wrong
 	Hint   string // what the user can do
+	// other: a Method's answer that the root is not its kind at all, so
+	// another method's refusal, if any, says more.
+	other bool
 }
 
 func (r *Refusal) Error() string {

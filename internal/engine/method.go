@@ -38,40 +38,94 @@ func (mdHook) Name() string { return "md-hook" }
 
 func (mdHook) Applies(sys *System) *Refusal {
 	if sys.NotLive != "" {
-		return refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose initrd has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
+		return refuse(ExitNotLive, "", sys.NotLive, notLiveHint)
 	}
 	if sys.Array == nil {
-		return refuse(ExitNotLive, "", "/ is not on an md array", "")
+		return notOurs(refuse(ExitNotLive, "", "/ is not on an md array", ""))
 	}
 	return nil
 }
 
 // Preflight decides whether req may run on sys and returns the plan of the
-// first method that applies. It is pure: everything it needs was gathered
-// before, and it writes nothing. It checks the whole request first, so a
-// face only collects what the user typed and every face refuses the same.
+// first method that applies (or of the one req.Method forces). It is pure:
+// everything it needs was gathered before, and it writes nothing. It checks
+// the whole request first, so a face only collects what the user typed and
+// every face refuses the same.
 func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 	if err := req.check(); err != nil {
 		return nil, err
 	}
+	if req.Method != "" {
+		m := MethodNamed(req.Method)
+		if r := m.Applies(sys); r != nil {
+			forced := *r
+			forced.Reason = "--method " + m.Name() + ": " + r.Reason
+			if auto := applying(sys); auto != nil {
+				forced.Hint = "leave --method out: the " + auto.Name() + " method applies to this system"
+			}
+			return nil, &forced
+		}
+		return planWith(m, sys, tgt, req)
+	}
 	var why *Refusal
 	for _, m := range Methods {
 		if r := m.Applies(sys); r != nil {
-			if why == nil {
+			if why == nil || why.other && !r.other {
 				why = r
 			}
 			continue
 		}
-		p, err := m.Plan(sys, tgt, req)
-		if p != nil {
-			p.Method = m.Name()
-		}
-		return p, err
+		return planWith(m, sys, tgt, req)
 	}
 	if why == nil {
 		return nil, refuse(ExitNotLive, "", "no way to migrate this system is known", "")
 	}
 	return nil, why
+}
+
+func planWith(m Method, sys *System, tgt Target, req Request) (*Plan, error) {
+	p, err := m.Plan(sys, tgt, req)
+	if p != nil {
+		p.Method = m.Name()
+	}
+	return p, err
+}
+
+// applying is the first method that applies to sys, or nil.
+func applying(sys *System) Method {
+	for _, m := range Methods {
+		if m.Applies(sys) == nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// MethodNamed is the method called name, or nil.
+func MethodNamed(name string) Method {
+	for _, m := range Methods {
+		if m.Name() == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// MethodNames lists the methods' names, in order, for help and messages.
+func MethodNames() []string {
+	var out []string
+	for _, m := range Methods {
+		out = append(out, m.Name())
+	}
+	return out
+}
+
+const notLiveHint = "boot a live medium whose / is a dm snapshot (dracut's dmsquash-live) or has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer"
+
+// notOurs marks a Method's refusal as "not this kind of root".
+func notOurs(r *Refusal) *Refusal {
+	r.other = true
+	return r
 }
 
 // check refuses a request that no system could run, in the order the
@@ -87,6 +141,9 @@ func (req Request) check() error {
 	}
 	if req.Hostname != "" && !finalize.ValidHostname(req.Hostname) {
 		return refuse(ExitUsage, "", fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", req.Hostname), "")
+	}
+	if req.Method != "" && MethodNamed(req.Method) == nil {
+		return refuse(ExitUsage, "", fmt.Sprintf("--method %q: no such method", req.Method), "use one of "+strings.Join(MethodNames(), ", ")+", or leave it out to take the first that applies")
 	}
 	if strings.TrimSpace(req.Target) == "" {
 		return refuse(ExitUsage, "", "no target device given", "name one with --target, e.g. --target /dev/sdb2 (see lsblk)")

@@ -77,6 +77,41 @@ func (o Observer) devAt(dir string) (overlay.Dev, error) {
 	return overlay.Dev{Name: filepath.Base(dir), Major: uint32(ma), Minor: uint32(mi)}, nil
 }
 
+// mirrorSupport says why the running kernel cannot put dm-mirror under a
+// snapshot root, "" when it can: the mirror, snapshot and linear targets
+// are registered, or the ones missing come with dm-mirror, a module of this
+// kernel that the migration loads when it starts (loadMirror).
+func (o Observer) mirrorSupport(kernel string) string {
+	list := o.MirrorTargets
+	if list == nil {
+		list = overlay.TargetTypes
+	}
+	types, err := list()
+	if err != nil {
+		return "cannot list the kernel's device-mapper targets: " + err.Error()
+	}
+	_, hasMirror := types["mirror"]
+	if _, ok := types["snapshot"]; !ok {
+		return "the kernel has no dm snapshot target"
+	}
+	if hasMirror {
+		return ""
+	}
+	for _, f := range []string{"modules.dep", "modules.builtin"} {
+		b, err := os.ReadFile(o.path("lib/modules", kernel, f))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			name, _, _ := strings.Cut(l, ":")
+			if base := filepath.Base(name); base == "dm-mirror.ko" || strings.HasPrefix(base, "dm-mirror.ko.") {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("this kernel (%s) has no dm-mirror target: it is not loaded, and /lib/modules/%s has no dm-mirror module", kernel, kernel)
+}
+
 // dmByName finds the dm device called name in sysfs.
 func (o Observer) dmByName(name string) (overlay.Dev, bool) {
 	ents, _ := os.ReadDir(o.path("sys/block"))
@@ -237,9 +272,16 @@ func (dmMirror) Name() string { return MethodMirror }
 func (dmMirror) Applies(sys *System) *Refusal {
 	if sys.Mirror == nil {
 		if sys.NotLive != "" {
-			return refuse(ExitNotLive, "", sys.NotLive, "boot a live medium whose / is a dm snapshot (dracut's dmsquash-live) or has the livemigrate hook (docs/user-guide.md), or install with your distribution's installer")
+			return notOurs(refuse(ExitNotLive, "", sys.NotLive, notLiveHint))
 		}
-		return refuse(ExitNotLive, "", "/ is not on a device-mapper snapshot", "")
+		if sys.Array != nil {
+			return notOurs(refuse(ExitNotLive, "", "/ is on "+sys.Array.Path+", an md array, not straight on a device-mapper snapshot", ""))
+		}
+		return notOurs(refuse(ExitNotLive, "", "/ is not on a device-mapper snapshot", ""))
+	}
+	if sys.NoMirror != "" {
+		return refuse(ExitNotLive, "", "/ is on "+sys.Mirror.Path+", a live snapshot, but "+sys.NoMirror,
+			"boot a kernel with dm-mirror (CONFIG_DM_MIRROR), or a medium with the livemigrate boot hook (docs/user-guide.md)")
 	}
 	return nil
 }

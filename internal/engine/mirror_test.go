@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -255,4 +256,79 @@ type countingMirror struct {
 func (c *countingMirror) MirrorStatus(live string) (dmmirror.Status, uint64, error) {
 	c.onStatus()
 	return c.fakeMirror.MirrorStatus(live)
+}
+
+// --method forces one way: an unknown name is a usage error, a method that
+// does not apply says so and names the one that does, and the one that
+// applies plans as it would unforced.
+func TestForcedMethod(t *testing.T) {
+	tgt := Target{Info: disk("vdb", 254, 16, 2*GiB)}
+	req := func(m string) Request {
+		return Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true, Method: m}
+	}
+	_, err := Preflight(mirrorSystem(), tgt, req("rsync"))
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `--method "rsync": no such method`) || !strings.Contains(err.Error(), "md-hook, dm-mirror") {
+		t.Errorf("unknown method: %v (code %d)", err, ExitCode(err))
+	}
+	_, err = Preflight(mirrorSystem(), tgt, req("md-hook"))
+	if ExitCode(err) != ExitNotLive || !strings.Contains(err.Error(), "--method md-hook: / is not on an md array") || !strings.Contains(err.Error(), "the dm-mirror method applies") {
+		t.Errorf("md-hook on a snapshot root: %v (code %d)", err, ExitCode(err))
+	}
+	_, err = Preflight(liveSystem(), tgt, req(MethodMirror))
+	if ExitCode(err) != ExitNotLive || !strings.Contains(err.Error(), "an md array, not straight on a device-mapper snapshot") || !strings.Contains(err.Error(), "the md-hook method applies") {
+		t.Errorf("dm-mirror on the hook's array: %v (code %d)", err, ExitCode(err))
+	}
+	for _, c := range []struct {
+		sys    *System
+		method string
+	}{{mirrorSystem(), MethodMirror}, {liveSystem(), "md-hook"}} {
+		p, err := Preflight(c.sys, tgt, req(c.method))
+		if err != nil || p.Method != c.method {
+			t.Errorf("--method %s where it applies: %v", c.method, err)
+		}
+	}
+}
+
+// A kernel without dm-mirror: the snapshot root is refused before anything
+// is written, saying why and what to boot instead.
+func TestMirrorNeedsTheKernelTarget(t *testing.T) {
+	sys := mirrorSystem()
+	sys.NoMirror = "this kernel (6.12.0) has no dm-mirror target: it is not loaded, and /lib/modules/6.12.0 has no dm-mirror module"
+	_, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true})
+	if ExitCode(err) != ExitNotLive || !strings.Contains(err.Error(), "/dev/mapper/live-rw, a live snapshot, but this kernel (6.12.0) has no dm-mirror target") || !strings.Contains(err.Error(), "livemigrate boot hook") {
+		t.Errorf("no dm-mirror: %v (code %d)", err, ExitCode(err))
+	}
+}
+
+// mirrorSupport reads the registered targets, then the module lists of the
+// running kernel.
+func TestMirrorSupport(t *testing.T) {
+	root := t.TempDir()
+	o := Observer{Root: root}
+	types := map[string][3]uint32{"snapshot": {}, "linear": {}}
+	o.MirrorTargets = func() (map[string][3]uint32, error) { return types, nil }
+	if why := o.mirrorSupport("6.12.0"); !strings.Contains(why, "no dm-mirror target") {
+		t.Errorf("no mirror, no modules: %q", why)
+	}
+	dir := root + "/lib/modules/6.12.0"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/modules.dep", []byte("kernel/drivers/md/dm-log.ko.xz:\nkernel/drivers/md/dm-mirror.ko.xz: kernel/drivers/md/dm-region-hash.ko.xz kernel/drivers/md/dm-log.ko.xz\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if why := o.mirrorSupport("6.12.0"); why != "" {
+		t.Errorf("dm-mirror a module: %q", why)
+	}
+	if why := o.mirrorSupport("6.1.0"); why == "" {
+		t.Errorf("another kernel's modules were taken for this one's")
+	}
+	types["mirror"] = [3]uint32{1, 14, 0}
+	if why := o.mirrorSupport("6.1.0"); why != "" {
+		t.Errorf("mirror registered: %q", why)
+	}
+	delete(types, "snapshot")
+	if why := o.mirrorSupport("6.1.0"); why == "" {
+		t.Errorf("no snapshot target, and yet supported")
+	}
 }

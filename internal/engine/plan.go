@@ -59,6 +59,9 @@ type Request struct {
 	// FILE"): when it is set, an empty Password is refused, not taken as
 	// "lock the account".
 	PasswordFrom string
+	// Method forces one way of migrating (a Method's Name); "" lets
+	// preflight take the first that applies.
+	Method string
 }
 
 // Target is what preflight knows of the target device.

@@ -46,6 +46,9 @@ type System struct {
 	// Mirror is set when / is on a live dm snapshot with no md above it,
 	// or on the run-time mirror put under one (MethodMirror).
 	Mirror *MirrorRoot `json:"mirror_root,omitempty"`
+	// NoMirror says why this kernel cannot put a mirror under a live
+	// snapshot root ("" when it can, or when the mirror is already in).
+	NoMirror string `json:"no_mirror,omitempty"`
 	// NotLive says why the root is not a livemigrate root ("" when it is, or
 	// when the live leg is already gone but the array is still the root).
 	NotLive string `json:"not_live,omitempty"`
@@ -71,6 +74,9 @@ type Observer struct {
 	Root string
 	// Query answers dm ioctls for overlay; nil means the running kernel.
 	Query overlay.Querier
+	// MirrorTargets lists the dm target types the kernel has registered;
+	// nil asks the running kernel (DM_LIST_VERSIONS).
+	MirrorTargets func() (map[string][3]uint32, error)
 }
 
 func (o Observer) path(elem ...string) string {
@@ -149,6 +155,9 @@ func (o Observer) Observe() (*System, error) {
 			return s, nil
 		}
 		s.Mirror, s.Stack = mr, st
+		if mr.State == MirrorFresh {
+			s.NoMirror = o.mirrorSupport(s.Kernel)
+		}
 		if p, err := resize.ProbeDevice(o.path("dev", name)); err == nil {
 			s.RootFS = &p
 		}
