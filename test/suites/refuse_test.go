@@ -20,38 +20,44 @@ type refusal struct {
 	name  string
 	want  int
 	named bool
+	stack string // "" both boots, else only "md" or "nohook"
 }
 
 // refusals: each is run WITHOUT --dry-run and WITH --yes in the guest, so a
 // missing check would really migrate; only the good disks use --dry-run.
 // Adding a case: one row here and its run in the guest's refuse scenario.
 var refusals = []refusal{
-	{"too_small", 13, true},
-	{"blocksize_4k", 15, true},
-	{"read_only", 14, true},
-	{"part_mounted", 12, true},
-	{"disk_with_mounted_part", 12, true},
-	{"md_member", 12, true},
-	{"lvm_member", 12, true},
-	{"nonexistent", 10, true},
-	{"regular_file", 10, true},
-	{"char_device", 10, true},
-	{"medium", 11, true},
-	{"array", 11, true},
-	{"symlink_to_array", 11, true},
-	{"live_rw", 11, true},
-	{"origin_loop", 11, true},
-	{"cow_loop", 11, true},
-	{"squashfs_loop", 11, true},
-	{"metachar", 10, true},
-	{"empty_target", 2, false},
-	{"no_target", 2, false},
-	{"unknown_flag", 2, false},
-	{"bad_speed", 2, false},
-	{"positional_arg", 2, false},
-	{"good_dry_run", 0, false},
-	{"exact_dry_run", 0, false},
-	{"exact_whole_disk", 13, true},
+	{"too_small", 13, true, ""},
+	{"blocksize_4k", 15, true, ""},
+	{"read_only", 14, true, ""},
+	{"part_mounted", 12, true, ""},
+	{"disk_with_mounted_part", 12, true, ""},
+	{"md_member", 12, true, ""},
+	{"lvm_member", 12, true, ""},
+	{"nonexistent", 10, true, ""},
+	{"regular_file", 10, true, ""},
+	{"char_device", 10, true, ""},
+	{"medium", 11, true, ""},
+	{"array", 11, true, "md"},
+	{"symlink_to_array", 11, true, "md"},
+	{"symlink_to_root", 11, true, "nohook"},
+	{"live_rw", 11, true, ""},
+	{"origin_loop", 11, true, ""},
+	{"cow_loop", 11, true, ""},
+	{"squashfs_loop", 11, true, ""},
+	{"metachar", 10, true, ""},
+	{"empty_target", 2, false, ""},
+	{"no_target", 2, false, ""},
+	{"unknown_flag", 2, false, ""},
+	{"bad_speed", 2, false, ""},
+	{"positional_arg", 2, false, ""},
+	{"method_unknown", 2, false, ""},
+	{"method_dm_mirror", 3, false, "md"},
+	{"method_md_hook", 3, false, "nohook"},
+	{"no_dm_mirror", 3, false, "nohook"},
+	{"good_dry_run", 0, false, ""},
+	{"exact_dry_run", 0, false, ""},
+	{"exact_whole_disk", 13, true, ""},
 }
 
 // refuseDisk is one of the refuse boot's extra disks, told apart in the
@@ -102,31 +108,13 @@ func TestRefuse(t *testing.T) {
 	size := map[string]int64{}
 	for _, d := range refuseDisks {
 		size[d.serial] = d.size(rootfs)
-		must(t, vm.Sparse(img(d.serial), size[d.serial]))
 		mdisks = append(mdisks, vm.Disk{Path: img(d.serial), Serial: d.serial, LogicalBlockSize: d.lbs, ReadOnly: d.ro})
 	}
-	keepSHA := partedDisk(t, img("rf-parted"), rootfs, disks)
-	// rf-hold: a GPT the guest zeroes (first and last MiB) while migrate
-	// holds the disk and waits for its confirmation; afterwards the image
-	// must be exactly that, nothing else written.
-	hold := img("rf-hold")
-	_, err := vm.Host("label: gpt\nstart=2048, size=65536, name=keep\n", "sfdisk", "-q", hold)
-	must(t, err)
-	must(t, vm.WriteAt(hold, 2*mib, vm.RandomBytes(8*mib)))
 	expected := filepath.Join(disks, "rf-hold.expected")
-	_, err = vm.Host("", "cp", "--sparse=always", hold, expected)
-	must(t, err)
-	must(t, vm.Zero(expected, 0, mib))
-	must(t, vm.Zero(expected, size["rf-hold"]-mib, mib))
-	shaBefore := map[string]string{}
-	for _, d := range refuseDisks {
-		shaBefore[d.serial] = vm.SHA256(img(d.serial))
-	}
+	shaBefore, keepSHA := refuseImages(t, rootfs, disks, size, img, expected)
 
 	res := boot(t, &vm.Machine{Dir: caseDir("refuse"), Initrd: p.Initrd, CDROM: p.ISO, Disks: mdisks,
 		Append: "lm.live=" + p.Env["LIVE_LABEL"] + " lmtest.scenario=refuse"})
-	f := res.Facts
-	fv := f.Get
 	j := vm.NewJudge(t)
 	var table []string
 	row := func(name, want, got string, ok bool, text string) {
@@ -136,8 +124,38 @@ func TestRefuse(t *testing.T) {
 		}
 		table = append(table, fmt.Sprintf("%-24s %4s %4s  %-6s %s", name, want, got, verdict, text))
 	}
+	check := func(name string, ok bool, detail string) { row(name, "-", "-", j.Check(name, ok, detail), detail) }
+	judgeRefuse(j, res, "md", "", row, img, shaBefore, expected, keepSHA)
+	refuseUEFI(t, p, rootfs, disks, check)
+
+	// The same disks, made afresh, for a stock dmsquash-live root (/ on
+	// live-rw itself): the dm-mirror method's preflight.
+	shaBefore, keepSHA = refuseImages(t, rootfs, disks, size, img, expected)
+	res = boot(t, &vm.Machine{Dir: caseDir("refuse-nohook"), Initrd: p.Initrd, CDROM: p.ISO, Disks: mdisks,
+		Append: "lm.live=" + p.Env["LIVE_LABEL"] + " lm.stack=nohook lmtest.scenario=refuse"})
+	judgeRefuse(j, res, "nohook", "nohook-", row, img, shaBefore, expected, keepSHA)
+
+	fmt.Printf("%-24s %4s %4s  %-6s %s\n", "case", "want", "got", "result", "first stderr line")
+	for _, r := range table {
+		fmt.Println(r)
+	}
+	vm.Logf("whole run %.1f s", time.Since(t0).Seconds())
+	fmt.Printf("refuse summary: %d cases, %d passed, %d failed\n", j.Count(), j.Passed(), j.Failed())
+	j.Done()
+}
+
+// judgeRefuse judges one refuse boot of stack (md: the hook's array;
+// nohook: / on live-rw, the dm-mirror method); its rows are named with
+// prefix.
+func judgeRefuse(j *vm.Judge, res *vm.Result, stack, prefix string, row func(name, want, got string, ok bool, text string),
+	img func(string) string, shaBefore map[string]string, expected, keepSHA string) {
+	f := res.Facts
+	fv := f.Get
 	badVerb := regexp.MustCompile(`%[-+#0-9.]*[a-zA-Z!]`)
 	for _, c := range refusals {
+		if c.stack != "" && c.stack != stack {
+			continue
+		}
 		line := fv("case_" + c.name)
 		got, msg, _ := strings.Cut(line, " ")
 		target := fv("case_" + c.name + "_target")
@@ -178,25 +196,51 @@ func TestRefuse(t *testing.T) {
 		if c.name == "metachar" && fv("metachar_pwned") != "no" {
 			why = append(why, "/tmp/pwned exists: the path was run by a shell")
 		}
-		ok := j.Check(c.name, len(why) == 0, strings.Join(why, ";"))
+		if c.name == "no_dm_mirror" {
+			if fv("no_dm_mirror_loaded") != "no" || fv("no_dm_mirror_umount_rc") != "0" || fv("no_dm_mirror_loaded_after") != "no" {
+				why = append(why, fmt.Sprintf("dm_mirror loaded before=%s after=%s, tmpfs umount rc=%s", fv("no_dm_mirror_loaded"), fv("no_dm_mirror_loaded_after"), fv("no_dm_mirror_umount_rc")))
+			}
+			if !strings.Contains(msg, "no dm-mirror target") {
+				why = append(why, "message does not say the kernel lacks dm-mirror")
+			}
+		}
+		if strings.HasPrefix(c.name, "method_") && c.want == 3 && !strings.Contains(msg, "--method ") {
+			why = append(why, "message does not name --method")
+		}
+		if c.name == "good_dry_run" {
+			// The md plan has no How line; the mirror's names the method.
+			text := strings.Join(f.Lines("good_plan_text"), "\n")
+			how := "How: a mirror put under /dev/mapper/live-rw while it runs (dm-mirror"
+			if (stack == "nohook") != strings.Contains(text, how) {
+				why = append(why, fmt.Sprintf("stack %s, yet the plan has '%s': %v", stack, how, strings.Contains(text, how)))
+			}
+		}
+		ok := j.Check(prefix+c.name, len(why) == 0, strings.Join(why, ";"))
 		if got == "" {
 			got = "-"
 		}
 		if msg == "" {
 			msg = "(plan on stdout)"
 		}
-		row(c.name, strconv.Itoa(c.want), got, ok, msg)
+		row(prefix+c.name, strconv.Itoa(c.want), got, ok, msg)
 	}
 
 	// Nothing written: global checks, each one more case.
-	check := func(name string, ok bool, detail string) { row(name, "-", "-", j.Check(name, ok, detail), detail) }
+	check := func(name string, ok bool, detail string) {
+		row(prefix+name, "-", "-", j.Check(prefix+name, ok, detail), detail)
+	}
 	setup := ""
 	if s := fv("refuse_setup"); s != "" {
 		setup = ": " + s
 	}
 	check("vm_ran", res.Code == 0 && fv("scenario_rc") == "0", fmt.Sprintf("boot rc=%d, scenario_rc=%s%s", res.Code, fv("scenario_rc"), setup))
-	check("state_unchanged", fv("state_same") == "yes", "md127 members/limits, mdstat, dm, loops, mounts, holders: "+fv("state_same")+joinLines(f.Lines("state_diff")))
-	check("md_one_live_leg", fv("md_members") == "1" && fv("md_live_leg") == "live-rw", "members="+fv("md_members")+": "+fv("md_member_list")+"leg="+fv("md_live_leg"))
+	check("state_unchanged", fv("state_same") == "yes", fv("refuse_root")+" (md members/limits), mdstat, dm tables, loops, mounts, holders: "+fv("state_same")+joinLines(f.Lines("state_diff")))
+	if stack == "md" {
+		check("md_one_live_leg", fv("md_members") == "1" && fv("md_live_leg") == "live-rw", "members="+fv("md_members")+": "+fv("md_member_list")+"leg="+fv("md_live_leg"))
+	} else {
+		check("root_on_snapshot", fv("refuse_stack") == "nohook" && fv("post_mshape") == "snapshot" && fv("md_members") == "0",
+			"stack="+fv("refuse_stack")+", live-rw "+fv("post_mshape")+", md members "+fv("md_members"))
+	}
 	check("status_after", fv("post_status_rc") == "0", "livemigrate status rc before="+fv("pre_status_rc")+" after="+fv("post_status_rc"))
 	check("guest_sums", fv("sums_same") == "yes", "sha256 of the disk with the mounted partition and of the LVM disk, whole, in the guest: "+fv("sums_same"))
 	intact := yesNo(fv("part_keep_sha_after") == keepSHA)
@@ -228,16 +272,36 @@ func TestRefuse(t *testing.T) {
 		same = strings.Join(changed, " ")
 	}
 	check("host_images_same", len(changed) == 0, fmt.Sprintf("sha256 of the %d other disk images on the host: %s", len(refuseDisks)-2, same))
+	vm.Logf("refuse %s: VM %.1f s (boot to scenario %s s); facts in %s/facts.txt", stack, res.Total, secs(res.BootToScenario), res.Dir)
+}
 
-	refuseUEFI(t, p, rootfs, disks, check)
-
-	fmt.Printf("%-24s %4s %4s  %-6s %s\n", "case", "want", "got", "result", "first stderr line")
-	for _, r := range table {
-		fmt.Println(r)
+// refuseImages makes the refuse boot's disks afresh: sparse, rf-parted
+// with its ext4 partition (the sha256 of the file on it is returned),
+// rf-hold a GPT whose expected image after the boot (its first and last MiB
+// zeroed by the guest) is written to expected; and the sha256 of each.
+func refuseImages(t *testing.T, rootfs int64, disks string, size map[string]int64, img func(string) string, expected string) (map[string]string, string) {
+	for _, d := range refuseDisks {
+		os.Remove(img(d.serial))
+		must(t, vm.Sparse(img(d.serial), size[d.serial]))
 	}
-	vm.Logf("VM %.1f s (boot to scenario %s s); whole run %.1f s; facts in %s/facts.txt", res.Total, secs(res.BootToScenario), time.Since(t0).Seconds(), res.Dir)
-	fmt.Printf("refuse summary: %d cases, %d passed, %d failed\n", j.Count(), j.Passed(), j.Failed())
-	j.Done()
+	keepSHA := partedDisk(t, img("rf-parted"), rootfs, disks)
+	// rf-hold: a GPT the guest zeroes (first and last MiB) while migrate
+	// holds the disk and waits for its confirmation; afterwards the image
+	// must be exactly that, nothing else written.
+	hold := img("rf-hold")
+	_, err := vm.Host("label: gpt\nstart=2048, size=65536, name=keep\n", "sfdisk", "-q", hold)
+	must(t, err)
+	must(t, vm.WriteAt(hold, 2*mib, vm.RandomBytes(8*mib)))
+	os.Remove(expected)
+	_, err = vm.Host("", "cp", "--sparse=always", hold, expected)
+	must(t, err)
+	must(t, vm.Zero(expected, 0, mib))
+	must(t, vm.Zero(expected, size["rf-hold"]-mib, mib))
+	shaBefore := map[string]string{}
+	for _, d := range refuseDisks {
+		shaBefore[d.serial] = vm.SHA256(img(d.serial))
+	}
+	return shaBefore, keepSHA
 }
 
 // refuseUEFI is the second, short boot by UEFI (OVMF, direct kernel boot):

@@ -35,7 +35,14 @@ import (
 //	rf-hold    a GPT disk changed while migrate waits to be confirmed -> 19
 //
 // The rest need no extra disk: paths that are not block devices, the live
-// stack itself, and usage errors.
+// stack itself, usage errors and --method.
+//
+// Booted with lm.stack=nohook (/ straight on live-rw, as dracut's
+// dmsquash-live leaves it: the dm-mirror method), the same disks are
+// refused the same way, the root's own device is live-rw, and two cases
+// are the mirror's own: --method md-hook (3), and the modules of the
+// running kernel hidden under a tmpfs while dm-mirror is not loaded
+// (no_dm_mirror, 3, with --yes on the good disk).
 //
 // Reports, for each case NAME: case_NAME="CODE FIRST-STDERR-LINE",
 // case_NAME_target (the path given, if any), case_NAME_stdout (bytes) and
@@ -46,8 +53,13 @@ import (
 // fsfreeze so ext4 itself writes nothing during the cases). The host judges.
 func scenarioRefuse() int {
 	md := g.RootDevice()
+	nohook := !strings.HasPrefix(md, "/dev/md")
 	mdname := strings.TrimPrefix(md, "/dev/")
+	if real, err := filepath.EvalSymlinks(md); err == nil {
+		mdname = filepath.Base(real)
+	}
 	g.Fact("refuse_root", md)
+	g.Fact("refuse_stack", map[bool]string{true: "nohook", false: "md"}[nohook])
 
 	// The extra disks, by serial; the names are those of the shell
 	// scenario's variables, which refuse_setup still names.
@@ -146,7 +158,6 @@ func scenarioRefuse() int {
 		{"part_mounted", part}, {"disk_with_mounted_part", parted}, {"md_member", mdmem},
 		{"lvm_member", lvmdisk}, {"nonexistent", "/dev/nonexistent-disk"},
 		{"regular_file", "/tmp/refuse-file"}, {"char_device", "/dev/null"}, {"medium", "/dev/sr0"},
-		{"array", md}, {"symlink_to_array", "/tmp/refuse-link-to-array"},
 		{"live_rw", "/dev/mapper/live-rw"}, {"origin_loop", origin}, {"cow_loop", cow},
 		{"squashfs_loop", sqloop},
 		// A path a shell would run: it must stay text.
@@ -154,6 +165,16 @@ func scenarioRefuse() int {
 	} {
 		refuseCase(c.name, c.target, "--target", c.target, "--yes")
 	}
+	if nohook {
+		refuseCase("symlink_to_root", "/tmp/refuse-link-to-array", "--target", "/tmp/refuse-link-to-array", "--yes")
+		refuseCase("method_md_hook", "", "--target", good, "--yes", "--method", "md-hook")
+		refuseNoMirror(good)
+	} else {
+		refuseCase("array", md, "--target", md, "--yes")
+		refuseCase("symlink_to_array", "/tmp/refuse-link-to-array", "--target", "/tmp/refuse-link-to-array", "--yes")
+		refuseCase("method_dm_mirror", "", "--target", good, "--yes", "--method", "dm-mirror")
+	}
+	refuseCase("method_unknown", "", "--target", good, "--yes", "--method", "rsync")
 	if g.Exists("/tmp/pwned") {
 		g.Fact("metachar_pwned", "yes")
 	} else {
@@ -200,6 +221,7 @@ func scenarioRefuse() int {
 		g.FactLines("sums_after", []byte(sumsAfter))
 	}
 	g.FactFile("post_mdstat", "/proc/mdstat")
+	g.Fact("post_mshape", mirrorShape())
 	members, leg := "", ""
 	ms := g.MDMembers(md)
 	for _, m := range ms {
@@ -226,6 +248,25 @@ func scenarioRefuse() int {
 	_ = os.Remove("/tmp/refuse-file")
 	_ = os.Remove("/tmp/refuse-link-to-array")
 	return 0
+}
+
+// refuseNoMirror: with the running kernel's modules out of sight (a tmpfs
+// over /lib/modules/KVER) and dm-mirror not loaded, the mirror method has
+// no kernel to run on: migrate --yes on the good disk must refuse (3)
+// before it partitions anything. The tmpfs goes away again before the
+// state is compared.
+func refuseNoMirror(good string) {
+	loaded := g.Exists("/sys/module/dm_mirror")
+	g.Fact("no_dm_mirror_loaded", map[bool]string{true: "yes", false: "no"}[loaded])
+	kver := strings.TrimSpace(g.Read("/proc/sys/kernel/osrelease"))
+	mods := "/lib/modules/" + kver
+	if loaded || g.OnConsole("mount", "-t", "tmpfs", "-o", "size=1m", "nomods", mods) != 0 {
+		g.Fact("case_no_dm_mirror", "setup: dm_mirror loaded="+strconv.FormatBool(loaded)+" or "+mods+" not hidden")
+		return
+	}
+	refuseCase("no_dm_mirror", good, "--target", good, "--yes")
+	g.Fact("no_dm_mirror_umount_rc", strconv.Itoa(g.OnConsole("umount", mods)))
+	g.Fact("no_dm_mirror_loaded_after", map[bool]string{true: "yes", false: "no"}[g.Exists("/sys/module/dm_mirror")])
 }
 
 // refuseCase runs `livemigrate migrate ARGS...` (bounded, stdin empty),
@@ -322,6 +363,10 @@ func refuseState(mdname string) string {
 	md := "/dev/" + mdname
 	var b strings.Builder
 	b.WriteString("== mdstat\n" + g.Read("/proc/mdstat") + "\n")
+	if !g.Exists(g.MDDir(md)) {
+		// / on live-rw itself: its table and the dm devices below say it.
+		b.WriteString("== " + mdname + ": no md\n")
+	}
 	b.WriteString("== " + mdname + " members\n")
 	for _, m := range g.MDMembers(md) {
 		b.WriteString(m + " " + g.Read(g.MDDir(md)+"/"+m+"/state") + "\n")
