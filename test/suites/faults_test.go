@@ -135,10 +135,22 @@ func (r *faults) disk(serial string, size int64, throttle bool, drive string) vm
 func (r *faults) boot(name string, m *vm.Machine) *vm.Result {
 	m.Dir = filepath.Join(r.out, name)
 	m.Initrd = r.p.Initrd
+	r.hooks(m)
+	res := boot(r.t, m)
+	r.F = res.Facts
+	return res
+}
+
+// hooks lets m's guest ask the host, on the facts port: qmp_unplug=ID ->
+// device_del dev-ID; powercut_now=... -> kill -9 QEMU.
+func (r *faults) hooks(m *vm.Machine) {
 	m.QMP = true
 	os.Remove(filepath.Join(m.Dir, "qmp.log"))
 	os.Remove(filepath.Join(m.Dir, "powercut"))
-	m.OnFact = map[string]func(string, *vm.Running){
+	if m.OnFact == nil {
+		m.OnFact = map[string]func(string, *vm.Running){}
+	}
+	for k, f := range map[string]func(string, *vm.Running){
 		"qmp_unplug": func(id string, run *vm.Running) {
 			vm.Logf("QMP device_del %s", id)
 			ans, err := run.QMP("device_del", map[string]any{"id": "dev-" + id})
@@ -153,10 +165,67 @@ func (r *faults) boot(name string, m *vm.Machine) *vm.Result {
 			run.PowerCut()
 			appendFile(filepath.Join(m.Dir, "powercut"), "yes\n")
 		},
+	} {
+		m.OnFact[k] = f
 	}
-	res := boot(r.t, m)
-	r.F = res.Facts
-	return res
+}
+
+// cutDisk inspects, on the host, the whole-disk target whose migration a
+// power cut stopped mid-copy (finalize on): a GPT with livemigrate's three
+// partitions, and nothing that boots (no boot code in the protective MBR,
+// nothing in the BIOS boot partition, no filesystem on the ESP). Reasons go
+// to r.why; it returns the boot code's non-zero bytes and the ESP's type.
+func (r *faults) cutDisk(pcimg string) (bootcode int, espType string) {
+	t := r.t
+	pcData, _ := os.ReadFile(pcimg)
+	nonzero := func(b []byte) int { return len(b) - bytes.Count(b, []byte{0}) }
+	bootcode = nonzero(pcData[:min(440, len(pcData))])
+	r.need(bootcode == 0, fmt.Sprintf("the protective MBR has %d non-zero bytes of boot code", bootcode))
+	pt, _ := vm.Host("", "sfdisk", "-d", pcimg)
+	parts := partitions(pt)
+	bbNonzero, rootID, pcFsck := "", "", "?"
+	if len(parts) < 3 {
+		r.why = append(r.why, "no GPT with 3 partitions: '"+pt+"'")
+	} else {
+		bb := nonzero(pcData[parts[1][0]:min(parts[1][0]+parts[1][1], int64(len(pcData)))])
+		bbNonzero = strconv.Itoa(bb)
+		r.need(bb == 0, fmt.Sprintf("the BIOS boot partition holds %d non-zero bytes (GRUB core?)", bb))
+		withLoop(t, pcimg, parts[2][0], parts[2][1], func(l string) {
+			out, _ := vm.Host("", "blkid", "-p", "-o", "value", "-s", "TYPE", l)
+			espType = strings.TrimSpace(out)
+		})
+		r.need(espType == "", "the ESP has a filesystem ("+espType+"): an EFI binary could be on it")
+		withLoop(t, pcimg, parts[3][0], parts[3][1], func(l string) {
+			out, _ := vm.Host("", "blkid", "-p", "-o", "export", l)
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "TYPE=") || strings.HasPrefix(line, "UUID=") {
+					rootID += line + " "
+				}
+			}
+			fsck, err := runOut("e2fsck", "-fn", l)
+			os.WriteFile(filepath.Join(r.out, strings.TrimSuffix(filepath.Base(pcimg), ".img")+"-e2fsck.txt"), []byte(fsck), 0o644)
+			pcFsck = strconv.Itoa(exitCode(err))
+		})
+	}
+	vm.Logf("power-cut disk %s: boot code bytes %d, BIOS boot non-zero %s, ESP type '%s', root: %s; host e2fsck -fn rc=%s", filepath.Base(pcimg), bootcode, bbNonzero, espType, rootID, pcFsck)
+	return bootcode, espType
+}
+
+// bootsNothing boots the disk of serial alone through the firmware
+// (SeaBIOS, no kernel given, a throwaway snapshot), as a machine would; it
+// returns the result, the facts reported and the kernel banners seen: 124,
+// 0 and 0 when nothing of it ran.
+func (r *faults) bootsNothing(name, serial string) (*vm.Result, int, int) {
+	res3b := r.boot(name, &vm.Machine{FirmwareBoot: true, Window: vm.WindowNone, Timeout: 45 * time.Second,
+		Disks: []vm.Disk{r.disk(serial, 0, false, "snapshot=on")}})
+	fwFacts := 0
+	for _, l := range strings.Split(strings.ReplaceAll(readFile(filepath.Join(res3b.Dir, "facts.txt")), "\r", ""), "\n") {
+		if l != "" {
+			fwFacts++
+		}
+	}
+	fwConsole := strings.Count(readFile(filepath.Join(res3b.Dir, "console.log")), "Linux version")
+	return res3b, fwFacts, fwConsole
 }
 
 func appendFile(path, s string) {
@@ -302,39 +371,9 @@ func TestFaults(t *testing.T) {
 	r.need(cutErr == nil, fmt.Sprintf("no power cut: %s (boot rc=%d)", r.f("powercut_missed"), res2.Code))
 	r.need(strings.Contains(r.f("powercut_events"), "recover"), "not cut during the copy: '"+r.f("powercut_events")+"'")
 	r.recs("powercut", false)
-	pcData, _ := os.ReadFile(pcimg)
-	nonzero := func(b []byte) int { return len(b) - bytes.Count(b, []byte{0}) }
-	bootcode := nonzero(pcData[:min(440, len(pcData))])
-	r.need(bootcode == 0, fmt.Sprintf("the protective MBR has %d non-zero bytes of boot code", bootcode))
-	pt, _ := vm.Host("", "sfdisk", "-d", pcimg)
-	parts := partitions(pt)
-	espType, bbNonzero, rootID, pcFsck := "", "", "", "?"
-	if len(parts) < 3 {
-		r.why = append(r.why, "no GPT with 3 partitions: '"+pt+"'")
-	} else {
-		bb := nonzero(pcData[parts[1][0]:min(parts[1][0]+parts[1][1], int64(len(pcData)))])
-		bbNonzero = strconv.Itoa(bb)
-		r.need(bb == 0, fmt.Sprintf("the BIOS boot partition holds %d non-zero bytes (GRUB core?)", bb))
-		withLoop(t, pcimg, parts[2][0], parts[2][1], func(l string) {
-			out, _ := vm.Host("", "blkid", "-p", "-o", "value", "-s", "TYPE", l)
-			espType = strings.TrimSpace(out)
-		})
-		r.need(espType == "", "the ESP has a filesystem ("+espType+"): an EFI binary could be on it")
-		withLoop(t, pcimg, parts[3][0], parts[3][1], func(l string) {
-			out, _ := vm.Host("", "blkid", "-p", "-o", "export", l)
-			for _, line := range strings.Split(out, "\n") {
-				if strings.HasPrefix(line, "TYPE=") || strings.HasPrefix(line, "UUID=") {
-					rootID += line + " "
-				}
-			}
-			fsck, err := runOut("e2fsck", "-fn", l)
-			os.WriteFile(filepath.Join(r.out, "pc-e2fsck.txt"), []byte(fsck), 0o644)
-			pcFsck = strconv.Itoa(exitCode(err))
-		})
-	}
+	bootcode, espType := r.cutDisk(pcimg)
 	pcWhy := r.why
 	r.why = nil
-	vm.Logf("power-cut disk: boot code bytes %d, BIOS boot non-zero %s, ESP type '%s', root: %s; host e2fsck -fn rc=%s", bootcode, bbNonzero, espType, rootID, pcFsck)
 	esp := espType
 	if esp == "" {
 		esp = "none"
@@ -364,15 +403,7 @@ func TestFaults(t *testing.T) {
 
 	// Boot 3b: the half-copied disk alone through the firmware (SeaBIOS,
 	// no kernel given), as a machine would: nothing of it may run.
-	res3b := r.boot("vm-halfboot-fw", &vm.Machine{FirmwareBoot: true, Window: vm.WindowNone, Timeout: 45 * time.Second,
-		Disks: []vm.Disk{r.disk("fa-pc", 0, false, "snapshot=on")}})
-	fwFacts := 0
-	for _, l := range strings.Split(strings.ReplaceAll(readFile(filepath.Join(res3b.Dir, "facts.txt")), "\r", ""), "\n") {
-		if l != "" {
-			fwFacts++
-		}
-	}
-	fwConsole := strings.Count(readFile(filepath.Join(res3b.Dir, "console.log")), "Linux version")
+	res3b, fwFacts, fwConsole := r.bootsNothing("vm-halfboot-fw", "fa-pc")
 	vm.Logf("half-copied disk through the firmware: boot rc=%d (124: nothing booted, the 45 s ran out), %d facts, %d kernel banners", res3b.Code, fwFacts, fwConsole)
 
 	// Boot 4: fault-cowfull, with the half-copied disk attached.
@@ -533,11 +564,55 @@ func TestFaults(t *testing.T) {
 // unplugged target, each back on its snapshot with every record; then
 // SIGKILL mid-copy and the same command again, which continues the copy
 // and migrates.
+//
+// Before it, boot 10 (fault-mirror-cut) cuts the power while the mirror
+// copies a whole-disk install with finalize on; the half-copied disk is
+// checked on the host, booted alone through the firmware, and attached to
+// boot 11, where the fresh session must take it for a disk to overwrite.
 func (r *faults) mirror(whole, raw int64, label string) {
 	p := r.p
+	cut := r.boot("vm-mirror-cut", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
+		Disks:  []vm.Disk{r.disk("fa-mpc", whole, true, "")},
+		Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=fault-mirror-cut"})
+	F10 := r.F
+	_, cutErr := os.Stat(filepath.Join(cut.Dir, "powercut"))
+	r.need(cutErr == nil, fmt.Sprintf("no power cut: %s (boot rc=%d)", r.f("powercut_missed"), cut.Code))
+	r.need(strings.Contains(r.f("mcut_events"), "recover") && r.f("mcut_mshape") == "copying", "not cut during the copy: events '"+r.f("mcut_events")+"', "+r.f("mcut_mshape"))
+	r.need(r.f("mcut_plan_finalize") == "1", "the cut migration did not plan finalize (it must run as a user would)")
+	r.recs("mcut", false)
+	mpc := filepath.Join(r.out, "fa-mpc.img")
+	bootcode, esp := r.cutDisk(mpc)
+	fw, fwFacts, fwBanners := r.bootsNothing("vm-mirror-halfboot-fw", "fa-mpc")
+	r.need(fw.Code == 124 && fwFacts == 0 && fwBanners == 0, fmt.Sprintf("the half-copied disk booted through the firmware: boot rc=%d, %d facts, %d kernel banners", fw.Code, fwFacts, fwBanners))
+	cutWhy := r.why
+	r.why = nil
+	if esp == "" {
+		esp = "none"
+	}
+	cutGot := fmt.Sprintf("cut at %s%%, boot code %dB, ESP '%s'", F10.Get("powercut_now"), bootcode, esp)
+	mpcSHA := vm.SHA256(mpc)
+
 	res := r.boot("vm-mirror", &vm.Machine{CDROM: p.ISO, Timeout: 900 * time.Second,
-		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, "")},
+		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, ""), r.disk("fa-mpc", 0, false, "")},
 		Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=fault-mirror"})
+	r.judgeMirror(res)
+
+	// The power cut, judged with what the fresh session says of the disk.
+	r.why = cutWhy
+	mpcDev := diskField(r.f("disks"), "mpc")
+	r.need(mpcDev != "" && r.f("mhalf_in_status") == "0", "status mentions "+mpcDev+": "+r.f("mhalf_status"))
+	r.need(strings.TrimSpace(r.f("mhalf_holders")) == "", mpcDev+" is held by "+r.f("mhalf_holders"))
+	r.need(r.f("mhalf_mshape") == "snapshot", "the fresh session's root is '"+r.f("mhalf_mshape")+"'")
+	r.need(r.f("mhalf_dry_rc") == "0", "dry-run exit '"+r.f("mhalf_dry_rc")+"': "+r.f("mhalf_dry"))
+	r.need(vm.Glob(r.f("mhalf_dry"), "*This destroys*partition table of "+mpcDev+"*"), "dry-run does not plan to overwrite it: '"+r.f("mhalf_dry")+"'")
+	r.need(!strings.Contains(r.f("mhalf_dry"), "Continuing"), "dry-run would continue the cut migration: '"+r.f("mhalf_dry")+"'")
+	r.need(vm.SHA256(mpc) == mpcSHA, mpc+" changed during boot 11 (host sha256): nothing may write the half-copied disk")
+	r.row("m-power-cut", "finalize on: boots nothing, not an install", cutGot+"; dry-run "+r.f("mhalf_dry_rc"))
+}
+
+// judgeMirror judges the fault-mirror scenario's boot (busybox's boot 11,
+// or a Debian medium's dracut as shipped): the m-* rows.
+func (r *faults) judgeMirror(res *vm.Result) {
 	mainDev, up := diskField(r.f("disks"), "main"), diskField(r.f("disks"), "unplug")
 	r.need(res.Code == 0 && r.f("scenario_rc") == "0", fmt.Sprintf("boot rc=%d scenario_rc=%s", res.Code, r.f("scenario_rc")))
 	r.need(r.f("pre_shape") == "snapshot", "before: '"+r.f("pre_shape")+"'")
@@ -553,6 +628,10 @@ func (r *faults) mirror(whole, raw int64, label string) {
 		r.need(r.f(c+"_mshape") == "snapshot", c+": afterwards '"+r.f(c+"_mshape")+"', want live-rw on its snapshot and no livemigrate-src")
 		r.recs(c, false)
 	}
+	r.need(r.f("m_sigint_insert_sent") != "", "no step-start insert-mirror seen")
+	back("m_sigint_insert", 130, "/dev/mapper/live-rw")
+	r.row("m-sigint-insert", "130, back on the snapshot", r.f("m_sigint_insert_rc")+" "+r.f("m_sigint_insert_mshape"))
+
 	r.need(r.f("m_sigterm_sent") != "", "the copy never reached 20%")
 	back("m_sigterm", 130, "/dev/mapper/live-rw")
 	r.row("m-sigterm-copy", "130, back on the snapshot", r.f("m_sigterm_rc")+" "+r.f("m_sigterm_mshape"))
@@ -588,11 +667,13 @@ func (r *faults) mirror(whole, raw int64, label string) {
 	r.row("m-grow-fails", "21 past the switch, left: grow-filesystem", r.f("m_kill9_again_rc")+" left="+r.f("m_kill9_again_left"))
 	r.need(r.f("m_again_remount") == "rc=0 rw", "/ not writable again: '"+r.f("m_again_remount")+"'")
 	r.need(r.f("m_again_rc") == "0", "the last rerun: exit '"+r.f("m_again_rc")+"': "+r.f("m_again_err"))
+	r.need(r.f("m_again_sent") != "", "no step-start grow-filesystem seen in the last rerun")
+	r.need(strings.Contains(r.f("m_again_warnings"), "after the point of no return"), "the SIGINT during grow-filesystem was not noted in a warning: '"+r.f("m_again_warnings")+"'")
 	r.need(vm.Glob(r.f("m_again_plan"), "*already holds / alone*"), "the last rerun's plan: '"+r.f("m_again_plan")+"'")
 	r.need(r.f("m_again_steps") == "grow-filesystem release-live-stack ", "the last rerun ran '"+r.f("m_again_steps")+"', want grow-filesystem release-live-stack")
 	fsBefore, fsAfter, dev := product(r.f("m_kill9_again_fs_bytes")), product(r.f("m_again_fs_bytes")), atoi(r.f("m_again_dev_bytes"))
 	r.need(fsBefore > 0 && fsBefore < dev-64*mib && fsAfter > dev-64*mib && fsAfter <= dev, fmt.Sprintf("filesystem %d bytes before the last rerun, %d after, live-rw %d", fsBefore, fsAfter, dev))
-	r.row("m-grow-rerun", "rerun does only what was left: 0, grown", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("m_again_rc"), fsAfter/mib, dev/mib))
+	r.row("m-grow-rerun", "only what was left, SIGINT noted: 0, grown", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("m_again_rc"), fsAfter/mib, dev/mib))
 	r.need(regexp.MustCompile(`^live-rw\s+\([0-9]+:[0-9]+\)\s*$`).MatchString(r.f("post_dm")), "dm devices at the end: '"+r.f("post_dm")+"', want live-rw alone")
 	r.recs("final", true)
 	r.row("m-final-records", "all records intact", reRecords.FindString(r.f("final_records")))

@@ -46,6 +46,7 @@ func mirrorShape() string {
 // snapshot with every record. Disks as fault-live's: fa-main (whole disk),
 // fa-flaky (raw, under a dm device), fa-unplug (hot-pluggable). Cases:
 //
+//	m_sigint_insert  SIGINT at step-start insert-mirror      -> 130, snapshot
 //	m_sigterm  SIGTERM during the copy (>= 20%)              -> 130, snapshot
 //	m_flaky    the target's table swapped to "error" at >= 20% -> 20, snapshot
 //	m_unplug   the target disk hot-unplugged by the host     -> 20, snapshot
@@ -54,21 +55,33 @@ func mirrorShape() string {
 //	           read-only once it copies, so that growing the filesystem
 //	           fails past the switch                         -> 21, migrated
 //	m_again    / writable again, the same command once more: only what
-//	           was left (grow, release)                      -> 0, grown
+//	           was left (grow, release), SIGINT at step-start
+//	           grow-filesystem: noted, finished              -> 0, grown
 func scenarioFaultMirror() int {
 	f := newFault()
 	main, fl, up := g.DiskBySerial("fa-main"), g.DiskBySerial("fa-flaky"), g.DiskBySerial("fa-unplug")
-	g.Fact("disks", fmt.Sprintf("main=%s flaky=%s unplug=%s", main, fl, up))
+	g.Fact("disks", fmt.Sprintf("main=%s flaky=%s unplug=%s mpc=%s", main, fl, up, g.DiskBySerial("fa-mpc")))
 	if main == "" || fl == "" || up == "" {
 		return 1
 	}
 	f.writerStart()
 	g.Fact("pre_shape", mirrorShape())
 	f.records("pre")
+	if pc := g.DiskBySerial("fa-mpc"); pc != "" {
+		mirrorHalfDisk(pc)
+	}
 	report := func(name string) {
 		g.Fact(name+"_mshape", mirrorShape())
 		g.Fact(name+"_dmesg", dmesgTail(`device-mapper|raid1|snapshot|virtio`, 3))
 	}
+
+	f.start("m_sigint_insert", withArgs("--target", main)...)
+	if f.untilEv("m_sigint_insert", 120, `"event":"step-start","step":"insert-mirror"`) {
+		f.signal(syscall.SIGINT)
+		g.Fact("m_sigint_insert_sent", "INT on step-start insert-mirror")
+	}
+	f.finish("m_sigint_insert", 180)
+	report("m_sigint_insert")
 
 	f.start("m_sigterm", withArgs("--target", main)...)
 	if f.untilPct("m_sigterm", 120, 20) {
@@ -124,6 +137,10 @@ func scenarioFaultMirror() int {
 
 	g.Fact("m_again_remount", remount("rw"))
 	f.start("m_again", withArgs("--target", main)...)
+	if f.untilEv("m_again", 120, `"event":"step-start","step":"grow-filesystem"`) {
+		f.signal(syscall.SIGINT)
+		g.Fact("m_again_sent", "INT on step-start grow-filesystem")
+	}
 	f.finish("m_again", 180)
 	report("m_again")
 	g.Fact("m_again_steps", allSubmatches(`"event":"step-start".*?"step":"([a-z-]*)"`, jsonlOf("m_again")))
@@ -135,4 +152,53 @@ func scenarioFaultMirror() int {
 	dm.Combined = true
 	g.Fact("post_dm", strings.ReplaceAll(string(dm.Run().Stdout), "\n", " "))
 	return 0
+}
+
+// scenarioFaultMirrorCut: the power cut of the run-time mirror
+// (lm.stack=nohook). A whole-disk migration onto fa-mpc with finalize on,
+// as a user would run it; once dm-mirror has copied a fifth, the guest
+// reports powercut_now=PCT and the host kills QEMU. The next boot (the
+// fault-mirror scenario, with fa-mpc attached) looks at the half-copied
+// disk: mirrorHalfDisk.
+func scenarioFaultMirrorCut() int {
+	f := newFault()
+	pc := g.DiskBySerial("fa-mpc")
+	g.Fact("disks", "mpc="+pc)
+	if pc == "" {
+		return 1
+	}
+	f.writerStart()
+	g.Fact("pre_shape", mirrorShape())
+	f.records("mcut")
+	f.start("mcut", "--target", pc, "--yes", "--json")
+	f.untilEv("mcut", 60, `"event":"plan"`)
+	g.Fact("mcut_plan_finalize", strconv.Itoa(strings.Count(firstLineWith(jsonlOf("mcut"), `"event":"plan"`), `"step":"finalize"`)))
+	if f.untilPct("mcut", 120, 20) {
+		g.Fact("mcut_events", events(jsonlOf("mcut")))
+		g.Fact("mcut_mshape", mirrorShape())
+		g.Fact("powercut_now", pct("mcut"))
+		time.Sleep(120 * time.Second)
+		g.Fact("powercut_missed", "the host did not cut the power within 120 s")
+	} else {
+		g.Fact("powercut_missed", "migrate ended or never reached 20%")
+	}
+	f.finish("mcut", 180)
+	return 1
+}
+
+// mirrorHalfDisk: in a fresh live session (the RAM that held the cut
+// migration's mirror is gone), the half-copied disk pc is nothing's: status
+// does not name it, nothing holds it, and migrate --dry-run plans to
+// overwrite it, not to continue.
+func mirrorHalfDisk(pc string) {
+	n := strings.TrimPrefix(pc, "/dev/")
+	st, src := status("/run/st.txt")
+	g.Fact("mhalf_status", "rc="+strconv.Itoa(src)+" "+squeezed(st, `^(Device|Copy|Live)`, " | "))
+	g.Fact("mhalf_in_status", strconv.Itoa(countLinesWith([]byte(st), n)))
+	g.Fact("mhalf_holders", holders(n))
+	g.Fact("mhalf_blkid", g.All("blkid", pc+"3"))
+	dry := g.Sh("livemigrate", "migrate", "--target", pc, "--dry-run", "--no-finalize")
+	g.Fact("mhalf_dry_rc", strconv.Itoa(dry.RC))
+	g.Fact("mhalf_dry", squeezed(string(dry.Stdout), `^Plan|How:|Continuing|This destroys|^    - `, " | ")+dry.FirstErr())
+	g.Fact("mhalf_mshape", mirrorShape())
 }
