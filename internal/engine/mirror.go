@@ -345,11 +345,14 @@ func (dmMirror) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 		}
 		switch mr.State {
 		case MirrorCopying:
-			if mr.Status != nil && len(mr.Status.Failed()) > 0 {
-				return nil, refuse(ExitBusyArray, dev, fmt.Sprintf("the mirror of %s marks %s failed (legs %s)", mr.Path, dev, mr.Status.Health),
-					"check the disk (dmesg); 'livemigrate abort' puts the session back on its snapshot")
-			}
 			p.Resume = fmt.Sprintf("%s is already being copied (%s of %s)", dev, humanize.IBytes(mr.CopiedBytes()), humanize.IBytes(mr.SizeBytes))
+			if mr.Status != nil && len(mr.Status.Failed()) > 0 {
+				// The copy cannot finish; running it is the way back: the
+				// copy step sees the failed leg at once and puts the
+				// session back on its snapshot (exit 20).
+				p.Resume = fmt.Sprintf("the mirror of %s marks a leg failed (legs %s): this run puts the session back on its live snapshot and stops with exit 20; check %s (dmesg) before trying again",
+					mr.Path, mr.Status.Health, dev)
+			}
 		case MirrorSwitched:
 			p.Resume = fmt.Sprintf("%s already holds / alone; finishing the migration", dev)
 		}

@@ -139,9 +139,23 @@ func TestMirrorContinuation(t *testing.T) {
 	if _, err := Preflight(sys, Target{Info: disk("vdc", 254, 32, 2*GiB)}, Request{Target: "/dev/vdc", RawDisk: true}); ExitCode(err) != ExitBusyArray || !strings.Contains(err.Error(), "--target /dev/vdb") {
 		t.Errorf("another target while copying: %v", err)
 	}
+	// A killed run whose target failed since: the same command is the way
+	// back, and its plan says so; run, it puts the session back on its
+	// snapshot at the first look at the mirror (20).
 	sys.Mirror.Status.Health = "AS"
-	if _, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true}); ExitCode(err) != ExitBusyArray {
-		t.Errorf("continuing onto a failed leg: %v", err)
+	sys.RootFS = &resize.Probe{Type: "ext4", UUID: "u", Size: GiB}
+	p, err = Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
+	if err != nil || !strings.Contains(p.Resume, "marks a leg failed (legs AS): this run puts the session back on its live snapshot") {
+		t.Fatalf("continuing onto a failed leg: %v, resume %q", err, p.Resume)
+	}
+	f := &fakeMirror{state: MirrorCopying, regions: 8, synced: 3, health: "AS"}
+	var evs []Event
+	fk := &fakeKernel{}
+	r := runner(fk, sys, &evs)
+	r.K = mirrorKernel{fk, f}
+	_, err = r.Run(context.Background(), p)
+	if ExitCode(err) != ExitAborted || !strings.Contains(err.Error(), "live session intact on its snapshot") || !strings.Contains(strings.Join(f.calls, ","), "abort live-rw") || strings.Contains(strings.Join(f.calls, ","), "switch") {
+		t.Errorf("run onto a failed leg: %v (code %d), calls %v", err, ExitCode(err), f.calls)
 	}
 }
 
