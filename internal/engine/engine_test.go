@@ -1166,3 +1166,64 @@ func TestPreflightRefusesBadRequest(t *testing.T) {
 		t.Errorf("a good request: %v, %+v", err, p)
 	}
 }
+
+// A rerun that starts past the point of no return (the live leg already
+// gone; the mirror already switched), interrupted as it starts: the
+// interrupt is noted and the run finishes. It must never take the target
+// out, nor say the live session is intact.
+func TestRunRerunPastNoReturnInterruptedFinishes(t *testing.T) {
+	check := func(name string, err error, evs []Event, calls []string) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		warned := false
+		for _, e := range evs {
+			if e.Type == EvWarning && strings.Contains(e.Message, "after the point of no return") {
+				warned = true
+			}
+			if e.Type == EvWarning && strings.Contains(e.Message, "stopping") {
+				t.Errorf("%s: an abort after the point of no return: %s", name, e.Message)
+			}
+		}
+		if !warned {
+			t.Errorf("%s: no warning about the noted interrupt", name)
+		}
+		if len(calls) == 0 || calls[len(calls)-1] != "release" {
+			t.Errorf("%s: did not finish: %q", name, calls)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	sys := liveSystem()
+	sys.Array.Members = []mdraid.Member{{Name: "vdb", Major: 254, Minor: 16, Slot: 1, States: []string{"in_sync"}, SizeKiB: 2 * GiB / 1024}}
+	sys.LiveLeg = nil
+	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", NoFinalize: true, RawDisk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newFake(sys)
+	var evs []Event
+	_, err = runner(k, sys, &evs).Run(ctx, p)
+	check("md", err, evs, k.calls)
+
+	msys := mirrorSystem()
+	msys.RootFS = &resize.Probe{Type: "ext4", UUID: "u", Size: GiB}
+	msys.Mirror.State = MirrorSwitched
+	msys.Mirror.Target = &overlay.Dev{Name: "vdb", Major: 254, Minor: 16, Path: "/dev/vdb"}
+	p, err = Preflight(msys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", NoFinalize: true, RawDisk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeMirror{state: MirrorSwitched}
+	fk := &fakeKernel{}
+	evs = nil
+	r := runner(fk, msys, &evs)
+	r.K = mirrorKernel{fk, f}
+	_, err = r.Run(ctx, p)
+	check("mirror", err, evs, fk.calls)
+	if strings.Contains(strings.Join(f.calls, ","), "abort") {
+		t.Errorf("mirror: aborted after the switch: %v", f.calls)
+	}
+}

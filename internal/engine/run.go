@@ -260,7 +260,17 @@ type stepFailure struct {
 // undone. Running the same command again does exactly those.
 func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	res := &Result{}
-	pastNoReturn := false
+	// A plan without an irreversible step continues a migration that is
+	// past it already (the live leg gone, / on the target's linear map):
+	// an interrupt is then noted and the run finishes, as after the point
+	// of no return in one run; taking the target out is no longer a way
+	// back, and saying "live session intact" would be false.
+	pastNoReturn := true
+	for _, st := range p.Steps {
+		if st.Irreversible {
+			pastNoReturn = false
+		}
+	}
 	r.st = runState{major: p.TargetMajor, minor: p.TargetMinor, name: p.TargetName}
 	defer r.st.releaseDisk()
 	r.emitMu.Lock()
@@ -276,6 +286,9 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 		if err := r.Hold.Verify(p); err != nil {
 			return res, err
 		}
+	}
+	if pastNoReturn {
+		stopWatch = r.watchLateInterrupt(ctx, current)
 	}
 	var failures []stepFailure
 	for _, st := range p.Steps {
