@@ -119,11 +119,29 @@ func Insert(live string, target overlay.Dev, opt Options) (*Mirror, error) {
 	if info.Flags&unix.DM_SUSPEND_FLAG != 0 {
 		return nil, fmt.Errorf("%s is suspended: something else is changing it", live)
 	}
+	if si, err := devmapper.InfoByName(SrcName); err == nil {
+		if si.UUID != UUIDPrefix+live || si.Flags&unix.DM_ACTIVE_PRESENT_FLAG != 0 {
+			return nil, fmt.Errorf("a dm device %s exists already: a migration was interrupted (livemigrate status)", SrcName)
+		}
+		// An insert of ours killed before it froze the root: the relocated
+		// device has only the snapshot table it was to take over with,
+		// never resumed, so it never held the exceptions, and live still
+		// runs on its snapshot (with the mirror table perhaps loaded
+		// inactive). Undo it as that insert would have, and go on.
+		if info.Flags&unix.DM_INACTIVE_PRESENT_FLAG != 0 {
+			if err := overlay.ClearTable(live); err != nil {
+				return nil, fmt.Errorf("clear the table an interrupted insert left loaded in %s: %w", live, err)
+			}
+		}
+		if err := devmapper.Remove(SrcName); err != nil {
+			return nil, fmt.Errorf("remove the %s an interrupted insert left: %w", SrcName, err)
+		}
+		if info, err = devmapper.InfoByName(live); err != nil {
+			return nil, fmt.Errorf("query %s: %w", live, err)
+		}
+	}
 	if info.Flags&unix.DM_INACTIVE_PRESENT_FLAG != 0 {
 		return nil, fmt.Errorf("%s has a table loaded that is not live: something else is changing it", live)
-	}
-	if _, err := devmapper.InfoByName(SrcName); err == nil {
-		return nil, fmt.Errorf("a dm device %s exists already: a migration was interrupted (livemigrate status)", SrcName)
 	}
 	if err := Available(); err != nil {
 		return nil, err

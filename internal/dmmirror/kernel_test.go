@@ -649,3 +649,53 @@ func TestKernelInsertRefusals(t *testing.T) {
 	s.w.advancing(t, 10*time.Second, "after the refusals")
 	s.w.Stop(t)
 }
+
+// An insert killed before it froze the root leaves the relocated device
+// with the pending snapshot table and live's mirror table loaded inactive,
+// while the session runs on. The next Insert undoes that and goes on; an
+// abort then leaves live exactly as it was before either.
+func TestKernelInsertAfterKilledInsert(t *testing.T) {
+	needVM(t)
+	s := newLiveStack(t, 96)
+	before := s.dmsetup("table", liveName)
+	_, snap, _, err := liveSnapshot(liveName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := devmapper.Create(SrcName, UUIDPrefix+liveName); err != nil {
+		t.Fatal(err)
+	}
+	if err := overlay.LoadTable(SrcName, []overlay.Target{snap}); err != nil {
+		t.Fatal(err)
+	}
+	si, err := devmapper.InfoByName(SrcName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := MirrorParams(majmin(devOf(si.DevNo, SrcName)), majmin(s.target), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := overlay.LoadTable(liveName, []overlay.Target{{Length: snap.Length, Type: "mirror", Params: params}}); err != nil {
+		t.Fatal(err)
+	}
+	s.w.advancing(t, 5*time.Second, "with the killed insert's tables loaded")
+	m, err := Insert(liveName, s.target, Options{RegionSectors: 1024})
+	if err != nil {
+		t.Fatalf("Insert after a killed insert: %v", err)
+	}
+	waitStatus(t, m, 120*time.Second, "some regions copied", func(s Status) bool { return s.InSyncRegions > 0 })
+	s.w.advancing(t, 5*time.Second, "on the mirror")
+	if err := m.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.dmsetup("table", liveName); got != before {
+		t.Errorf("after the abort live's table is %q, was %q", got, before)
+	}
+	if _, err := devmapper.InfoByName(SrcName); err == nil {
+		t.Errorf("%s still exists after the abort", SrcName)
+	}
+	s.w.advancing(t, 5*time.Second, "after the abort")
+	acked := s.w.Stop(t)
+	verifyRecords(t, filepath.Join(s.mnt, "records"), acked)
+}
