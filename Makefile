@@ -148,7 +148,7 @@ qemu-lint:
 #                  method)
 #   trixie-xfs, trixie-btrfs   the same with an XFS or btrfs rootfs.img
 #   bookworm       Debian 12, ext4: dracut, dracut without systemd,
-#                  initramfs-tools
+#                  initramfs-tools, dracut-nohook
 # Boots take minutes under TCG; one VM at a time. The boots are the rows
 # of TestDebian (make test's), TestDebianFull (the rest of the matrix,
 # make test-full) and TestDebianMore (debian-boot and bookworm's third
@@ -175,7 +175,7 @@ debian-iso: build
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi dracut-nohook" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
-	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
+	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools dracut-nohook" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
 
 # Boot each flavour to multi-user with / on the md array; power off cleanly.
 debian-boot: debian-iso

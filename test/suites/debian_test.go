@@ -21,7 +21,7 @@ type debianRow struct {
 	suite    string // trixie (Debian 13) | bookworm (Debian 12)
 	rootfs   string // rootfs.img's filesystem: "" (ext4) | xfs | btrfs
 	flavour  string // dracut | dracut-nosystemd | dracut-nohook (no livemigrate module) | initramfs-tools | mkosi (trixie: mkosi-initrd, initrd-hook/systemd)
-	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install
+	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install | faults (dracut-nohook: the dm-mirror's faults)
 	firmware string // install: bios | uefi
 	layout   string // install: disk | partition
 	append   string // words added to the guest's command line
@@ -66,6 +66,10 @@ var (
 	// with a hostname and a password.
 	installPartTUI = debianRow{name: "install-bios-partition-tui", scenario: "install", firmware: "bios", layout: "partition",
 		append: "lmtest.ui=tui lmtest.hostname=lmtest-tui lmtest.password=lm-tui-pw"}
+	// The same without the zram COW (an option of livemigrate's boot
+	// hook, which dracut as shipped does not have).
+	installUEFINoZram = debianRow{name: "install-uefi-disk", scenario: "install", firmware: "uefi", layout: "disk",
+		append: "lmtest.signal_finalize=INT lmtest.hostname=lmtest-cli lmtest.password=lm-cli-pw"}
 	// A whole disk under SeaBIOS, all defaults, once.
 	installBIOS = debianRow{name: "install-bios-disk", scenario: "install", firmware: "bios", layout: "disk"}
 )
@@ -98,8 +102,9 @@ func row(suite, rootfs, flavour, scenario string) debianRow {
 // the wizard; the XFS and btrfs live roots install and boot; dracut
 // without the livemigrate module (dmsquash-live as shipped: the dm-mirror
 // method) installs, and the firmware boots its target alone; Debian 12
-// (bookworm) reboots with both dracut flavours (with and without systemd)
-// and migrates and installs once with initramfs-tools.
+// (bookworm) reboots with both dracut flavours (with and without systemd),
+// migrates and installs once with initramfs-tools, and migrates with
+// dracut as shipped (the dm-mirror method on kernel 6.1).
 var debianRows = []debianRow{
 	row("trixie", "", "dracut", "reboot"),
 	row("trixie", "", "initramfs-tools", "reboot"),
@@ -115,17 +120,21 @@ var debianRows = []debianRow{
 	row("bookworm", "", "dracut", "reboot"),
 	row("bookworm", "", "dracut-nosystemd", "reboot"),
 	installBIOS.in("bookworm", "", "initramfs-tools"),
+	row("bookworm", "", "dracut-nohook", "migrate"),
 }
 
 // debianFullRows are what make test-full adds (TestDebianFull): the rest
 // of the matrix. On trixie: the zram COW and the ISO's GRUB with dracut,
 // initramfs-tools' migrate, dracut's installs, the rerun after a failed
 // GRUB. On bookworm: every row make test ran before trixie became the
-// main proof.
+// main proof, and dracut as shipped (the dm-mirror method) installing.
 var debianFullRows = []debianRow{
 	row("trixie", "", "dracut", "zram"),
 	row("trixie", "", "initramfs-tools", "migrate"),
 	row("trixie", "", "dracut-nohook", "migrate"),
+	row("trixie", "", "dracut-nohook", "faults"),
+	installUEFINoZram.in("trixie", "", "dracut-nohook"),
+	installPartTUI.in("trixie", "", "dracut-nohook"),
 	row("trixie", "", "dracut", "grub-bios"),
 	row("trixie", "", "dracut", "grub-uefi"),
 	installBIOS.in("trixie", "", "dracut"),
@@ -144,6 +153,7 @@ var debianFullRows = []debianRow{
 	installPartTUI.in("bookworm", "", "initramfs-tools"),
 	row("bookworm", "", "dracut", "grub-bios"),
 	row("bookworm", "", "dracut", "grub-uefi"),
+	installBIOS.in("bookworm", "", "dracut-nohook"),
 }
 
 // debianMoreRows are the cases only the narrower make targets run:
@@ -162,10 +172,10 @@ var debianMoreRows = []debianRow{
 // debianFlavours: the initrds each suite's medium carries (mkiso.sh's
 // LM_FLAVOURS). dracut without systemd is a bookworm flavour only;
 // mkosi-initrd (mkosi 25) a trixie one; dracut-nohook (dmsquash-live as
-// shipped, no livemigrate module: the dm-mirror method) a trixie one.
+// shipped, no livemigrate module: the dm-mirror method) is on both.
 var debianFlavours = map[string]string{
 	"trixie":   "dracut initramfs-tools mkosi dracut-nohook",
-	"bookworm": "dracut dracut-nosystemd initramfs-tools",
+	"bookworm": "dracut dracut-nosystemd initramfs-tools dracut-nohook",
 }
 
 // TestDebian boots the Debian live ISOs (test/qemu/debian, built by
@@ -332,6 +342,8 @@ func (d *debian) run() {
 		d.migrate()
 	case "install":
 		d.install()
+	case "faults":
+		d.faults()
 	default:
 		d.t.Fatalf("unknown scenario %s", d.r.scenario)
 	}
@@ -361,11 +373,14 @@ func (d *debian) vm(name, want string, m *vm.Machine) (*vm.Result, bool) {
 	// end=...), for the shutdown timing.
 	var mu sync.Mutex
 	var endAt time.Time
-	m.OnFact = map[string]func(string, *vm.Running){"end": func(string, *vm.Running) {
+	if m.OnFact == nil {
+		m.OnFact = map[string]func(string, *vm.Running){}
+	}
+	m.OnFact["end"] = func(string, *vm.Running) {
 		mu.Lock()
 		endAt = time.Now()
 		mu.Unlock()
-	}}
+	}
 	res := boot(d.t, m)
 	stop := time.Now()
 	mu.Lock()
@@ -501,6 +516,37 @@ func (d *debian) grub(fw string) {
 	d.showBoot(res.Facts)
 }
 
+// faults: the dm-mirror's faults on dracut as shipped (the fault-mirror
+// scenario of TestFaults' boot 11, on this medium): SIGTERM mid-copy, the
+// target's table swapped to error, the target unplugged, SIGKILL and the
+// same command again, which finishes, and once more with SIGINT at its
+// grow-filesystem (noted, finished), each judged as TestFaults judges
+// them, under a writer, targets throttled to 8 MiB/s. Not the read-only
+// remount of busybox's boot 11 (m-grow-fails): systemd keeps files on /
+// open for writing, so / cannot be remounted read-only here.
+func (d *debian) faults() {
+	r := &faults{t: d.t, j: d.j, out: d.dir("faults"), bps: 8 * mib}
+	must(d.t, os.MkdirAll(r.out, 0o755))
+	env := d.env
+	root := int64(atoi(env["ROOTFS_MIB"])) * mib
+	if root <= 0 {
+		d.t.Fatalf("no ROOTFS_MIB in %s/live.env", d.out)
+	}
+	whole, raw := root+512*mib, root+16*mib
+	m := &vm.Machine{CDROM: env["LIVE_ISO"], Timeout: debianTimeout + 1200*time.Second,
+		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, "")},
+		Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=fault-mirror lmtest.grow_fail=0 " + d.r.append}
+	m.Dir = d.dir(d.r.flavour + "-faults")
+	r.hooks(m)
+	res, _ := d.vm(d.r.flavour+"-faults", "power-down", m)
+	r.F = res.Facts
+	r.judgeMirror(res, false)
+	for _, l := range r.table {
+		vm.Logf("  %s", l)
+	}
+	vm.Logf("debian faults: %d records lost", r.lost)
+}
+
 // judgeWriter: the migrate scenario's writer exited 0 (it ends on SIGTERM;
 // a failed write or fsync makes it exit non-zero) and some records were
 // acknowledged while migrate ran.
@@ -592,12 +638,19 @@ func (d *debian) figures(live *vm.Result, F, V vm.Facts) {
 	if mdBps > 0 {
 		ratio = rbps / mdBps
 	}
-	copied := fmt.Sprintf("copy %s bytes at %.1f MB/s (md's counter %.1f MB/s, ratio %.2f); COW freed %.1f MiB; CD ejected %s",
-		F.Get("recovered_bytes"), rbps/1e6, mdBps/1e6, ratio, atof(F.Get("cow_freed"))/(1<<20), F.Get("ejected"))
+	// The guest samples the copier's own counter: md's, or dm-mirror's
+	// (dmsetup status) on the flavour without the hook.
+	counter := "md's counter"
+	if d.r.flavour == "dracut-nohook" {
+		counter = "dm-mirror's counter"
+	}
+	copied := fmt.Sprintf("copy %s bytes at %.1f MB/s (%s %.1f MB/s, ratio %.2f); COW freed %.1f MiB; CD ejected %s",
+		F.Get("recovered_bytes"), rbps/1e6, counter, mdBps/1e6, ratio, atof(F.Get("cow_freed"))/(1<<20), F.Get("ejected"))
 	if F.Get("recovered_bytes") == "" {
 		// The wizard writes no JSON events: its Done screen says what
-		// was copied, and md's counter is still the guest's own sample.
-		copied = fmt.Sprintf("wizard's Done screen: %q (md's counter %.1f MB/s)", doneCopied(F.Lines("tui_final")), mdBps/1e6)
+		// was copied, and the copier's counter is still the guest's own
+		// sample.
+		copied = fmt.Sprintf("wizard's Done screen: %q (%s %.1f MB/s)", doneCopied(F.Lines("tui_final")), counter, mdBps/1e6)
 	}
 	fmt.Printf("debian figures: %s: boot to scenario %s s; %s; records %s acknowledged, target: %s\n",
 		d.r.id(), secs(live.BootToScenario), copied, F.Get("acked"), V.Get("verify"))

@@ -125,8 +125,12 @@ func scenarioFaultMirror() int {
 	f.records("m_kill9")
 	dry := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", main, "--dry-run", "--no-finalize"}, Combined: true}.Run()
 	g.Fact("m_kill9_dry", "rc="+strconv.Itoa(dry.RC)+" "+squeezed(string(dry.Stdout), `Continuing|This destroys|How:`, " "))
+	// lmtest.grow_fail=0 (the Debian row: systemd keeps files on / open
+	// for writing, so it cannot be remounted read-only) lets this rerun
+	// finish, and the last one has nothing left but to find it done.
+	growFail := g.Cmdline("lmtest.grow_fail", "1") == "1"
 	f.start("m_kill9_again", withArgs("--target", main)...)
-	if f.untilEv("m_kill9_again", 120, `"event":"step-start","step":"recover"`) {
+	if growFail && f.untilEv("m_kill9_again", 120, `"event":"step-start","step":"recover"`) {
 		f.writerStop()
 		g.Fact("m_kill9_again_remount", remount("ro"))
 	}
@@ -135,7 +139,9 @@ func scenarioFaultMirror() int {
 	g.Fact("m_kill9_again_left", firstSubmatch(`"event":"error".*"left":\[([^]]*)\]`, jsonlOf("m_kill9_again")))
 	g.Fact("m_kill9_again_fs_bytes", statfsProduct("/"))
 
-	g.Fact("m_again_remount", remount("rw"))
+	if growFail {
+		g.Fact("m_again_remount", remount("rw"))
+	}
 	f.start("m_again", withArgs("--target", main)...)
 	if f.untilEv("m_again", 120, `"event":"step-start","step":"grow-filesystem"`) {
 		f.signal(syscall.SIGINT)
@@ -146,6 +152,9 @@ func scenarioFaultMirror() int {
 	g.Fact("m_again_steps", allSubmatches(`"event":"step-start".*?"step":"([a-z-]*)"`, jsonlOf("m_again")))
 	g.Fact("m_again_fs_bytes", statfsProduct("/"))
 	g.Fact("m_again_dev_bytes", g.Out("blockdev", "--getsize64", "/dev/mapper/live-rw"))
+	if !growFail {
+		f.writerStop()
+	}
 
 	g.Fact("post_mshape", mirrorShape())
 	dm := g.DM("ls")
