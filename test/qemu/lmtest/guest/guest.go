@@ -3,9 +3,12 @@
 // shell scenarios did ($(cmd) and cmd 2>&1), and reading sysfs and /proc.
 //
 // The facts protocol is the host's contract: one "KEY=VALUE" line per fact on
-// the second serial port (ttyS1), each written with its own open and close
-// (closing a tty waits for the UART to drain, so a poweroff right after
-// loses nothing), and echoed to the console as "fact: KEY=VALUE".
+// the second serial port (ttyS1), each written with its own open, drain and
+// close, and echoed to the console as "fact: KEY=VALUE". The drain is ours
+// (TCSBRK, retried on EINTR): the wait that closing a tty does is
+// interruptible, a Go process gets signals at any time (the runtime's
+// preemption), and a close whose wait was cut short drops what the UART
+// had not sent yet (a whole fact line went missing that way under load).
 package guest
 
 import (
@@ -22,6 +25,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FactsPort and Console are where facts and people's output go; variables
@@ -36,11 +41,23 @@ func Fact(key, value string) {
 	line := key + "=" + value + "\n"
 	if f, err := os.OpenFile(FactsPort, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
 		_, _ = io.WriteString(f, line)
+		drain(f)
 		_ = f.Close()
 	} else {
 		fmt.Fprintf(Console, "fact: cannot write %s: %v\n", FactsPort, err)
 	}
 	fmt.Fprint(Console, "fact: "+line)
+}
+
+// drain waits until f, a tty, has sent all it was given (tcdrain); a file
+// (the unit tests' port) answers ENOTTY at once.
+func drain(f *os.File) {
+	for i := 0; i < 1000; i++ {
+		err := unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
 }
 
 // Factf reports KEY=fmt.Sprintf(format, args...).
