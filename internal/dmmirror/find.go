@@ -138,7 +138,11 @@ func Find(live string) (*Mirror, State, error) {
 //   - live suspended with the snapshot loaded back (an abort): resume it;
 //   - live suspended with a linear map loaded: resume it only if the
 //     mirror is in sync, else drop the linear map first;
-//   - SrcName left beside a snapshot or linear live: remove it.
+//   - SrcName left beside a snapshot or linear live: remove it, and from a
+//     snapshot live the mirror table an insert killed before its suspend
+//     left loaded (inactive) in live, which holds SrcName open. SrcName
+//     then never held the exceptions: it was never resumed while live was
+//     suspended.
 func Settle(live string) (State, error) {
 	m, st, err := Find(live)
 	if err != nil {
@@ -153,6 +157,11 @@ func Settle(live string) (State, error) {
 		}
 	}
 	if (st == Leftover || st == Switched) && m.Src.Major != 0 {
+		if st == Leftover {
+			if err := m.clearInsertTable(); err != nil {
+				return st, err
+			}
+		}
 		if err := m.removeSrc(); err != nil {
 			return st, err
 		}
@@ -215,4 +224,26 @@ func (m *Mirror) settleSuspended() error {
 		return fmt.Errorf("resume %s: %w", m.Live, err)
 	}
 	return nil
+}
+
+// clearInsertTable drops the table an interrupted insert left loaded
+// (inactive) in a live that still runs on its snapshot: a mirror whose
+// first leg is SrcName. Any other inactive table is somebody else's.
+func (m *Mirror) clearInsertTable() error {
+	inactive, err := overlay.InactiveTable(m.LiveDev)
+	if err != nil {
+		return err
+	}
+	if len(inactive) == 0 {
+		return nil
+	}
+	if len(inactive) == 1 && inactive[0].Type == "mirror" {
+		if t, err := ParseMirrorTable(inactive[0].Params); err == nil && len(t.Legs) == 2 && t.Legs[0] == majmin(m.Src) {
+			if err := overlay.ClearTable(m.Live); err != nil {
+				return fmt.Errorf("clear the table an interrupted insert left loaded in %s: %w", m.Live, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has a table loaded that is not live (%s): something else is changing it", m.Live, describe(inactive))
 }

@@ -110,7 +110,8 @@ func lockMemory() (func(), error) {
 
 // Insert puts a mirror under the live snapshot device live: its snapshot
 // moves to SrcName and live becomes a mirror of SrcName onto target. On an
-// error nothing is left changed, or the error says what is.
+// error nothing is left changed, or the error says what is. It starts only
+// from Untouched: what an interrupted run left is Settle's to undo first.
 func Insert(live string, target overlay.Dev, opt Options) (*Mirror, error) {
 	liveDev, snap, info, err := liveSnapshot(live)
 	if err != nil {
@@ -119,26 +120,8 @@ func Insert(live string, target overlay.Dev, opt Options) (*Mirror, error) {
 	if info.Flags&unix.DM_SUSPEND_FLAG != 0 {
 		return nil, fmt.Errorf("%s is suspended: something else is changing it", live)
 	}
-	if si, err := devmapper.InfoByName(SrcName); err == nil {
-		if si.UUID != UUIDPrefix+live || si.Flags&unix.DM_ACTIVE_PRESENT_FLAG != 0 {
-			return nil, fmt.Errorf("a dm device %s exists already: a migration was interrupted (livemigrate status)", SrcName)
-		}
-		// An insert of ours killed before it froze the root: the relocated
-		// device has only the snapshot table it was to take over with,
-		// never resumed, so it never held the exceptions, and live still
-		// runs on its snapshot (with the mirror table perhaps loaded
-		// inactive). Undo it as that insert would have, and go on.
-		if info.Flags&unix.DM_INACTIVE_PRESENT_FLAG != 0 {
-			if err := overlay.ClearTable(live); err != nil {
-				return nil, fmt.Errorf("clear the table an interrupted insert left loaded in %s: %w", live, err)
-			}
-		}
-		if err := devmapper.Remove(SrcName); err != nil {
-			return nil, fmt.Errorf("remove the %s an interrupted insert left: %w", SrcName, err)
-		}
-		if info, err = devmapper.InfoByName(live); err != nil {
-			return nil, fmt.Errorf("query %s: %w", live, err)
-		}
+	if _, err := devmapper.InfoByName(SrcName); err == nil {
+		return nil, fmt.Errorf("a dm device %s exists already: a migration was interrupted (Settle finishes or undoes it; livemigrate status shows it)", SrcName)
 	}
 	if info.Flags&unix.DM_INACTIVE_PRESENT_FLAG != 0 {
 		return nil, fmt.Errorf("%s has a table loaded that is not live: something else is changing it", live)

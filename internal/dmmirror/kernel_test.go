@@ -652,8 +652,9 @@ func TestKernelInsertRefusals(t *testing.T) {
 
 // An insert killed before it froze the root leaves the relocated device
 // with the pending snapshot table and live's mirror table loaded inactive,
-// while the session runs on. The next Insert undoes that and goes on; an
-// abort then leaves live exactly as it was before either.
+// while the session runs on. Insert refuses to start over it; Settle (what
+// the engine runs before every insert) undoes it, and Insert then goes on;
+// an abort leaves live exactly as it was before either.
 func TestKernelInsertAfterKilledInsert(t *testing.T) {
 	needVM(t)
 	s := newLiveStack(t, 96)
@@ -680,6 +681,22 @@ func TestKernelInsertAfterKilledInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.w.advancing(t, 5*time.Second, "with the killed insert's tables loaded")
+	if _, err := Insert(liveName, s.target, Options{RegionSectors: 1024}); err == nil {
+		t.Fatal("Insert over a killed insert's leftovers went ahead without Settle")
+	}
+	st, err := Settle(liveName)
+	if err != nil || st != Untouched {
+		t.Fatalf("Settle after a killed insert: %v, %v; want untouched", st, err)
+	}
+	if got := s.dmsetup("table", liveName); got != before {
+		t.Errorf("after Settle live's table is %q, was %q", got, before)
+	}
+	if out := s.dmsetup("info", liveName); strings.Contains(out, "INACTIVE") || strings.Contains(out, "SUSPENDED") {
+		t.Errorf("after Settle %s is not just live on its snapshot:\n%s", liveName, out)
+	}
+	if _, err := devmapper.InfoByName(SrcName); err == nil {
+		t.Errorf("%s still exists after Settle", SrcName)
+	}
 	m, err := Insert(liveName, s.target, Options{RegionSectors: 1024})
 	if err != nil {
 		t.Fatalf("Insert after a killed insert: %v", err)

@@ -97,6 +97,16 @@ func (k *SysKernel) InsertMirror(live, dev string, major, minor uint32) (overlay
 	if err := loadMirror(); err != nil {
 		return overlay.Dev{}, err
 	}
+	// A run killed inside an earlier insert left SrcName, perhaps a
+	// loaded table, perhaps live suspended: Settle undoes what never took
+	// effect, as the rerun of any other step does.
+	st, err := dmmirror.Settle(live)
+	if err != nil {
+		return overlay.Dev{}, err
+	}
+	if st != dmmirror.Untouched {
+		return overlay.Dev{}, fmt.Errorf("%s is %s already, not its live snapshot: livemigrate status shows where the migration stands", live, st)
+	}
 	m, err := dmmirror.Insert(live, overlay.Dev{Major: major, Minor: minor, Path: dev}, dmmirror.Options{})
 	if err != nil {
 		return overlay.Dev{}, err
