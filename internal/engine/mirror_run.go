@@ -37,6 +37,7 @@ func (r *Runner) mirrorStep(ctx context.Context, p *Plan, st Step, res *Result) 
 		if err != nil {
 			return "", err, true
 		}
+		r.st.mirrored = true
 		r.moveStack(src)
 		return fmt.Sprintf("%s is a mirror of %s onto %s", p.ArrayPath, "/dev/mapper/"+dmmirror.SrcName, p.Target), nil, true
 	case StepRecover:
@@ -146,7 +147,8 @@ func (r *Runner) recoverMirror(ctx context.Context, p *Plan, res *Result) (strin
 
 // abortMirror puts the session back on its snapshot (the mirror's
 // exceptions handed back, the relocated device removed) and the throttle
-// back; the target keeps a partial copy.
+// back; the target keeps a partial copy (or none, stopped before the
+// insert).
 func (r *Runner) abortMirror(p *Plan, at StepKind, code int, cause error) error {
 	r.emit(Event{Type: EvWarning, Step: at, Message: fmt.Sprintf("stopping: %v; putting %s back on its live snapshot", cause, p.ArrayPath)})
 	var errs []error
@@ -156,7 +158,14 @@ func (r *Runner) abortMirror(p *Plan, at StepKind, code int, cause error) error 
 	if err := r.K.SetMirrorThrottle(100); err != nil && !errors.Is(err, errNoMirrorModule) {
 		errs = append(errs, err)
 	}
-	state := "live session intact on its snapshot " + p.ArrayPath + "; " + p.Target + " holds a partial copy and is no longer used"
+	target := p.Target + " holds a partial copy and is no longer used"
+	if p.Has(StepInsertMirror) && !r.st.mirrored {
+		target = "nothing was copied to " + p.Target
+		if r.st.partitioned {
+			target += " (" + p.Disk + " keeps its new partition table)"
+		}
+	}
+	state := "live session intact on its snapshot " + p.ArrayPath + "; " + target
 	if len(errs) > 0 {
 		code = ExitCleanupFailed
 		state = fmt.Sprintf("putting %s back on its snapshot failed: %v; see 'livemigrate status' (the session may still run on the mirror, which keeps writing to %s)", p.ArrayPath, errors.Join(errs...), p.Target)

@@ -186,6 +186,11 @@ func (k mirrorKernel) SetMirrorThrottle(p int) error       { return k.m.SetMirro
 
 func mirrorRun(t *testing.T, f *fakeMirror, ctx context.Context) (*Result, error, []Event, *fakeKernel) {
 	t.Helper()
+	return mirrorRunWith(t, f, ctx)
+}
+
+func mirrorRunWith(t *testing.T, f mirrorOps, ctx context.Context) (*Result, error, []Event, *fakeKernel) {
+	t.Helper()
 	sys := mirrorSystem()
 	sys.RootFS = &resize.Probe{Type: "ext4", UUID: "u", Size: GiB}
 	p, err := Preflight(sys, Target{Info: disk("vdb", 254, 16, 2*GiB)}, Request{Target: "/dev/vdb", RawDisk: true, NoFinalize: true})
@@ -260,6 +265,54 @@ func TestMirrorInterruptAborts(t *testing.T) {
 	if ExitCode(err) != ExitInterrupted || f.state != MirrorFresh {
 		t.Errorf("Ctrl+C during the copy: %v, state %s", err, f.state)
 	}
+}
+
+// What an abort says of the target: a partial copy once the mirror was
+// put in, nothing copied when the run stopped before the insert.
+func TestMirrorAbortSaysWhatTheTargetHolds(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		cancelAt int // the mirror call at which Ctrl+C arrives (the throttle is call 1)
+		want     string
+	}{
+		{"before the insert", 1, "nothing was copied to /dev/vdb"},
+		{"during the copy", 3, "/dev/vdb holds a partial copy"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			f := &fakeMirror{state: MirrorFresh, regions: 1 << 20}
+			n := 0
+			f2 := &cancellingMirror{fakeMirror: f, on: func() {
+				if n++; n == c.cancelAt {
+					cancel()
+				}
+			}}
+			_, err, _, _ := mirrorRunWith(t, f2, ctx)
+			var re *RunError
+			if !errors.As(err, &re) || re.Code != ExitInterrupted || !strings.Contains(re.State, "live session intact on its snapshot") || !strings.Contains(re.State, c.want) {
+				t.Errorf("state %q (%v), want it to say %q", re.State, err, c.want)
+			}
+		})
+	}
+}
+
+// cancellingMirror calls on at every mirror call but the abort.
+type cancellingMirror struct {
+	*fakeMirror
+	on func()
+}
+
+func (c *cancellingMirror) SetMirrorThrottle(p int) error {
+	c.on()
+	return c.fakeMirror.SetMirrorThrottle(p)
+}
+func (c *cancellingMirror) InsertMirror(live, dev string, major, minor uint32) (overlay.Dev, error) {
+	c.on()
+	return c.fakeMirror.InsertMirror(live, dev, major, minor)
+}
+func (c *cancellingMirror) MirrorStatus(live string) (dmmirror.Status, uint64, error) {
+	c.on()
+	return c.fakeMirror.MirrorStatus(live)
 }
 
 type countingMirror struct {

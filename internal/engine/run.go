@@ -111,6 +111,10 @@ type runState struct {
 	// mirror's switch removed the snapshot that reports it: what the
 	// release then frees (nil on the md path, where the release reads it).
 	cowBefore *overlay.Usage
+	// partitioned: this run wrote the target disk's partition table;
+	// mirrored: this run put the run-time mirror under / (what an abort
+	// says of the target depends on both).
+	partitioned, mirrored bool
 }
 
 func (s *runState) releaseDisk() {
@@ -531,6 +535,7 @@ func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNo
 			pt.Name = filepath.Base(p.Target)
 		}
 		r.st.major, r.st.minor, r.st.name, r.st.diskHold = pt.Major, pt.Minor, pt.Name, pt.Hold
+		r.st.partitioned = true
 		return fmt.Sprintf("%s partitioned; root partition %s (%d:%d)", p.Disk, p.Target, pt.Major, pt.Minor), nil
 	case StepHotAdd:
 		// A failed leg left behind by an earlier run (its disk gone or
