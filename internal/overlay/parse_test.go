@@ -134,6 +134,15 @@ func targetReply(ts []Target) (buf []byte, start, size uint32) {
 	return buf, start, uint32(len(buf))
 }
 
+// The kernel's reply for an inactive table a device does not have: no
+// targets, data_start past data_size (seen under kernel 6.1).
+func TestParseTargetSpecsNoTable(t *testing.T) {
+	got, err := parseTargetSpecs(make([]byte, 16384), 312, 305, 0)
+	if err != nil || got != nil {
+		t.Errorf("no table: %v, %v; want an empty table", got, err)
+	}
+}
+
 func TestParseTargetSpecs(t *testing.T) {
 	want := []Target{
 		{Start: 0, Length: 2097152, Type: "snapshot", Params: "7:1 7:2 PO 8"},

@@ -123,7 +123,14 @@ func dmTableStatus(d Dev, flags uint32) ([]Target, error) {
 
 // parseTargetSpecs decodes the result area of a DM_TABLE_STATUS reply.
 // Bounds are checked against the buffer so a confused reply cannot crash us.
+//
+// A reply with no targets is an empty table whatever its data fields say:
+// asked for an inactive table a device does not have, the kernel answers
+// with data_size at the bare header (305) and data_start past it (312).
 func parseTargetSpecs(buf []byte, dataStart, dataSize, count uint32) ([]Target, error) {
+	if count == 0 {
+		return nil, nil
+	}
 	if int(dataSize) > len(buf) || dataStart > dataSize {
 		return nil, fmt.Errorf("dm reply: data %d..%d outside buffer of %d", dataStart, dataSize, len(buf))
 	}
