@@ -162,7 +162,7 @@ func (r *Runner) abortMirror(p *Plan, at StepKind, code int, cause error) error 
 	if p.Has(StepInsertMirror) && !r.st.mirrored {
 		target = "nothing was copied to " + p.Target
 		if r.st.partitioned {
-			target += " (" + p.Disk + " keeps its new partition table)"
+			target += "; " + p.Disk + " keeps its new partition table"
 		}
 	}
 	state := "live session intact on its snapshot " + p.ArrayPath + "; " + target
