@@ -21,7 +21,7 @@ type debianRow struct {
 	suite    string // trixie (Debian 13) | bookworm (Debian 12)
 	rootfs   string // rootfs.img's filesystem: "" (ext4) | xfs | btrfs
 	flavour  string // dracut | dracut-nosystemd | dracut-nohook (no livemigrate module) | initramfs-tools | mkosi (trixie: mkosi-initrd, initrd-hook/systemd)
-	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install | faults (dracut-nohook: the dm-mirror's faults)
+	scenario string // boot | reboot | zram | migrate | grub-bios | grub-uefi | install | faults, refuse (dracut-nohook: the dm-mirror's faults and refusals)
 	firmware string // install: bios | uefi
 	layout   string // install: disk | partition
 	append   string // words added to the guest's command line
@@ -133,6 +133,8 @@ var debianFullRows = []debianRow{
 	row("trixie", "", "initramfs-tools", "migrate"),
 	row("trixie", "", "dracut-nohook", "migrate"),
 	row("trixie", "", "dracut-nohook", "faults"),
+	row("bookworm", "", "dracut-nohook", "faults"),
+	row("trixie", "", "dracut-nohook", "refuse"),
 	installUEFINoZram.in("trixie", "", "dracut-nohook"),
 	installPartTUI.in("trixie", "", "dracut-nohook"),
 	row("trixie", "", "dracut", "grub-bios"),
@@ -345,6 +347,8 @@ func (d *debian) run() {
 		d.install()
 	case "faults":
 		d.faults()
+	case "refuse":
+		d.refuse()
 	default:
 		d.t.Fatalf("unknown scenario %s", d.r.scenario)
 	}
@@ -517,14 +521,18 @@ func (d *debian) grub(fw string) {
 	d.showBoot(res.Facts)
 }
 
-// faults: the dm-mirror's faults on dracut as shipped (the fault-mirror
-// scenario of TestFaults' boot 11, on this medium): SIGTERM mid-copy, the
-// target's table swapped to error, the target unplugged, SIGKILL and the
-// same command again, which finishes, and once more with SIGINT at its
-// grow-filesystem (noted, finished), each judged as TestFaults judges
-// them, under a writer, targets throttled to 8 MiB/s. Not the read-only
-// remount of busybox's boot 11 (m-grow-fails): systemd keeps files on /
-// open for writing, so / cannot be remounted read-only here.
+// faults: the dm-mirror's faults on dracut as shipped (TestFaults' boots
+// 10 and 11 on this medium): a power cut during a whole-disk install with
+// finalize on, the half-copied disk checked on the host and booted alone
+// by the firmware; then, with that disk attached, SIGINT or SIGHUP at the
+// start of each step before the copy, SIGTERM mid-copy, the target's
+// table swapped to error, the target unplugged, SIGKILL and the same
+// command again, which finishes (SIGINT at its switch noted), and once
+// more with SIGINT and SIGHUP at its last steps (noted, finished), each
+// judged as TestFaults judges them, under a writer, targets throttled to
+// 8 MiB/s. Not the read-only remount of busybox's boot 11
+// (m-grow-fails): systemd keeps files on / open for writing, so / cannot
+// be remounted read-only here.
 func (d *debian) faults() {
 	r := &faults{t: d.t, j: d.j, out: d.dir("faults"), bps: 8 * mib}
 	must(d.t, os.MkdirAll(r.out, 0o755))
@@ -534,18 +542,54 @@ func (d *debian) faults() {
 		d.t.Fatalf("no ROOTFS_MIB in %s/live.env", d.out)
 	}
 	whole, raw := root+512*mib, root+16*mib
-	m := &vm.Machine{CDROM: env["LIVE_ISO"], Timeout: debianTimeout + 1200*time.Second,
-		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, "")},
-		Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=fault-mirror lmtest.grow_fail=0 " + d.r.append}
-	m.Dir = d.dir(d.r.flavour + "-faults")
-	r.hooks(m)
-	res, _ := d.vm(d.r.flavour+"-faults", "power-down", m)
-	r.F = res.Facts
-	r.judgeMirror(res, false)
+	r.mirrorBoots(whole, raw, false, func(name, scenario string, disks []vm.Disk) *vm.Result {
+		name = d.r.flavour + "-" + name
+		m := &vm.Machine{CDROM: env["LIVE_ISO"], Timeout: debianTimeout + 1200*time.Second, Disks: disks,
+			Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=" + scenario + " lmtest.grow_fail=0 " + d.r.append}
+		m.Dir = d.dir(name)
+		r.hooks(m)
+		var res *vm.Result
+		if scenario == "fault-mirror-cut" {
+			// Ends by the host's power cut, not a shutdown: judged by
+			// mirrorBoots.
+			m.Kernel, m.Initrd, m.MemMiB = env["LIVE_KERNEL"], d.initrd(), 3072
+			res = boot(d.t, m)
+		} else {
+			res, _ = d.vm(name, "power-down", m)
+		}
+		r.F = res.Facts
+		return res
+	})
 	for _, l := range r.table {
 		vm.Logf("  %s", l)
 	}
 	vm.Logf("debian faults: %d records lost", r.lost)
+}
+
+// refuse: TestRefuse's boot on this medium (dracut as shipped, the
+// dm-mirror method's preflight): the same nine disks, each bad target
+// refused with its code under --yes, the good ones planned, nothing
+// written anywhere, judged as TestRefuse judges its lm.stack=nohook boot.
+// Left out: the LVM member, as the Debian roots have no lvm2 (TestRefuse's
+// boots prove that refusal on the busybox medium).
+func (d *debian) refuse() {
+	root := int64(atoi(d.env["ROOTFS_MIB"])) * mib
+	if root <= 0 {
+		d.t.Fatalf("no ROOTFS_MIB in %s/live.env", d.out)
+	}
+	dir := d.dir("refuse-disks")
+	must(d.t, os.RemoveAll(dir))
+	must(d.t, os.MkdirAll(dir, 0o755))
+	img, disks, size := refuseMachineDisks(root, dir)
+	expected := filepath.Join(dir, "rf-hold.expected")
+	shaBefore, keepSHA := refuseImages(d.t, root, dir, size, img, expected)
+	name := d.r.flavour + "-refuse"
+	res, _ := d.vm(name, "power-down", &vm.Machine{CDROM: d.env["LIVE_ISO"], Disks: disks,
+		Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=refuse " + d.r.append})
+	tab := &refuseTable{j: d.j}
+	judgeRefuse(d.j, res, "nohook", name+": ", tab.row, img, shaBefore, expected, keepSHA,
+		map[string]string{"lvm_member": "no lvm2 in the Debian live root; TestRefuse proves it"})
+	tab.print()
 }
 
 // judgeWriter: the migrate scenario's writer exited 0 (it ends on SIGTERM;

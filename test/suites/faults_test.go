@@ -134,7 +134,9 @@ func (r *faults) disk(serial string, size int64, throttle bool, drive string) vm
 // qmp_unplug=ID -> device_del dev-ID; powercut_now=... -> kill -9 QEMU.
 func (r *faults) boot(name string, m *vm.Machine) *vm.Result {
 	m.Dir = filepath.Join(r.out, name)
-	m.Initrd = r.p.Initrd
+	if r.p.Images != nil && !m.FirmwareBoot {
+		m.Initrd = r.p.Initrd
+	}
 	r.hooks(m)
 	res := boot(r.t, m)
 	r.F = res.Facts
@@ -571,9 +573,17 @@ func TestFaults(t *testing.T) {
 // boot 11, where the fresh session must take it for a disk to overwrite.
 func (r *faults) mirror(whole, raw int64, label string) {
 	p := r.p
-	cut := r.boot("vm-mirror-cut", &vm.Machine{CDROM: p.ISO, Timeout: 600 * time.Second,
-		Disks:  []vm.Disk{r.disk("fa-mpc", whole, true, "")},
-		Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=fault-mirror-cut"})
+	r.mirrorBoots(whole, raw, true, func(name, scenario string, disks []vm.Disk) *vm.Result {
+		return r.boot(name, &vm.Machine{CDROM: p.ISO, Timeout: 900 * time.Second, Disks: disks,
+			Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=" + scenario})
+	})
+}
+
+// mirrorBoots runs the mirror's two boots on a medium whose / is live-rw
+// itself: live boots it with the guest scenario and the disks (the facts
+// in r.F afterwards); growFail as judgeMirror's.
+func (r *faults) mirrorBoots(whole, raw int64, growFail bool, live func(name, scenario string, disks []vm.Disk) *vm.Result) {
+	cut := live("vm-mirror-cut", "fault-mirror-cut", []vm.Disk{r.disk("fa-mpc", whole, true, "")})
 	F10 := r.F
 	_, cutErr := os.Stat(filepath.Join(cut.Dir, "powercut"))
 	r.need(cutErr == nil, fmt.Sprintf("no power cut: %s (boot rc=%d)", r.f("powercut_missed"), cut.Code))
@@ -592,10 +602,8 @@ func (r *faults) mirror(whole, raw int64, label string) {
 	cutGot := fmt.Sprintf("cut at %s%%, boot code %dB, ESP '%s'", F10.Get("powercut_now"), bootcode, esp)
 	mpcSHA := vm.SHA256(mpc)
 
-	res := r.boot("vm-mirror", &vm.Machine{CDROM: p.ISO, Timeout: 900 * time.Second,
-		Disks:  []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, ""), r.disk("fa-mpc", 0, false, "")},
-		Append: "lm.live=" + label + " lm.stack=nohook lmtest.scenario=fault-mirror"})
-	r.judgeMirror(res, true)
+	res := live("vm-mirror", "fault-mirror", []vm.Disk{r.disk("fa-main", whole, true, ""), r.disk("fa-flaky", raw, true, ""), r.disk("fa-unplug", whole, true, ""), r.disk("fa-mpc", 0, false, "")})
+	r.judgeMirror(res, growFail)
 
 	// The power cut, judged with what the fresh session says of the disk.
 	r.why = cutWhy
@@ -631,9 +639,18 @@ func (r *faults) judgeMirror(res *vm.Result, growFail bool) {
 		r.need(r.f(c+"_mshape") == "snapshot", c+": afterwards '"+r.f(c+"_mshape")+"', want live-rw on its snapshot and no livemigrate-src")
 		r.recs(c, false)
 	}
-	r.need(r.f("m_sigint_insert_sent") != "", "no step-start insert-mirror seen")
-	back("m_sigint_insert", 130, "/dev/mapper/live-rw")
-	r.row("m-sigint-insert", "130, back on the snapshot", r.f("m_sigint_insert_rc")+" "+r.f("m_sigint_insert_mshape"))
+	// A signal at the start of each step before the copy: back on the
+	// snapshot, and the message says what the target holds.
+	for _, c := range []struct{ name, step, row, holds string }{
+		{"m_sigint_tune", "tune-recovery", "m-sigint-tune", "nothing was copied to " + mainDev},
+		{"m_sighup_part", "partition", "m-sighup-partition", "nothing was copied to " + mainDev},
+		{"m_sigint_insert", "insert-mirror", "m-sigint-insert", mainDev},
+	} {
+		r.need(r.f(c.name+"_sent") != "", "no step-start "+c.step+" seen")
+		back(c.name, 130, "/dev/mapper/live-rw")
+		r.need(strings.Contains(r.f(c.name+"_err"), c.holds), c.name+": stderr does not say '"+c.holds+"': '"+r.f(c.name+"_err")+"'")
+		r.row(c.row, "130, back on the snapshot", r.f(c.name+"_rc")+" "+r.f(c.name+"_mshape"))
+	}
 
 	r.need(r.f("m_sigterm_sent") != "", "the copy never reached 20%")
 	back("m_sigterm", 130, "/dev/mapper/live-rw")
@@ -662,6 +679,9 @@ func (r *faults) judgeMirror(res *vm.Result, growFail bool) {
 	r.need(r.f("m_kill9_again_mshape") == "migrated:"+mainDev+"3", "after the rerun: '"+r.f("m_kill9_again_mshape")+"', want live-rw a linear map of "+mainDev+"3")
 	r.recs("m_kill9_again", true)
 	r.row("m-sigkill-rerun", "137, status copying; rerun continues past the switch", r.f("m_kill9_rc")+"; "+r.f("m_kill9_again_rc")+" "+r.f("m_kill9_again_mshape"))
+	r.need(r.f("m_kill9_again_sent") != "", "no step-start switch-to-target seen in the rerun")
+	r.need(strings.Contains(r.f("m_kill9_again_warnings"), "after the point of no return"), "the SIGINT at switch-to-target was not noted in a warning: '"+r.f("m_kill9_again_warnings")+"'")
+	r.row("m-sigint-switch", "noted, the switch goes on", r.f("m_kill9_again_sent")+"; "+r.f("m_kill9_again_mshape"))
 	fsBefore, fsAfter, dev := product(r.f("m_kill9_again_fs_bytes")), product(r.f("m_again_fs_bytes")), atoi(r.f("m_again_dev_bytes"))
 	if growFail {
 		// The rerun's grow failed (/ read-only): 21, grow left; the same
@@ -682,8 +702,10 @@ func (r *faults) judgeMirror(res *vm.Result, growFail bool) {
 	r.need(strings.Contains(r.f("m_again_warnings"), "after the point of no return"), "the SIGINT during grow-filesystem was not noted in a warning: '"+r.f("m_again_warnings")+"'")
 	r.need(vm.Glob(r.f("m_again_plan"), "*already holds / alone*"), "the last rerun's plan: '"+r.f("m_again_plan")+"'")
 	r.need(r.f("m_again_steps") == "grow-filesystem release-live-stack ", "the last rerun ran '"+r.f("m_again_steps")+"', want grow-filesystem release-live-stack")
+	r.need(r.f("m_again_sent_release-live-stack") != "", "no step-start release-live-stack seen in the last rerun (the SIGHUP was not sent)")
+	r.need(strings.Contains(r.f("m_again_events"), "step-done:release-live-stack"), "the release did not finish after the SIGHUP: '"+r.f("m_again_events")+"'")
 	r.need(fsAfter > dev-64*mib && fsAfter <= dev, fmt.Sprintf("filesystem %d bytes after the last rerun, live-rw %d", fsAfter, dev))
-	r.row("m-grow-rerun", "only what was left, SIGINT noted: 0, grown", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("m_again_rc"), fsAfter/mib, dev/mib))
+	r.row("m-grow-rerun", "only what was left, INT and HUP noted: 0, grown", fmt.Sprintf("%s fs=%dMiB/%dMiB", r.f("m_again_rc"), fsAfter/mib, dev/mib))
 	r.need(regexp.MustCompile(`^live-rw\s+\([0-9]+:[0-9]+\)\s*$`).MatchString(r.f("post_dm")), "dm devices at the end: '"+r.f("post_dm")+"', want live-rw alone")
 	r.recs("final", true)
 	r.row("m-final-records", "all records intact", reRecords.FindString(r.f("final_records")))

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
 )
 
@@ -179,6 +181,21 @@ func (f *fault) untilEv(name string, secs int, re string) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// signalAtStep sends sig to name's migrate as soon as it reports that step
+// starts (waiting at most secs), and says so in the facts NAME_sent and
+// NAME_sent_STEP ("INT on step-start STEP"). It reports whether it was
+// sent.
+func (f *fault) signalAtStep(name, step string, sig syscall.Signal, secs int) bool {
+	if !f.untilEv(name, secs, `"event":"step-start","step":"`+regexp.QuoteMeta(step)+`"`) {
+		return false
+	}
+	f.signal(sig)
+	what := strings.TrimPrefix(unix.SignalName(sig), "SIG") + " on step-start " + step
+	g.Fact(name+"_sent", what)
+	g.Fact(name+"_sent_"+step, what)
+	return true
 }
 
 var percentRE = regexp.MustCompile(`"percent":([0-9]*)`)

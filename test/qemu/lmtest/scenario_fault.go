@@ -99,10 +99,7 @@ func scenarioFaultGrow() int {
 	g.Fact("pre_md", f.mdState())
 	f.records("pre")
 	f.start(name, withArgs("--target", main)...)
-	if f.untilEv(name, 180, `"event":"step-start","step":"`+regexp.QuoteMeta(at)+`"`) {
-		f.signal(signalByName(sig))
-		g.Fact(name+"_sent", sig+" on step-start "+at)
-	}
+	f.signalAtStep(name, at, signalByName(sig), 180)
 	f.finish(name, 180)
 	g.Fact(name+"_result", strconv.Itoa(countLinesWith([]byte(jsonlOf(name)), `"event":"result"`)))
 	time.Sleep(time.Second)
@@ -324,10 +321,7 @@ func scenarioFaultLive() int {
 
 	// SIGINT before the hot-add.
 	f.start("sig_prehot", withArgs("--target", main)...)
-	if f.untilEv("sig_prehot", 60, `"event":"step-start","step":"tune-recovery"`) {
-		f.signal(syscall.SIGINT)
-		g.Fact("sig_prehot_sent", "INT on step-start tune-recovery")
-	}
+	f.signalAtStep("sig_prehot", "tune-recovery", syscall.SIGINT, 60)
 	f.finish("sig_prehot", 180)
 
 	// SIGTERM while md copies.

@@ -46,6 +46,8 @@ func mirrorShape() string {
 // snapshot with every record. Disks as fault-live's: fa-main (whole disk),
 // fa-flaky (raw, under a dm device), fa-unplug (hot-pluggable). Cases:
 //
+//	m_sigint_tune    SIGINT at step-start tune-recovery      -> 130, snapshot
+//	m_sighup_part    SIGHUP at step-start partition          -> 130, snapshot
 //	m_sigint_insert  SIGINT at step-start insert-mirror      -> 130, snapshot
 //	m_sigterm  SIGTERM during the copy (>= 20%)              -> 130, snapshot
 //	m_flaky    the target's table swapped to "error" at >= 20% -> 20, snapshot
@@ -53,10 +55,12 @@ func mirrorShape() string {
 //	m_kill9    SIGKILL during the copy; status shows the copy; the same
 //	           command again continues it (m_kill9_again), with / remounted
 //	           read-only once it copies, so that growing the filesystem
-//	           fails past the switch                         -> 21, migrated
+//	           fails past the switch, and SIGINT at step-start switch-to-target:
+//	           noted                                         -> 21, migrated
 //	m_again    / writable again, the same command once more: only what
 //	           was left (grow, release), SIGINT at step-start
-//	           grow-filesystem: noted, finished              -> 0, grown
+//	           grow-filesystem and SIGHUP at step-start
+//	           release-live-stack: noted, finished           -> 0, grown
 func scenarioFaultMirror() int {
 	f := newFault()
 	main, fl, up := g.DiskBySerial("fa-main"), g.DiskBySerial("fa-flaky"), g.DiskBySerial("fa-unplug")
@@ -75,13 +79,20 @@ func scenarioFaultMirror() int {
 		g.Fact(name+"_dmesg", dmesgTail(`device-mapper|raid1|snapshot|virtio`, 3))
 	}
 
-	f.start("m_sigint_insert", withArgs("--target", main)...)
-	if f.untilEv("m_sigint_insert", 120, `"event":"step-start","step":"insert-mirror"`) {
-		f.signal(syscall.SIGINT)
-		g.Fact("m_sigint_insert_sent", "INT on step-start insert-mirror")
+	// A signal at the start of each step before the copy.
+	for _, c := range []struct {
+		name, step string
+		sig        syscall.Signal
+	}{
+		{"m_sigint_tune", "tune-recovery", syscall.SIGINT},
+		{"m_sighup_part", "partition", syscall.SIGHUP},
+		{"m_sigint_insert", "insert-mirror", syscall.SIGINT},
+	} {
+		f.start(c.name, withArgs("--target", main)...)
+		f.signalAtStep(c.name, c.step, c.sig, 120)
+		f.finish(c.name, 180)
+		report(c.name)
 	}
-	f.finish("m_sigint_insert", 180)
-	report("m_sigint_insert")
 
 	f.start("m_sigterm", withArgs("--target", main)...)
 	if f.untilPct("m_sigterm", 120, 20) {
@@ -134,6 +145,8 @@ func scenarioFaultMirror() int {
 		f.writerStop()
 		g.Fact("m_kill9_again_remount", remount("ro"))
 	}
+	// The point of no return: noted, and the run goes on.
+	f.signalAtStep("m_kill9_again", "switch-to-target", syscall.SIGINT, 300)
 	f.finish("m_kill9_again", 300)
 	report("m_kill9_again")
 	g.Fact("m_kill9_again_left", firstSubmatch(`"event":"error".*"left":\[([^]]*)\]`, jsonlOf("m_kill9_again")))
@@ -143,10 +156,8 @@ func scenarioFaultMirror() int {
 		g.Fact("m_again_remount", remount("rw"))
 	}
 	f.start("m_again", withArgs("--target", main)...)
-	if f.untilEv("m_again", 120, `"event":"step-start","step":"grow-filesystem"`) {
-		f.signal(syscall.SIGINT)
-		g.Fact("m_again_sent", "INT on step-start grow-filesystem")
-	}
+	f.signalAtStep("m_again", "grow-filesystem", syscall.SIGINT, 120)
+	f.signalAtStep("m_again", "release-live-stack", syscall.SIGHUP, 120)
 	f.finish("m_again", 180)
 	report("m_again")
 	g.Fact("m_again_steps", allSubmatches(`"event":"step-start".*?"step":"([a-z-]*)"`, jsonlOf("m_again")))
