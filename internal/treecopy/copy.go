@@ -33,10 +33,15 @@ type Options struct {
 	// character device) deletes the name on the target, an opaque
 	// directory (trusted.overlay.opaque=y) replaces the target's, and
 	// what the upper holds replaces what the target has under the same
-	// name. Upper directories made by a rename (redirect_dir) or files
-	// holding only metadata (metacopy) are refused: their data is
-	// elsewhere.
+	// name. Files holding only metadata (metacopy) are refused: their
+	// data is in the lower layer.
 	Upper bool
+	// Lower (with Upper) is the lower layer's tree, read-only: a
+	// directory the session renamed (redirect_dir=on, as live-boot
+	// mounts its overlay) is an upper directory pointing at its old
+	// name in the lower layer, and is copied from there first. Without
+	// it such a directory is refused.
+	Lower string
 }
 
 // Stats count what a copy did so far.
@@ -140,9 +145,9 @@ func (c *Copier) Run(ctx context.Context) error {
 	}
 	c.made = append(c.made, madeDir{"", root})
 	c.dirs.Add(1)
-	if err := c.fromUpper(""); err != nil {
+	if lp, err := c.fromUpper(ctx, "", "/"); err != nil {
 		c.fail(err)
-	} else if err := c.walk(ctx, "", jobs); err != nil {
+	} else if err := c.walk(ctx, "", lp, jobs); err != nil {
 		c.fail(err)
 	}
 	close(jobs)
@@ -175,8 +180,10 @@ func (c *Copier) srcPath(rel string) string { return filepath.Join(c.src, rel) }
 func (c *Copier) dstPath(rel string) string { return filepath.Join(c.dst, rel) }
 
 // walk makes the directory rel's subdirectories on the target and hands
-// everything else to the workers, depth first.
-func (c *Copier) walk(ctx context.Context, rel string, jobs chan<- job) error {
+// everything else to the workers, depth first. lowerPath (Upper mode) is
+// where rel's lower directory is in the lower layer: a renamed
+// directory's contents stay under their old name there.
+func (c *Copier) walk(ctx context.Context, rel, lowerPath string, jobs chan<- job) error {
 	if c.skip[rel] {
 		return nil
 	}
@@ -218,13 +225,14 @@ func (c *Copier) walk(ctx context.Context, rel string, jobs chan<- job) error {
 		c.made = append(c.made, madeDir{child, st})
 		c.mu.Unlock()
 		c.dirs.Add(1)
-		if err := c.fromUpper(child); err != nil {
+		lp, err := c.fromUpper(ctx, child, filepath.Join(lowerPath, e.Name()))
+		if err != nil {
 			return err
 		}
 		if c.opt.OneFileSystem && st.Dev != c.rootDev {
 			continue
 		}
-		if err := c.walk(ctx, child, jobs); err != nil {
+		if err := c.walk(ctx, child, lp, jobs); err != nil {
 			return err
 		}
 	}
@@ -255,27 +263,65 @@ func (c *Copier) mkdir(rel string) error {
 	return nil
 }
 
-// fromUpper: in Upper mode, an opaque directory empties its target
-// directory, and a renamed directory is refused. A no-op otherwise.
-func (c *Copier) fromUpper(rel string) error {
+// fromUpper, in Upper mode, prepares the target's directory rel before
+// the upper layer's entries in it are applied: an opaque directory's
+// target is emptied; a renamed one (a redirect to its old name in the
+// lower layer, absolute or relative to its parent's lower directory) is
+// emptied and filled from the lower layer's directory of that name, which
+// the target still has under the old name only (and the whiteout there
+// deletes). lowerPath is where rel's lower directory would be without a
+// redirect; it returns where it is. A no-op otherwise.
+func (c *Copier) fromUpper(ctx context.Context, rel, lowerPath string) (string, error) {
 	if !c.opt.Upper {
-		return nil
+		return lowerPath, nil
 	}
-	sp := c.srcPath(rel)
-	if v, ok := overlayXattr(sp, "redirect"); ok {
-		return fmt.Errorf("copy %s: an overlayfs directory renamed from %q (redirect_dir): its contents are in the lower layer under that name; copy the merged root instead", sp, v)
+	sp, dp := c.srcPath(rel), c.dstPath(rel)
+	if v, _ := overlayXattr(sp, "opaque"); v == "y" {
+		return lowerPath, c.empty(rel)
 	}
-	if v, _ := overlayXattr(sp, "opaque"); v != "y" {
-		return nil
+	redirect, ok := overlayXattr(sp, "redirect")
+	if !ok {
+		return lowerPath, nil
 	}
+	if c.opt.Lower == "" {
+		return "", fmt.Errorf("copy %s: an overlayfs directory renamed from %q (redirect_dir): its contents are in the lower layer under that name, and no lower layer was given", sp, redirect)
+	}
+	from := redirect
+	if !strings.HasPrefix(redirect, "/") {
+		from = filepath.Join(filepath.Dir(lowerPath), redirect)
+	}
+	from = filepath.Clean(from)
+	lowerDir := filepath.Join(c.opt.Lower, from)
+	if fi, err := os.Lstat(lowerDir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("copy %s: renamed from %s, which the lower layer %s does not have as a directory (%v)", sp, from, c.opt.Lower, err)
+	}
+	if err := c.empty(rel); err != nil {
+		return "", err
+	}
+	sub := New(lowerDir, dp, Options{Workers: c.opt.Workers})
+	if err := sub.Run(ctx); err != nil {
+		return "", fmt.Errorf("copy %s: its contents from the lower layer's %s: %w", sp, from, err)
+	}
+	st := sub.Stats()
+	c.files.Add(st.Files)
+	c.hardLinks.Add(st.HardLinks)
+	c.symlinks.Add(st.Symlinks)
+	c.specials.Add(st.Specials)
+	c.dirs.Add(st.Dirs - 1)
+	c.bytes.Add(st.Bytes)
+	return from, nil
+}
+
+// empty removes everything in the target's directory rel.
+func (c *Copier) empty(rel string) error {
 	dp := c.dstPath(rel)
 	ents, err := os.ReadDir(dp)
 	if err != nil {
-		return fmt.Errorf("copy %s: empty the opaque directory's target: %w", rel, err)
+		return fmt.Errorf("copy %s: empty its target: %w", rel, err)
 	}
 	for _, e := range ents {
 		if err := os.RemoveAll(filepath.Join(dp, e.Name())); err != nil {
-			return fmt.Errorf("copy %s: empty the opaque directory's target: %w", rel, err)
+			return fmt.Errorf("copy %s: empty its target: %w", rel, err)
 		}
 		c.deleted.Add(1)
 	}

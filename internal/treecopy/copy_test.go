@@ -312,8 +312,54 @@ func TestUpperOverLower(t *testing.T) {
 	}
 }
 
-// A renamed directory (redirect_dir) or a metadata-only copy-up has its
-// data in the lower layer under another name: refused, naming it.
+// A directory the session renamed, with live-boot's redirect_dir=on: the
+// upper layer has the new name pointing at the old one, and a whiteout
+// at the old name. The target gets the lower layer's contents under the
+// new name, merged with what the upper has there.
+func TestUpperRenamedDirectories(t *testing.T) {
+	needRoot(t)
+	lower, upper, dst := t.TempDir(), t.TempDir(), t.TempDir()
+	rootTree(t, lower)
+	must(t, New(lower, dst, Options{}).Run(context.Background()))
+	// mv /home/user /srv/people (absolute redirect), then
+	// mv /srv/people/empty /srv/people/full (relative, inside it), and
+	// mv /usr/sbin /usr/sbin.old (relative).
+	must(t, os.MkdirAll(upper+"/srv/people/full", 0o755))
+	must(t, unix.Setxattr(upper+"/srv/people", "trusted.overlay.redirect", []byte("/home/user"), 0))
+	must(t, unix.Setxattr(upper+"/srv/people/full", "trusted.overlay.redirect", []byte("empty"), 0))
+	write(t, upper+"/srv/people/full/added", []byte("after the rename"), 0o644)
+	must(t, unix.Mknod(upper+"/srv/people/empty", unix.S_IFCHR, 0))
+	must(t, os.MkdirAll(upper+"/home", 0o755))
+	must(t, unix.Mknod(upper+"/home/user", unix.S_IFCHR, 0))
+	must(t, os.MkdirAll(upper+"/usr/sbin.old", 0o755))
+	must(t, unix.Setxattr(upper+"/usr/sbin.old", "trusted.overlay.redirect", []byte("sbin"), 0))
+	must(t, unix.Mknod(upper+"/usr/sbin", unix.S_IFCHR, 0))
+
+	must(t, New(upper, dst, Options{Upper: true, Lower: lower}).Run(context.Background()))
+	read := func(p string) string { b, _ := os.ReadFile(dst + p); return string(b) }
+	if got := read("/srv/people/notes\nwith newline"); got != "odd name" {
+		t.Errorf("the renamed directory's lower file: %q", got)
+	}
+	if got := read("/srv/people/full/added"); got != "after the rename" {
+		t.Errorf("a file added after the renames: %q", got)
+	}
+	if got := read("/usr/sbin.old/hard3"); got != "three names" {
+		t.Errorf("/usr/sbin.old/hard3: %q", got)
+	}
+	for _, gone := range []string{"/home/user", "/usr/sbin", "/srv/people/empty"} {
+		if _, err := os.Lstat(dst + gone); !os.IsNotExist(err) {
+			t.Errorf("%s is still on the target (%v)", gone, err)
+		}
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(dst+"/srv/people", &st))
+	if st.Uid != 0 || st.Mode&0o7777 != 0o755 {
+		t.Errorf("/srv/people has uid %d mode %o: want the upper directory's", st.Uid, st.Mode&0o7777)
+	}
+}
+
+// A renamed directory without the lower layer to take it from, or a
+// metadata-only copy-up, has its data elsewhere: refused, naming it.
 func TestUpperRefusesRedirectAndMetacopy(t *testing.T) {
 	needRoot(t)
 	for _, c := range []struct{ name, attr string }{{"dir", "trusted.overlay.redirect"}, {"file", "trusted.overlay.metacopy"}} {
@@ -386,4 +432,47 @@ func TestCopyDataSkipsZeroBlocks(t *testing.T) {
 	if so.Blocks*512 > 64<<10 || so.Blocks >= si.Blocks {
 		t.Errorf("the copy takes %d bytes, the source %d: the zeros were written", so.Blocks*512, si.Blocks*512)
 	}
+}
+
+// The real thing: an overlayfs mount as live-boot makes it
+// (redirect_dir=on), a session's worth of changes made through it, then
+// the lower layer copied and the upper layer applied over the copy. The
+// target must be what the merged mount shows, name for name.
+func TestAgainstOverlayfs(t *testing.T) {
+	needRoot(t)
+	base := t.TempDir()
+	lower, upper, work, merged, dst := base+"/lower", base+"/upper", base+"/work", base+"/merged", t.TempDir()
+	for _, d := range []string{lower, upper, work, merged} {
+		must(t, os.Mkdir(d, 0o755))
+	}
+	rootTree(t, lower)
+	if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work+",redirect_dir=on"); err != nil {
+		t.Skipf("no overlayfs here: %v", err)
+	}
+	defer unix.Unmount(merged, 0)
+
+	m := func(p string) string { return merged + p }
+	write(t, m("/etc/hostname"), []byte("installed\n"), 0o644)
+	must(t, unix.Setxattr(m("/etc/hostname"), "user.session", []byte("set"), 0))
+	must(t, os.Remove(m("/etc/shadow")))
+	must(t, os.Mkdir(m("/srv"), 0o755))
+	must(t, os.Rename(m("/home/user"), m("/srv/people")))
+	must(t, os.Rename(m("/srv/people/empty"), m("/srv/people/full")))
+	write(t, m("/srv/people/full/added"), []byte("after the renames"), 0o644)
+	must(t, os.RemoveAll(m("/usr/bin")))
+	must(t, os.Mkdir(m("/usr/bin"), 0o755))
+	write(t, m("/usr/bin/only"), []byte("the one file left"), 0o755)
+	must(t, os.Link(m("/usr/sbin/hard3"), m("/usr/sbin/hard4")))
+	must(t, os.Chmod(m("/var"), 0o700))
+	must(t, os.Chown(m("/var/lib/sparse.img"), 1234, 1234))
+	must(t, unix.Mkfifo(m("/run-fifo2"), 0o600))
+	must(t, os.Remove(m("/bin")))
+	must(t, os.Mkdir(m("/bin"), 0o755))
+	must(t, os.Symlink("/usr/bin/only", m("/bin/only")))
+	must(t, os.Rename(m("/big"), m("/big2")))
+	must(t, os.Rename(m("/tmp"), m("/tmp.old"))) // an empty lower directory renamed
+
+	must(t, New(lower, dst, Options{Skip: []string{"proc"}}).Run(context.Background()))
+	must(t, New(upper, dst, Options{Upper: true, Lower: lower}).Run(context.Background()))
+	compare(t, describe(t, dst, "proc"), describe(t, merged, "proc"))
 }
