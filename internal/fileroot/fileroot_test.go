@@ -42,3 +42,28 @@ func TestParseOverlayOptions(t *testing.T) {
 		})
 	}
 }
+
+// Whatever a mount table holds, the parser answers without panicking, and
+// what it accepts has a lower layer and absolute paths only.
+func FuzzParseOverlayOptions(f *testing.F) {
+	for _, s := range []string{
+		"rw,lowerdir=/run/live/rootfs/filesystem.squashfs/,upperdir=/run/live/overlay/rw,workdir=/run/live/overlay/work",
+		"ro,lowerdir=/a\\134::/b::/c", "lowerdir+=/a,datadir+=/d", "lowerdir=", ",,,=", "lowerdir=::",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseOverlayOptions(s)
+		if err != nil {
+			return
+		}
+		if len(l.Lower) == 0 {
+			t.Fatalf("%q: accepted without a lower layer", s)
+		}
+		for _, p := range append(append(l.Lower, l.Data...), l.Upper) {
+			if p != "" && p[0] != '/' {
+				t.Fatalf("%q: accepted the relative layer %q", s, p)
+			}
+		}
+	})
+}
