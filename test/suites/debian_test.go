@@ -584,7 +584,9 @@ func (d *debian) refuse() {
 	expected := filepath.Join(dir, "rf-hold.expected")
 	shaBefore, keepSHA := refuseImages(d.t, root, dir, size, img, expected)
 	name := d.r.flavour + "-refuse"
-	res, _ := d.vm(name, "power-down", &vm.Machine{CDROM: d.env["LIVE_ISO"], Disks: disks,
+	// The guest hashes two disks of the root's size twice: minutes under
+	// TCG on top of the boot.
+	res, _ := d.vm(name, "power-down", &vm.Machine{CDROM: d.env["LIVE_ISO"], Disks: disks, Timeout: debianTimeout + 900*time.Second,
 		Append: d.liveArgs + " " + d.testArgs + " lmtest.scenario=refuse " + d.r.append})
 	tab := &refuseTable{j: d.j}
 	judgeRefuse(d.j, res, "nohook", name+": ", tab.row, img, shaBefore, expected, keepSHA,

@@ -269,6 +269,11 @@ func scenarioRefuse() int {
 // before it partitions anything. The tmpfs goes away again before the
 // state is compared.
 func refuseNoMirror(good string) {
+	// Debian's boot loads dm_mirror (unused): unload it first, as a
+	// kernel without it would be.
+	if g.Exists("/sys/module/dm_mirror") {
+		g.Fact("no_dm_mirror_unload_rc", strconv.Itoa(g.Sh("modprobe", "-r", "dm_mirror").RC))
+	}
 	loaded := g.Exists("/sys/module/dm_mirror")
 	g.Fact("no_dm_mirror_loaded", map[bool]string{true: "yes", false: "no"}[loaded])
 	kver := strings.TrimSpace(g.Read("/proc/sys/kernel/osrelease"))
