@@ -222,5 +222,16 @@ test-full:
 
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
-	shellcheck -x -s bash $(DEBIAN_T)/*.sh
+	shellcheck -x -s bash $(DEBIAN_T)/*.sh $(QEMU_T)/livebuild/*.sh
 	shellcheck -x -s sh $(DEBIAN_T)/guest/run
+
+# --- The live-build medium (test/qemu/livebuild) -----------------------------
+# Debian's official live layout, built with live-build from Debian packages
+# (cached in $(LM_CACHE)/livebuild): / an overlayfs under live-boot. The
+# copy method's medium (issue 14), not yet in make test.
+.PHONY: livebuild-bench
+# The copy method's data path against rsync -aHAXSx and unsquashfs in the
+# same guest, after a session changed the root; prints a
+# "copy-bench summary" line.
+livebuild-bench: build
+	$(VM_GO) '^TestLiveBuildCopyBench$$'

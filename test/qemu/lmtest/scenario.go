@@ -37,6 +37,7 @@ var scenarios = map[string]func() int{
 	"debian-fault-mirror":     scenarioFaultMirror,
 	"debian-fault-mirror-cut": scenarioFaultMirrorCut,
 	"debian-refuse":           scenarioRefuse,
+	"debian-copy-bench":       scenarioCopyBench,
 	"debian-migrate":          scenarioDebianMigrate,
 	"debian-verify":           scenarioDebianVerify,
 	"debian-installed":        scenarioDebianInstalled,
