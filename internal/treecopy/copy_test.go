@@ -245,14 +245,32 @@ func TestCopyStopsAtTheFirstError(t *testing.T) {
 	}
 }
 
+// lowerCopied makes a lower layer, an empty upper one and a target that
+// holds the lower layer's copy, as pass 1 leaves it.
+func lowerCopied(t *testing.T) (lower, upper, dst string) {
+	t.Helper()
+	needRoot(t)
+	lower, upper, dst = t.TempDir(), t.TempDir(), t.TempDir()
+	rootTree(t, lower)
+	must(t, New(lower, dst, Options{}).Run(context.Background()))
+	return lower, upper, dst
+}
+
+// gone fails for each of paths that the target dst still has.
+func gone(t *testing.T, dst string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Lstat(dst + p); !os.IsNotExist(err) {
+			t.Errorf("%s is still on the target (%v)", p, err)
+		}
+	}
+}
+
 // The upper layer applied over the lower layer's copy gives what
 // overlayfs showed: whiteouts delete, an opaque directory replaces, the
 // upper's files and attributes replace the lower's.
 func TestUpperOverLower(t *testing.T) {
-	needRoot(t)
-	lower, upper, dst := t.TempDir(), t.TempDir(), t.TempDir()
-	rootTree(t, lower)
-	must(t, New(lower, dst, Options{}).Run(context.Background()))
+	_, upper, dst := lowerCopied(t)
 
 	// What the session did, as overlayfs records it in the upper layer.
 	must(t, os.MkdirAll(upper+"/etc", 0o755))
@@ -276,11 +294,7 @@ func TestUpperOverLower(t *testing.T) {
 	if got := read("/etc/hostname"); got != "installed\n" {
 		t.Errorf("/etc/hostname is %q", got)
 	}
-	for _, gone := range []string{"/etc/shadow", "/usr/bin/ping", "/usr/bin/hard", "/usr/bin/dangling"} {
-		if _, err := os.Lstat(dst + gone); !os.IsNotExist(err) {
-			t.Errorf("%s is still on the target (%v)", gone, err)
-		}
-	}
+	gone(t, dst, "/etc/shadow", "/usr/bin/ping", "/usr/bin/hard", "/usr/bin/dangling")
 	if got := read("/usr/sbin/hard3"); got != "three names" {
 		t.Errorf("the lower layer's other link /usr/sbin/hard3 is %q", got)
 	}
@@ -317,10 +331,7 @@ func TestUpperOverLower(t *testing.T) {
 // at the old name. The target gets the lower layer's contents under the
 // new name, merged with what the upper has there.
 func TestUpperRenamedDirectories(t *testing.T) {
-	needRoot(t)
-	lower, upper, dst := t.TempDir(), t.TempDir(), t.TempDir()
-	rootTree(t, lower)
-	must(t, New(lower, dst, Options{}).Run(context.Background()))
+	lower, upper, dst := lowerCopied(t)
 	// mv /home/user /srv/people (absolute redirect), then
 	// mv /srv/people/empty /srv/people/full (relative, inside it), and
 	// mv /usr/sbin /usr/sbin.old (relative).
@@ -346,11 +357,7 @@ func TestUpperRenamedDirectories(t *testing.T) {
 	if got := read("/usr/sbin.old/hard3"); got != "three names" {
 		t.Errorf("/usr/sbin.old/hard3: %q", got)
 	}
-	for _, gone := range []string{"/home/user", "/usr/sbin", "/srv/people/empty"} {
-		if _, err := os.Lstat(dst + gone); !os.IsNotExist(err) {
-			t.Errorf("%s is still on the target (%v)", gone, err)
-		}
-	}
+	gone(t, dst, "/home/user", "/usr/sbin", "/srv/people/empty")
 	var st unix.Stat_t
 	must(t, unix.Lstat(dst+"/srv/people", &st))
 	if st.Uid != 0 || st.Mode&0o7777 != 0o755 {
