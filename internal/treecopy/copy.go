@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,20 @@ type Options struct {
 	// name in the lower layer, and is copied from there first. Without
 	// it such a directory is refused.
 	Lower string
+	// ChangedSince (with Upper): a file, symlink or device node whose
+	// inode changed (ctime) before this time, and that the target holds
+	// already with the same type, size and modification time, is left as
+	// it is: an earlier pass, started after that time, copied it as it is
+	// now. What changed since, whiteouts and directories are applied as
+	// always. The copy method's second pass at the switch copies only
+	// what the session changed during the first.
+	ChangedSince time.Time
+	// Visit, when set, is called with every name the walk meets in the
+	// source (relative to its root), from the one walking goroutine:
+	// what a later pass needs to know was copied (the copy method
+	// deletes, at the switch, what the session removed from its upper
+	// layer since).
+	Visit func(rel string)
 }
 
 // Stats count what a copy did so far.
@@ -52,6 +67,8 @@ type Stats struct {
 	Deleted int64
 	// Bytes: regular files' data read from the source.
 	Bytes int64
+	// Unchanged: entries ChangedSince left alone.
+	Unchanged int64
 }
 
 // Copier copies one tree. Its Stats may be read while Run works.
@@ -61,7 +78,7 @@ type Copier struct {
 	skip     map[string]bool
 	rootDev  uint64
 
-	dirs, files, hardLinks, symlinks, specials, deleted, bytes atomic.Int64
+	dirs, files, hardLinks, symlinks, specials, deleted, bytes, unchanged atomic.Int64
 
 	mu    sync.Mutex
 	links map[[2]uint64]*linkState
@@ -103,7 +120,7 @@ func New(src, dst string, opt Options) *Copier {
 // Stats is what the copy has done so far.
 func (c *Copier) Stats() Stats {
 	return Stats{Dirs: c.dirs.Load(), Files: c.files.Load(), HardLinks: c.hardLinks.Load(), Symlinks: c.symlinks.Load(),
-		Specials: c.specials.Load(), Deleted: c.deleted.Load(), Bytes: c.bytes.Load()}
+		Specials: c.specials.Load(), Deleted: c.deleted.Load(), Bytes: c.bytes.Load(), Unchanged: c.unchanged.Load()}
 }
 
 // job is one non-directory entry for a worker.
@@ -201,6 +218,9 @@ func (c *Copier) walk(ctx context.Context, rel, lowerPath string, jobs chan<- jo
 			return nil
 		}
 		child := filepath.Join(rel, e.Name())
+		if c.opt.Visit != nil {
+			c.opt.Visit(child)
+		}
 		if !e.IsDir() {
 			select {
 			case jobs <- job{child}:
@@ -354,6 +374,10 @@ func (c *Copier) entry(rel string, buf []byte) error {
 		if typ == unix.S_IFCHR && st.Rdev == 0 {
 			return c.whiteout(rel)
 		}
+		if c.unchangedSince(dp, &st) {
+			c.unchanged.Add(1)
+			return nil
+		}
 		if err := c.clear(rel, typ == unix.S_IFDIR); err != nil {
 			return err
 		}
@@ -382,6 +406,23 @@ func (c *Copier) entry(rel string, buf []byte) error {
 		return fmt.Errorf("copy %s: unknown file type %#o", sp, typ)
 	}
 	return c.meta(rel, &st, false)
+}
+
+// unchangedSince reports whether Options.ChangedSince lets the target's
+// dp stand for the source entry st.
+func (c *Copier) unchangedSince(dp string, st *unix.Stat_t) bool {
+	since := c.opt.ChangedSince
+	if since.IsZero() || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return false
+	}
+	if !time.Unix(st.Ctim.Unix()).Before(since) {
+		return false
+	}
+	var dt unix.Stat_t
+	if err := unix.Lstat(dp, &dt); err != nil {
+		return false
+	}
+	return dt.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT && dt.Size == st.Size && dt.Mtim == st.Mtim
 }
 
 // whiteout deletes rel on the target, as the upper layer's whiteout hides
