@@ -125,6 +125,7 @@ func Actions() []Action {
 		{"ssh-host-keys", "Regenerate the SSH host keys", (*Env).sshKeys},
 		{"live-user", "Remove autologin and passwordless sudo of the live session", (*Env).liveUser},
 		{"hostname", "Set the hostname", (*Env).hostname},
+		{"live-packages", "Remove the live system's boot packages (live-boot, live-config, casper)", (*Env).livePackages},
 		{"initramfs", "Build a regular initramfs without the live hooks", (*Env).initramfs},
 		{"bootloader", "Install the GRUB boot loader", (*Env).bootloader},
 	}

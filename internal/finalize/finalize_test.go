@@ -168,7 +168,7 @@ func TestRunDebianWholeDisk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v (%+v)", err, res)
 	}
-	if strings.Join(events, ",") != "fs-uuid,esp,fstab,machine-id,ssh-host-keys,live-user,hostname,initramfs,bootloader" {
+	if strings.Join(events, ",") != "fs-uuid,esp,fstab,machine-id,ssh-host-keys,live-user,hostname,live-packages,initramfs,bootloader" {
 		t.Errorf("events = %v", events)
 	}
 	fstab := read(t, root, "/etc/fstab")
