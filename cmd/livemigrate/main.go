@@ -28,6 +28,7 @@ Usage:
   livemigrate status [--json]          show the live stack, the root array and recovery
   livemigrate migrate --target DEVICE  install onto DEVICE (plan, confirm, copy, switch)
   livemigrate release                  free the live medium and RAM after a migration
+  livemigrate finish                   the copy method's last steps, on the installed system
   livemigrate boot snapshot|wrap ...   initrd side: build live-rw, wrap it in md
   livemigrate version
 
@@ -46,6 +47,8 @@ func commands() []command {
 		{"status", "show the live stack, the root array and recovery", runStatus},
 		{"migrate", "install the running system onto a device", runMigrate},
 		{"release", "release the live stack after the live leg has left the array", runRelease},
+		{"finish", "the copy method's last steps, run on the installed system after the switch", runFinish},
+		{"switch-root", "", runSwitchRoot},
 		{"boot", "initrd helpers: build the live snapshot and wrap it in md", runBoot},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println("livemigrate", version); return 0 }},
 	}

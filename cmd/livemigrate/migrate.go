@@ -111,7 +111,7 @@ func (o *out) fail(stderr io.Writer, cmd string, err error) int {
 }
 
 func runMigrate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("migrate", "--target DEVICE [--yes] [--json] [--dry-run] [--speed fast|gentle] [--method NAME]",
+	fs := newFlags("migrate", "--target DEVICE [--yes] [--json] [--dry-run] [--speed fast|gentle] [--method NAME] [--fs ext4|xfs|btrfs]",
 		"Install the running live system onto DEVICE, a disk or partition, without a\n"+
 			"reboot. livemigrate checks DEVICE, prints the plan and asks you to type the\n"+
 			"device name back. Then the live root is copied onto DEVICE while you keep\n"+
@@ -121,7 +121,12 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 			"  md-hook    media with the livemigrate boot hook: / is on an md RAID1 whose\n"+
 			"             one leg is the live snapshot; DEVICE becomes its second leg.\n"+
 			"  dm-mirror  stock dracut dmsquash-live media: / is on the live snapshot\n"+
-			"             itself; a dm-mirror is put under it while it runs.\n\n"+
+			"             itself; a dm-mirror is put under it while it runs.\n"+
+			"  copy       media whose / is an overlayfs (Debian's live-boot): the files\n"+
+			"             are copied onto a new filesystem on DEVICE while you work; at\n"+
+			"             the switch your programs stop, what changed is copied, and\n"+
+			"             systemd soft-reboots into DEVICE (the kernel keeps running;\n"+
+			"             programs start again there, files and settings are kept).\n\n"+
 			"Ctrl+C before the point of no return the plan marks takes DEVICE out again\n"+
 			"and leaves the live session as it was. If the process is killed, run the\n"+
 			"same command again: it continues from what the kernel shows.")
@@ -130,7 +135,8 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per line (plan, steps, progress, result)")
 	dry := fs.BoolP("dry-run", "n", false, "check and print the plan, change nothing")
 	speedFlag := fs.String("speed", "fast", "fast: copy at full speed; gentle: let the copy yield to the desktop's I/O")
-	method := fs.String("method", "", "force a way of copying (md-hook or dm-mirror); default: the one this medium allows")
+	method := fs.String("method", "", "force a way of copying (md-hook, dm-mirror or copy); default: the one this medium allows")
+	fsType := fs.String("fs", "", "with the copy method: the filesystem to make on DEVICE (ext4, xfs or btrfs; default ext4)")
 	noEject := fs.Bool("no-eject", false, "do not eject the CD after releasing it")
 	keep := fs.Bool("keep-live-stack", false, "do not release the live stack at the end (release later with 'livemigrate release')")
 	raw := fs.Bool("raw-disk", false, "with a whole disk as target: put the filesystem on the bare disk, no partition table (it then cannot boot by itself)")
@@ -145,7 +151,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		return o.fail(stderr, "migrate", &engine.Refusal{Code: engine.ExitUsage, Reason: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), Hint: "name the device with --target"})
 	}
 	req := engine.Request{Target: *target, Speed: engine.Speed(*speedFlag),
-		NoFinalize: *noFinalize, Hostname: *hostname, RawDisk: *raw, Method: *method}
+		NoFinalize: *noFinalize, Hostname: *hostname, RawDisk: *raw, Method: *method, FS: *fsType}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {
@@ -217,6 +223,13 @@ func confirm(p *engine.Plan, stdout io.Writer) error {
 
 func renderResult(p *engine.Plan, r *engine.Result, uuid string) string {
 	var b strings.Builder
+	if p.Method == engine.MethodCopy {
+		fmt.Fprintf(&b, "\nCopied: %s in %.1fs (%s/s) onto %s.\n", humanize.IBytes(r.RecoveredBytes), r.RecoverySeconds, humanize.IBytes(uint64(r.RecoveryBps)), p.Target)
+		fmt.Fprintf(&b, "The switch is under way: the session's programs stop now, and the system starts again from %s\n", p.Target)
+		fmt.Fprintf(&b, "(soft-reboot: the kernel keeps running). There, livemigrate-finish.service makes it boot on its own\n")
+		fmt.Fprintf(&b, "and releases the medium; 'journalctl -u livemigrate-finish' shows how it went.\n")
+		return b.String()
+	}
 	fmt.Fprintf(&b, "\nDone: / now lives on %s.\n", p.Target)
 	if r.RecoveredBytes > 0 {
 		fmt.Fprintf(&b, "  copied %s in %.1fs (%s/s)\n", humanize.IBytes(r.RecoveredBytes), r.RecoverySeconds, humanize.IBytes(uint64(r.RecoveryBps)))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
 	"github.com/livemigrate/livemigrate/internal/dmmirror"
+	"github.com/livemigrate/livemigrate/internal/fileroot"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
@@ -425,6 +426,20 @@ func (k *fakeKernel) MirrorStatus(string) (dmmirror.Status, uint64, error) {
 func (k *fakeKernel) SwitchMirror(string, string) error { return errors.New("no mirror") }
 func (k *fakeKernel) AbortMirror(string) error          { return errors.New("no mirror") }
 func (k *fakeKernel) SetMirrorThrottle(int) error       { return errors.New("no mirror") }
+
+// The md tests' kernel copies no files: the copy tests (copy_test.go)
+// pair it with a fakeCopy.
+func (k *fakeKernel) MakeFS(string, string, string) error      { return errors.New("no copy") }
+func (k *fakeKernel) MountTarget(string, string, string) error { return errors.New("no copy") }
+func (k *fakeKernel) UnmountTarget(string) error               { return errors.New("no copy") }
+func (k *fakeKernel) CopyFiles(context.Context, *CopySpec, func(uint64)) (CopyReport, error) {
+	return CopyReport{}, errors.New("no copy")
+}
+func (k *fakeKernel) PrepareSwitch(*Plan) error { return errors.New("no copy") }
+func (k *fakeKernel) StartSwitch(*Plan) error   { return errors.New("no copy") }
+func (k *fakeKernel) ReleaseFileRoot(*fileroot.Root, bool) (FileRelease, error) {
+	return FileRelease{}, errors.New("no copy")
+}
 
 func (k *fakeKernel) ReleaseStack(*overlay.Stack, *overlay.Usage) (overlay.ReleaseReport, error) {
 	k.calls = append(k.calls, "release")

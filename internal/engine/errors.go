@@ -34,6 +34,7 @@ const (
 	ExitLiveLegStuck   = 27 // migrated, but the failed live leg could not be removed from the array
 	ExitNoBootPath     = 28 // finalize could not make the target boot on this machine's firmware as asked (partition install on UEFI, GPT without a BIOS boot partition)
 	ExitArrayBroken    = 29 // md refused to fail the live leg (the target had failed) and marked the array broken: writes to / fail; save what you can elsewhere and reboot
+	ExitNoTool         = 30 // a program the plan needs is not installed in the live system (mkfs.xfs for --fs xfs)
 	ExitInterrupted    = 130
 )
 
@@ -43,7 +44,7 @@ var ExitCodes = []int{ExitOK, ExitFailure, ExitUsage, ExitNotLive, ExitDeclined,
 	ExitNoDevice, ExitLiveStack, ExitInUse, ExitTooSmall, ExitReadOnly, ExitBlockSize,
 	ExitCOWHeadroom, ExitBusyArray, ExitStillLive, ExitTargetChanged, ExitAborted,
 	ExitGrowFailed, ExitReleaseFailed, ExitFinalizeFailed, ExitCleanupFailed, ExitLiveLost,
-	ExitRestoreFailed, ExitLiveLegStuck, ExitNoBootPath, ExitArrayBroken, ExitInterrupted}
+	ExitRestoreFailed, ExitLiveLegStuck, ExitNoBootPath, ExitArrayBroken, ExitNoTool, ExitInterrupted}
 
 // Refusal is a preflight verdict: nothing has been written.
 type Refusal struct {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/livemigrate/livemigrate/internal/finalize"
@@ -24,10 +25,9 @@ type Method interface {
 
 // Methods are the ways livemigrate knows, tried in this order; the first
 // that applies plans the migration: md via the boot hook, then a dm-mirror
-// inserted at run time under a stock live system's dm snapshot. The way
-// planned next goes here too, recognising its own system: a file copy with
-// a soft-reboot for overlayfs and tmpfs roots.
-var Methods = []Method{mdHook{}, dmMirror{}}
+// inserted at run time under a stock live system's dm snapshot, then a
+// file copy with a soft-reboot for a file-based root (overlayfs).
+var Methods = []Method{mdHook{}, dmMirror{}, copyMethod{}}
 
 // mdHook is the way the livemigrate boot hook prepares: / on a build-mode
 // RAID1 whose one leg is live-rw. The target is hot-added as the second
@@ -38,6 +38,10 @@ func (mdHook) Name() string { return "md-hook" }
 
 func (mdHook) Applies(sys *System) *Refusal {
 	if sys.NotLive != "" {
+		if sys.FileRoot != nil {
+			// The copy method's root: its refusal says more.
+			return notOurs(refuse(ExitNotLive, "", sys.NotLive, notLiveHint))
+		}
 		return refuse(ExitNotLive, "", sys.NotLive, notLiveHint)
 	}
 	if sys.Array == nil {
@@ -84,6 +88,9 @@ func Preflight(sys *System, tgt Target, req Request) (*Plan, error) {
 }
 
 func planWith(m Method, sys *System, tgt Target, req Request) (*Plan, error) {
+	if req.FS != "" && m.Name() != MethodCopy {
+		return nil, refuse(ExitUsage, "", fmt.Sprintf("--fs %s: only the copy method makes a new filesystem; the %s method this system takes keeps the live root's", req.FS, m.Name()), "leave --fs out")
+	}
 	p, err := m.Plan(sys, tgt, req)
 	if p != nil {
 		p.Method = m.Name()
@@ -141,6 +148,9 @@ func (req Request) check() error {
 	}
 	if req.Hostname != "" && !finalize.ValidHostname(req.Hostname) {
 		return refuse(ExitUsage, "", fmt.Sprintf("--hostname %q: use letters, digits and hyphens, at most 63 characters", req.Hostname), "")
+	}
+	if req.FS != "" && !slices.Contains(CopyFSTypes, req.FS) {
+		return refuse(ExitUsage, "", fmt.Sprintf("--fs %q: not a filesystem livemigrate makes", req.FS), "use one of "+strings.Join(CopyFSTypes, ", "))
 	}
 	if req.Method != "" && MethodNamed(req.Method) == nil {
 		return refuse(ExitUsage, "", fmt.Sprintf("--method %q: no such method", req.Method), "use one of "+strings.Join(MethodNames(), ", ")+", or leave it out to take the first that applies")

@@ -62,6 +62,9 @@ type Request struct {
 	// Method forces one way of migrating (a Method's Name); "" lets
 	// preflight take the first that applies.
 	Method string
+	// FS is the filesystem the copy method makes (CopyFSTypes; "" is
+	// the first). The other methods keep the live root's.
+	FS string
 }
 
 // Target is what preflight knows of the target device.
@@ -104,6 +107,9 @@ type Step struct {
 	// Irreversible marks the point of no return: before it, stopping puts the
 	// live session back as it was; from it on, the migration is finished.
 	Irreversible bool `json:"irreversible,omitempty"`
+	// Installed: the installed system runs the step after the switch
+	// (the copy method's finishing service), not this run.
+	Installed bool `json:"on_installed_system,omitempty"`
 }
 
 // Plan is a migration laid out as data: --dry-run prints it, the wizard
@@ -144,6 +150,8 @@ type Plan struct {
 	TargetID *TargetID `json:"target_identity,omitempty"`
 	// Method names the way the plan moves the root (see Methods).
 	Method string `json:"method"`
+	// Copy is the copy method's part (nil for the others).
+	Copy *CopySpec `json:"copy,omitempty"`
 }
 
 // FinalizeSpec says where the installed system boots from.

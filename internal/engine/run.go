@@ -29,6 +29,7 @@ type Kernel interface {
 	DiskKernel
 	FSKernel
 	FinalizeKernel
+	CopyKernel
 }
 
 // ArrayKernel drives the md array / runs on.
@@ -115,6 +116,9 @@ type runState struct {
 	// mirrored: this run put the run-time mirror under / (what an abort
 	// says of the target depends on both).
 	partitioned, mirrored bool
+	// The copy method's: the target was formatted, mounted on its
+	// staging directory, and the switch service started.
+	formatted, mounted, switching bool
 }
 
 func (s *runState) releaseDisk() {
@@ -138,6 +142,12 @@ type Runner struct {
 	MountPoint string
 	// NoRelease leaves the live stack in place (for inspection in tests).
 	NoRelease bool
+	// Eject the medium when the copy method's release frees it.
+	Eject bool
+	// OnInstalled: this runner is the copy method's finishing service on
+	// the installed system, and runs only the plan's Installed steps; any
+	// other runner runs only the others.
+	OnInstalled bool
 	// Hold keeps the confirmed target open exclusively until the first
 	// step that writes to it; Run checks through it, before anything is
 	// done, that the device is still the one the plan was made for.
@@ -180,6 +190,10 @@ type Result struct {
 	Release         *overlay.ReleaseReport `json:"release,omitempty"`
 	COWPeakBytes    uint64                 `json:"cow_peak_bytes"`
 	Finalize        []finalize.Result      `json:"finalize,omitempty"`
+	// The copy method's: its first pass, and the release on the installed
+	// system.
+	Copy        *CopyReport  `json:"copy,omitempty"`
+	FileRelease *FileRelease `json:"file_release,omitempty"`
 }
 
 func (r *Runner) now() time.Time {
@@ -271,7 +285,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	// back, and saying "live session intact" would be false.
 	pastNoReturn := true
 	for _, st := range p.Steps {
-		if st.Irreversible {
+		if st.Irreversible && st.Installed == r.OnInstalled {
 			pastNoReturn = false
 		}
 	}
@@ -296,7 +310,10 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	var failures []stepFailure
 	for _, st := range p.Steps {
-		if st.Kind == StepPartition || st.Kind == StepHotAdd || st.Kind == StepInsertMirror {
+		if st.Installed != r.OnInstalled {
+			continue // the other side of the copy method's switch runs it
+		}
+		if st.Kind == StepPartition || st.Kind == StepHotAdd || st.Kind == StepInsertMirror || st.Kind == StepMakeFS {
 			// The write itself claims the device: let go of it just
 			// before (the hot-add goes by the checked device number).
 			r.releaseHold()
@@ -305,7 +322,11 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 			// Re-check right before the point of no return: the target must
 			// hold everything.
 			if err := ctx.Err(); err != nil {
-				return res, r.abort(p, StepDropLive, ExitInterrupted, errors.New("interrupted"))
+				at := StepDropLive
+				if p.Method == MethodCopy {
+					at = st.Kind
+				}
+				return res, r.abort(p, at, ExitInterrupted, errors.New("interrupted"))
 			}
 			pastNoReturn = true
 			stopWatch = r.watchLateInterrupt(ctx, current)
@@ -343,7 +364,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) (*Result, error) {
 			stopWatch()
 			stopWatch = func() {}
 			return res, r.abort(p, st.Kind, ExitArrayBroken, err)
-		case (st.Kind == StepDropLive || st.Kind == StepSwitch) && errors.Is(err, errLiveLegStays):
+		case (st.Kind == StepDropLive || st.Kind == StepSwitch || st.Kind == StepSoftReboot) && errors.Is(err, errLiveLegStays):
 			// The live leg is still an active leg: nothing irreversible
 			// happened, so this is an abort like any before that point.
 			stopWatch()
@@ -510,6 +531,11 @@ var errArrayBroken = errors.New("md refused, and marks an array broken when aske
 func (r *Runner) step(ctx context.Context, p *Plan, st Step, res *Result, pastNoReturn bool) (string, error) {
 	if p.Method == MethodMirror {
 		if msg, err, ok := r.mirrorStep(ctx, p, st, res); ok {
+			return msg, err
+		}
+	}
+	if p.Method == MethodCopy {
+		if msg, err, ok := r.copyStep(ctx, p, st, res); ok {
 			return msg, err
 		}
 	}
@@ -842,6 +868,9 @@ func cowInfo(u *overlay.Usage) *COWInfo {
 func (r *Runner) abort(p *Plan, at StepKind, code int, cause error) error {
 	if p.Method == MethodMirror {
 		return r.abortMirror(p, at, code, cause)
+	}
+	if p.Method == MethodCopy {
+		return r.abortCopy(p, at, code, cause)
 	}
 	r.emit(Event{Type: EvWarning, Step: at, Message: fmt.Sprintf("stopping: %v; taking %s out of %s again", cause, p.Target, p.ArrayPath)})
 	var errs []error

@@ -115,7 +115,10 @@ func (s Session) begin(req Request, confirmed *Plan) (*Migration, error) {
 	if s.WrapKernel != nil {
 		k = s.WrapKernel(k)
 	}
-	r := &Runner{K: k, Stack: sys.Stack, MountPoint: "/", NoRelease: s.NoRelease}
+	r := &Runner{K: k, Stack: sys.Stack, MountPoint: "/", NoRelease: s.NoRelease, Eject: s.Eject}
+	if plan.Copy != nil {
+		plan.Copy.Eject, plan.Copy.NoRelease = s.Eject, s.NoRelease
+	}
 	if hold != nil {
 		r.Hold = hold
 	}

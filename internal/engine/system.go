@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/livemigrate/livemigrate/internal/blockdev"
+	"github.com/livemigrate/livemigrate/internal/fileroot"
 	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/mdraid"
 	"github.com/livemigrate/livemigrate/internal/overlay"
@@ -52,6 +53,19 @@ type System struct {
 	// NotLive says why the root is not a livemigrate root ("" when it is, or
 	// when the live leg is already gone but the array is still the root).
 	NotLive string `json:"not_live,omitempty"`
+	// FileRoot is set when / is a file-based live root (overlayfs,
+	// tmpfs): the copy method's. FileUsage is what it holds (walked when
+	// observed), FileUsageError why that could not be read.
+	FileRoot       *fileroot.Root  `json:"file_root,omitempty"`
+	FileUsage      *fileroot.Usage `json:"file_usage,omitempty"`
+	FileUsageError string          `json:"file_usage_error,omitempty"`
+	// SoftReboot says why this system cannot soft-reboot into the copy
+	// ("" when it can); Mkfs lists the filesystems it can make.
+	SoftReboot string          `json:"no_soft_reboot,omitempty"`
+	Mkfs       map[string]bool `json:"mkfs,omitempty"`
+	// CopyStaging is the device an earlier copy run left mounted on
+	// CopyStaging ("" when none).
+	CopyStaging string `json:"copy_staging,omitempty"`
 }
 
 // Others returns the array members that are not the live leg.
@@ -139,6 +153,9 @@ func (o Observer) Observe() (*System, error) {
 	}
 	if err != nil {
 		s.NotLive = fmt.Sprintf("/ is %s (%s), not a block device", root.Source, root.FSType)
+		if ferr := o.observeFileRoot(s, mounts); ferr != nil {
+			return nil, ferr
+		}
 		return s, nil
 	}
 	name := filepath.Base(dir)
