@@ -235,3 +235,11 @@ debian-lint:
 # "copy-bench summary" line.
 livebuild-bench: build
 	$(VM_GO) '^TestLiveBuildCopyBench$$'
+
+# The copy method end to end: the live-build medium migrated under a
+# record writer and a file-ops writer, the soft-reboot into the target,
+# the checks there, then the target alone by SeaBIOS; prints a
+# "copy-migrate summary" line.
+.PHONY: livebuild-copy
+livebuild-copy: build
+	$(VM_GO) '^TestLiveBuildCopy$$'

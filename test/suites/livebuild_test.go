@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,4 +141,131 @@ func TestLiveBuildCopyBench(t *testing.T) {
 	fmt.Printf("copy-bench summary (best of 2 each): treecopy %.1f s (%.1f MB/s, %d entries), rsync -aHAXSx %.1f s (%.1f MB/s), unsquashfs %.1f s (%.1f MB/s, the image only); rsync/treecopy %.2f, unsquashfs/treecopy %.2f; layers %s; boot to scenario %.1f s\n",
 		tc.secs, mbps(tc), tc.entries, rs.secs, mbps(rs), us.secs, mbps(us), ratio(tc, rs), ratio(tc, us), f("cb_layers"), res.BootToScenario)
 	j.Done()
+}
+
+// TestLiveBuildCopy: the copy method end to end on Debian's own live
+// layout (live-build, live-boot), in one VM and then the target alone:
+//
+//	boot 1, the live medium by a direct kernel boot: the session's
+//	    changes, then a record writer and a file-ops writer run while
+//	    'livemigrate migrate --yes --json' copies; the switch stops them,
+//	    copies what changed, soft-reboots into the target; on the
+//	    installed system (the same kernel, still running) the scenario
+//	    checks every acknowledged record and file operation, the session's
+//	    changes, the finishing service (finalize, the medium released),
+//	    dpkg --verify, and measures the downtime;
+//	boot 2, the target disk alone by SeaBIOS, through the GRUB finalize
+//	    installed: the same checks again, and the time a firmware boot
+//	    takes, beside the soft-reboot's downtime.
+func TestLiveBuildCopy(t *testing.T) {
+	needVM(t)
+	must(t, vm.NeedPkgs("qemu-system-x86", "e2fsprogs"))
+	env := liveBuildMedium(t)
+	dir := filepath.Join(vm.Out(), "livebuild-trixie", "runs", "copy-migrate")
+	must(t, os.MkdirAll(dir, 0o755))
+	disk := filepath.Join(dir, "cp-main.img")
+	os.Remove(disk)
+	res := boot(t, &vm.Machine{Dir: dir, Kernel: env["LIVE_KERNEL"], Initrd: env["LIVE_INITRD"], CDROM: env["LIVE_ISO"], MemMiB: 3072,
+		Timeout: 2400 * time.Second,
+		Disks:   []vm.Disk{{Path: disk, Size: 4 << 30, Serial: "cp-main"}},
+		Append:  env["LIVE_APPEND"] + " lmtest.scenario=copy-migrate"})
+	j := vm.NewJudge(t)
+	f := res.Facts.Get
+	logFacts(res.Facts, "cm_root", "cm_dry_rc", "cm_migrate_rc", "cm_error", "cs_phase", "cs_switch", "cs_pass2", "cs_downtime", "cs_finish_state", "cs_acked", "cs_records", "cs_ops", "cs_root", "cs_live_mounts", "cs_loops", "cs_cd", "cs_live_packages", "cs_dpkg_verify_rc", "cs_failed_units", "cs_finish_enabled")
+	j.Check("live boot", res.Code == 0 && strings.HasPrefix(f("cm_root"), "overlay "), fmt.Sprintf("boot rc=%d root '%s'; see %s", res.Code, f("cm_root"), dir))
+	j.Check("dry run", f("cm_dry_rc") == "0" && strings.Contains(strings.Join(res.Facts.Lines("cm_dry"), "\n"), "soft-reboot into"), "dry run rc "+f("cm_dry_rc")+": "+strings.Join(res.Facts.Lines("cm_dry"), " | "))
+	j.Check("migrate handed over", f("cm_migrate_rc") == "0", "migrate rc "+f("cm_migrate_rc")+": "+strings.Join(res.Facts.Lines("cm_jsonl"), " | "))
+	j.Check("switched", f("cs_phase") != "" && strings.HasPrefix(f("cs_switch"), "state=switching ") && f("cs_kernel") == f("cm_kernel"),
+		fmt.Sprintf("phase '%s', switch '%s', kernel %s then %s", f("cs_phase"), f("cs_switch"), f("cm_kernel"), f("cs_kernel")))
+	copyJudge(j, res.Facts, "cs_")
+	j.Check("finishing service", strings.HasPrefix(f("cs_finish_state"), "inactive result=success") && f("cs_finish_enabled") != "enabled",
+		fmt.Sprintf("state '%s', enabled '%s'; journal: %s", f("cs_finish_state"), f("cs_finish_enabled"), strings.Join(res.Facts.Lines("cs_journal"), " | ")))
+	j.Check("medium released", f("cs_live_mounts") == "" && !strings.Contains(f("cs_loops"), "squashfs") && (f("cs_cd") == "cd_status=no_disc" || f("cs_cd") == "cd_status=tray_open"),
+		fmt.Sprintf("live mounts '%s', loops '%s', %s", f("cs_live_mounts"), f("cs_loops"), f("cs_cd")))
+	j.Check("scenario", f("scenario_rc") == "0", "scenario_rc "+f("scenario_rc"))
+	if !j.OK() {
+		j.Done()
+		return
+	}
+
+	// The target alone, by its firmware.
+	bdir := filepath.Join(dir, "firmware-boot")
+	must(t, os.MkdirAll(bdir, 0o755))
+	bres := boot(t, &vm.Machine{Dir: bdir, FirmwareBoot: true, MemMiB: 3072, Window: vm.WindowBoot, Timeout: 900 * time.Second,
+		Disks: []vm.Disk{{Path: disk, Overlay: true}}})
+	b := bres.Facts.Get
+	logFacts(bres.Facts, "scenario_start", "ci_firmware", "ci_cmdline", "ci_root", "ci_records", "ci_ops", "ci_dpkg_verify_rc", "ci_failed_units", "ci_multiuser_mono")
+	j.Check("firmware boot", bres.Code == 0 && b("scenario_start") == "copy-installed" && b("scenario_rc") == "0" && b("ci_firmware") == "bios",
+		fmt.Sprintf("rc=%d scenario '%s' rc %s firmware %s; see %s", bres.Code, b("scenario_start"), b("scenario_rc"), b("ci_firmware"), bdir))
+	copyJudge(j, bres.Facts, "ci_")
+	j.Check("same root", b("ci_root") == f("cs_root"), "firmware boot root '"+b("ci_root")+"', after the switch '"+f("cs_root")+"'")
+	fmt.Printf("copy-migrate summary: %s; switch %s; downtime %s s (switch service start to multi-user.target on the target, soft-reboot); firmware boot of the same target: %.1f s from QEMU start to the scenario (kernel to multi-user.target %s s); records %s acknowledged, %s; file ops %s; boot to scenario %.1f s\n",
+		copyLine(res.Facts), f("cs_switch"), f("cs_downtime"), bres.BootToScenario, b("ci_multiuser_mono"), f("cs_acked"), f("cs_records"), f("cs_ops"), res.BootToScenario)
+	j.Done()
+}
+
+// copyLine is the first pass's figures from migrate's JSON lines.
+func copyLine(F vm.Facts) string {
+	for _, l := range F.Lines("cs_jsonl") {
+		if strings.Contains(l, `"step":"copy-files"`) && strings.Contains(l, `"event":"step-done"`) {
+			var ev struct{ Message string }
+			if json.Unmarshal([]byte(l), &ev) == nil {
+				return "pass 1: " + ev.Message
+			}
+		}
+	}
+	return "pass 1: no step-done line"
+}
+
+// copyJudge checks what the session left, as the guest reported it with
+// prefix p: every acknowledged record and file operation, the session's
+// changes, the live packages gone, dpkg --verify.
+func copyJudge(j *vm.Judge, F vm.Facts, p string) {
+	f := func(k string) string { return F.Get(p + k) }
+	j.Check(p+"records", strings.HasPrefix(f("records"), "records_ok=") && strings.Contains(f("records"), " records_bad=0") && !strings.HasPrefix(f("records"), "records_ok=0 "), "records: "+f("records"))
+	j.Check(p+"file ops", f("ops_ok") == "true", "file ops: "+f("ops"))
+	j.Check(p+"session", f("session_files") == "200" && f("motd") == "changed in the live session" && f("renamed") == "new=true old=false deleted_gone=true transient_gone=true",
+		fmt.Sprintf("files %s, motd %q, %s", f("session_files"), f("motd"), f("renamed")))
+	j.Check(p+"capabilities", f("cap") == "cap_net_raw=ep | cap_net_bind_service=ep", "getcap: "+f("cap"))
+	j.Check(p+"xattr and ACL", f("xattr") == "kept" && f("acl") == "user:nobody:r--", fmt.Sprintf("xattr %q, acl %q", f("xattr"), f("acl")))
+	j.Check(p+"hard link and holes", f("hardlink") == "same=true nlink=2" && strings.HasPrefix(f("sparse"), "size=67108864 ") && strings.HasSuffix(f("sparse"), " data_ok=true") && sparseSmall(f("sparse")),
+		fmt.Sprintf("hard link %s, sparse %s", f("hardlink"), f("sparse")))
+	j.Check(p+"live packages removed", f("live_packages") == "", "dpkg-query: '"+f("live_packages")+"'")
+	var other []string
+	for _, l := range F.Lines(p + "dpkg_verify") {
+		if !dpkgVerifyExpected(l) {
+			other = append(other, l)
+		}
+	}
+	j.Check(p+"dpkg --verify", len(other) == 0, fmt.Sprintf("rc %s; unexpected: %s", f("dpkg_verify_rc"), strings.Join(other, " | ")))
+}
+
+// sparseSmall: the sparse file takes far less than its length.
+func sparseSmall(s string) bool {
+	var size, alloc int64
+	var ok string
+	if _, err := fmt.Sscanf(s, "size=%d allocated=%d data_ok=%s", &size, &alloc, &ok); err != nil {
+		return false
+	}
+	return alloc > 0 && alloc < 1<<20
+}
+
+// dpkgVerifyExpected: the files the session and finalize change on
+// purpose (dpkg --verify lists conffiles that differ, "??5?????? c FILE").
+func dpkgVerifyExpected(l string) bool {
+	f := strings.Fields(l)
+	if len(f) == 0 {
+		return true
+	}
+	name := f[len(f)-1]
+	switch name {
+	case "/etc/motd", "/etc/default/grub", "/etc/sudoers", "/etc/hosts":
+		return true
+	}
+	for _, d := range []string{"/usr/share/doc/dpkg", "/usr/share/doc/systemd"} {
+		if name == d || strings.HasPrefix(name, d+"/") {
+			return true
+		}
+	}
+	return false
 }

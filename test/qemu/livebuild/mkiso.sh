@@ -32,10 +32,13 @@ outdir=$(cd "$outdir" && pwd)
 
 # What the image holds: a console system with live-boot and live-config,
 # and what the copy tests compare with (rsync, unsquashfs) or look at
-# (getcap for ping's capability, getfattr, dpkg's own checks).
+# (getcap for ping's capability, getfattr, dpkg's own checks), and GRUB's
+# tools, which the copy method's finalize runs in the installed system to
+# make it boot alone.
 packages=(live-boot live-config live-config-systemd systemd-sysv udev kmod
 	e2fsprogs xfsprogs btrfs-progs dosfstools fdisk rsync squashfs-tools
-	attr acl libcap2-bin iputils-ping procps)
+	attr acl libcap2-bin iputils-ping procps
+	grub-pc-bin grub-efi-amd64-bin grub2-common)
 lb_args=(--distribution "$suite" --mode debian --archive-areas main
 	--debian-installer none --binary-images iso-hybrid
 	--bootloaders "grub-efi grub-pc" --firmware-binary false

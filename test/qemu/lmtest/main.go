@@ -34,6 +34,7 @@ type command struct {
 var commands = []command{
 	{"writer", "--file PATH --acked PATH [--interval 20ms] [--count N] [--duration D]", cmdWriter},
 	{"verify", "--file PATH --upto N", cmdVerify},
+	{"fileops", "--dir DIR --log PATH [--interval 30ms]", cmdFileOps},
 	{"rawwrite", "--dev DEV --size SIZE", cmdRawWrite},
 	{"rawverify", "--dev DEV --size SIZE", cmdRawVerify},
 	{"rawread", "--dev DEV --size SIZE", cmdRawRead},

@@ -38,6 +38,8 @@ var scenarios = map[string]func() int{
 	"debian-fault-mirror-cut": scenarioFaultMirrorCut,
 	"debian-refuse":           scenarioRefuse,
 	"debian-copy-bench":       scenarioCopyBench,
+	"debian-copy-migrate":     scenarioCopyMigrate,
+	"debian-copy-installed":   scenarioCopyInstalled,
 	"debian-migrate":          scenarioDebianMigrate,
 	"debian-verify":           scenarioDebianVerify,
 	"debian-installed":        scenarioDebianInstalled,
