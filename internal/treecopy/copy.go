@@ -51,6 +51,15 @@ type Options struct {
 	// always. The copy method's second pass at the switch copies only
 	// what the session changed during the first.
 	ChangedSince time.Time
+	// Opaque, when set, is called with every opaque directory the walk
+	// meets (Upper only); KnownOpaque lists directories an earlier pass
+	// found opaque and copied: their target holds what the upper layer
+	// had, so only the names the source directory no longer lists are
+	// removed from it before it is applied again (deeper names the caller
+	// removes, as Visit tells it); any other opaque directory's target is
+	// emptied.
+	Opaque      func(rel string)
+	KnownOpaque map[string]bool
 	// Visit, when set, is called with every name the walk meets in the
 	// source (relative to its root), from the one walking goroutine:
 	// what a later pass needs to know was copied (the copy method
@@ -297,6 +306,12 @@ func (c *Copier) fromUpper(ctx context.Context, rel, lowerPath string) (string, 
 	}
 	sp, dp := c.srcPath(rel), c.dstPath(rel)
 	if v, _ := overlayXattr(sp, "opaque"); v == "y" {
+		if c.opt.Opaque != nil {
+			c.opt.Opaque(rel)
+		}
+		if c.opt.KnownOpaque[rel] {
+			return lowerPath, c.prune(rel)
+		}
 		return lowerPath, c.empty(rel)
 	}
 	redirect, ok := overlayXattr(sp, "redirect")
@@ -330,6 +345,26 @@ func (c *Copier) fromUpper(ctx context.Context, rel, lowerPath string) (string, 
 	c.dirs.Add(st.Dirs - 1)
 	c.bytes.Add(st.Bytes)
 	return from, nil
+}
+
+// prune removes from the target's directory rel the names the source's
+// lacks.
+func (c *Copier) prune(rel string) error {
+	sp, dp := c.srcPath(rel), c.dstPath(rel)
+	ents, err := os.ReadDir(dp)
+	if err != nil {
+		return fmt.Errorf("copy %s: prune its target: %w", rel, err)
+	}
+	for _, e := range ents {
+		if _, err := os.Lstat(filepath.Join(sp, e.Name())); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dp, e.Name())); err != nil {
+			return fmt.Errorf("copy %s: prune its target: %w", rel, err)
+		}
+		c.deleted.Add(1)
+	}
+	return nil
 }
 
 // empty removes everything in the target's directory rel.

@@ -528,3 +528,43 @@ func TestUpperChangedSince(t *testing.T) {
 		t.Errorf("stats %+v: want /srv/kept left alone", s)
 	}
 }
+
+// The second pass over a directory the first found opaque: the names the
+// upper directory lost since are pruned, the others are left or copied
+// as changed; a directory made opaque since is emptied as always.
+func TestUpperKnownOpaque(t *testing.T) {
+	_, upper, dst := lowerCopied(t)
+	must(t, os.MkdirAll(upper+"/usr/bin", 0o755))
+	must(t, unix.Setxattr(upper+"/usr/bin", "trusted.overlay.opaque", []byte("y"), 0))
+	write(t, upper+"/usr/bin/a", []byte("a"), 0o755)
+	write(t, upper+"/usr/bin/b", []byte("b"), 0o755)
+	var opaque []string
+	must(t, New(upper, dst, Options{Upper: true, Opaque: func(rel string) { opaque = append(opaque, rel) }}).Run(context.Background()))
+	if fmt.Sprint(opaque) != "[usr/bin]" {
+		t.Fatalf("opaque directories seen: %v", opaque)
+	}
+	time.Sleep(20 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	must(t, os.Remove(upper+"/usr/bin/b"))
+	write(t, upper+"/usr/bin/c", []byte("c"), 0o755)
+	must(t, os.MkdirAll(upper+"/usr/sbin", 0o755)) // made opaque since
+	must(t, unix.Setxattr(upper+"/usr/sbin", "trusted.overlay.opaque", []byte("y"), 0))
+	c := New(upper, dst, Options{Upper: true, ChangedSince: since, KnownOpaque: map[string]bool{"usr/bin": true}})
+	must(t, c.Run(context.Background()))
+	gone(t, dst, "/usr/bin/b", "/usr/sbin/hard3")
+	names := func(d string) string {
+		ents, _ := os.ReadDir(dst + d)
+		var n []string
+		for _, e := range ents {
+			n = append(n, e.Name())
+		}
+		return strings.Join(n, " ")
+	}
+	if names("/usr/bin") != "a c" || names("/usr/sbin") != "" {
+		t.Errorf("/usr/bin has %q, /usr/sbin %q", names("/usr/bin"), names("/usr/sbin"))
+	}
+	if s := c.Stats(); s.Unchanged != 1 {
+		t.Errorf("stats %+v: want /usr/bin/a left alone", s)
+	}
+}
