@@ -36,10 +36,44 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprint(stdout, renderStatus(sys))
 	}
-	if sys.NotLive != "" {
+	if sys.NotLive != "" && (sys.FileRoot == nil || engine.MethodNamed(engine.MethodCopy).Applies(sys) != nil) {
 		return engine.ExitNotLive
 	}
 	return 0
+}
+
+// renderFileRoot shows a file-based live root: what the copy method
+// copies, what it releases, whether it can switch.
+func renderFileRoot(b *strings.Builder, s *engine.System) {
+	fr := s.FileRoot
+	fmt.Fprintf(b, "Root:       / is %s (%s), a file-based live root: the copy method's\n", fr.Source, fr.FSType)
+	if u := s.FileUsage; u != nil {
+		fmt.Fprintf(b, "Holds:      %s in %d names\n", humanize.IBytes(u.Bytes), u.Entries)
+	}
+	if l := fr.Layers; l != nil {
+		for i, d := range l.Lower {
+			fmt.Fprintf(b, "Layer %d:    %s (read-only)\n", i+1, d)
+		}
+		if l.Upper != "" {
+			fmt.Fprintf(b, "Changes:    %s (the session's, in %s)\n", l.Upper, fr.UpperMount)
+		}
+	}
+	for _, m := range fr.Live {
+		what := m.Source
+		if m.BackingFile != "" {
+			what += " <- " + m.BackingFile
+		}
+		fmt.Fprintf(b, "Mounted:    %s: %s, %s\n", m.MountPoint, m.Role, what)
+	}
+	if r := engine.MethodNamed(engine.MethodCopy).Applies(s); r != nil {
+		fmt.Fprintf(b, "Cannot migrate: %s\n", r.Reason)
+	} else {
+		fmt.Fprintf(b, "Switch:     soft-reboot (systemd); the session's programs restart on the target\n")
+	}
+	if s.CopyStaging != "" {
+		fmt.Fprintf(b, "Earlier run: %s is mounted on %s (a copy stopped before the switch)\n", s.CopyStaging, engine.CopyStaging)
+	}
+	fmt.Fprintf(b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
 }
 
 func renderStatus(s *engine.System) string {
@@ -48,6 +82,10 @@ func renderStatus(s *engine.System) string {
 		renderMirror(&b, s)
 		renderStack(&b, s)
 		fmt.Fprintf(&b, "Memory:     %s available of %s\n", humanize.IBytes(s.MemAvail), humanize.IBytes(s.MemTotal))
+		return b.String()
+	}
+	if s.FileRoot != nil {
+		renderFileRoot(&b, s)
 		return b.String()
 	}
 	if s.Array == nil {

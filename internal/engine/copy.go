@@ -171,6 +171,16 @@ func (copyMethod) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	return p, nil
 }
 
+// adoptUUID makes p's new filesystem get uuid (the one a reviewed plan
+// showed).
+func adoptUUID(p *Plan, uuid string) {
+	p.Copy.FSUUID = uuid
+	if p.Finalize != nil {
+		p.Finalize.FSUUID = uuid
+	}
+	p.Steps = copySteps(p)
+}
+
 // copyAfterSwitch counts the steps the installed system runs.
 func copyAfterSwitch(p *Plan) int {
 	n := 1 // release

@@ -124,11 +124,12 @@ func (k *SysKernel) UnmountTarget(dir string) error {
 type pass1 struct {
 	UpperStarted time.Time `json:"upper_started"`
 	Names        []string  `json:"names"`
+	Opaque       []string  `json:"opaque,omitempty"`
 }
 
 func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(uint64)) (CopyReport, error) {
 	var p1 pass1
-	return copyLayers(ctx, c, true, progress, time.Time{}, &p1, func() error {
+	return copyLayers(ctx, c, true, progress, nil, &p1, func() error {
 		b, err := json.Marshal(&p1)
 		if err != nil {
 			return err
@@ -139,10 +140,11 @@ func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(ui
 
 // copyLayers copies c's layers onto c.Staging: the lower ones (bottom
 // plain, each one above applied over it) when lower is set, then the
-// upper one, leaving alone what did not change since (when set); p1 (when
-// set) gets the upper pass's start and names; done runs after the upper
-// pass.
-func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint64), since time.Time, p1 *pass1, done func() error) (CopyReport, error) {
+// upper one. With before (the second pass), what did not change since the
+// first pass began is left alone and the directories it found opaque are
+// pruned, not emptied; p1 (the first pass) gets the upper pass's start,
+// names and opaque directories. done runs after the upper pass.
+func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint64), before *pass1, p1 *pass1, done func() error) (CopyReport, error) {
 	start := time.Now()
 	var rep CopyReport
 	type pass struct {
@@ -161,9 +163,19 @@ func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint
 		}
 	}
 	if c.Upper != "" {
-		o := treecopy.Options{Upper: true, ChangedSince: since}
+		o := treecopy.Options{Upper: true}
+		if before != nil {
+			// A second off what the first pass saw: inode times are kept
+			// at the kernel's coarse clock, which may be behind time.Now.
+			o.ChangedSince = before.UpperStarted.Add(-time.Second)
+			o.KnownOpaque = map[string]bool{}
+			for _, d := range before.Opaque {
+				o.KnownOpaque[d] = true
+			}
+		}
 		if p1 != nil {
 			o.Visit = func(rel string) { p1.Names = append(p1.Names, rel) }
+			o.Opaque = func(rel string) { p1.Opaque = append(p1.Opaque, rel) }
 		}
 		if len(c.Lower) > 0 {
 			o.Lower = c.Lower[0]

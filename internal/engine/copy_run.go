@@ -36,9 +36,9 @@ type CopyKernel interface {
 
 // CopyReport sums up a copy pass.
 type CopyReport struct {
-	Bytes   uint64  `json:"bytes"`
-	Entries uint64  `json:"entries"`
-	Deleted uint64  `json:"deleted"`
+	Bytes   uint64 `json:"bytes"`
+	Entries uint64 `json:"entries"`
+	Deleted uint64 `json:"deleted"`
 	// Unchanged: the second pass's names that had not changed since the
 	// first copied them.
 	Unchanged uint64  `json:"unchanged,omitempty"`

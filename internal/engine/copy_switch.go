@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,15 +24,15 @@ const NextRoot = "/run/nextroot"
 // goes: the installed system and the tests read it back. The times are
 // CLOCK_MONOTONIC seconds, which a soft-reboot does not reset.
 type SwitchRecord struct {
-	Target       string  `json:"target"`
-	Started      float64 `json:"started_monotonic"`
-	Stopped      float64 `json:"session_stopped_monotonic,omitempty"` // the session's services were stopped
-	SoftReboot   float64 `json:"soft_reboot_monotonic,omitempty"`     // soft-reboot asked for
-	StopSeconds  float64 `json:"stop_seconds,omitempty"`
+	Target       string      `json:"target"`
+	Started      float64     `json:"started_monotonic"`
+	Stopped      float64     `json:"session_stopped_monotonic,omitempty"` // the session's services were stopped
+	SoftReboot   float64     `json:"soft_reboot_monotonic,omitempty"`     // soft-reboot asked for
+	StopSeconds  float64     `json:"stop_seconds,omitempty"`
 	Pass2        *CopyReport `json:"pass2,omitempty"`
-	Pass2Removed uint64 `json:"pass2_removed"`
-	State        string `json:"state"` // stopping, copying, switching, failed
-	Error        string `json:"error,omitempty"`
+	Pass2Removed uint64      `json:"pass2_removed"`
+	State        string      `json:"state"` // stopping, copying, switching, failed
+	Error        string      `json:"error,omitempty"`
 }
 
 func monotonic() float64 {
@@ -111,9 +110,7 @@ func Switch(planPath string, log io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
-	// A second off what the first pass saw: inode times are kept at the
-	// kernel's coarse clock, which may be behind time.Now.
-	rep, err := copyLayers(context.Background(), c, false, nil, p1.UpperStarted.Add(-time.Second), nil, nil)
+	rep, err := copyLayers(context.Background(), c, false, nil, p1, nil, nil)
 	rec.Pass2 = &rep
 	if err != nil {
 		return fail(err)
@@ -140,7 +137,7 @@ func Switch(planPath string, log io.Writer) error {
 	}
 	rec.State, rec.SoftReboot = "switching", monotonic()
 	saveSwitch(rec)
-	fmt.Fprintf(log, "livemigrate switch-root: %d names copied again, %d removed; soft-rebooting into %s\n", rep.Entries, removed, p.Target)
+	fmt.Fprintf(log, "livemigrate switch-root: %d names copied again (%d unchanged since the first pass), %d deleted, %d removed; soft-rebooting into %s\n", rep.Entries, rep.Unchanged, rep.Deleted, removed, p.Target)
 	if err := runCmd("systemctl", "--no-block", "soft-reboot"); err != nil {
 		return fail(err)
 	}
@@ -257,7 +254,7 @@ func installFinish(p *Plan) error {
 
 // FinishResult is what 'livemigrate finish' did, kept in FinishFile.
 type FinishResult struct {
-	Result *Result      `json:"result,omitempty"`
+	Result *Result       `json:"result,omitempty"`
 	Switch *SwitchRecord `json:"switch,omitempty"`
 	Error  string        `json:"error,omitempty"`
 	Code   int           `json:"code"`

@@ -96,7 +96,9 @@ func TestCopyRefusals(t *testing.T) {
 	}{
 		{"too small", nil, Target{Info: disk("vdb", 254, 16, GiB)}, ExitTooSmall, "needs at least"},
 		{"the medium", nil, Target{Info: disk("sr0", 11, 0, 4*GiB)}, ExitLiveStack, "holds the live medium"},
-		{"no soft-reboot", func(s *System) { s.SoftReboot = "systemd is version 252; soft-reboot into another root needs 254 or later" }, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "systemd is version 252"},
+		{"no soft-reboot", func(s *System) {
+			s.SoftReboot = "systemd is version 252; soft-reboot into another root needs 254 or later"
+		}, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "systemd is version 252"},
 		{"tmpfs", func(s *System) { s.FileRoot.FSType, s.FileRoot.Layers = "tmpfs", nil }, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "not built yet"},
 		{"too many names for ext4", func(s *System) { s.FileUsage.Entries = 1 << 20 }, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitTooSmall, "inodes"},
 	} {

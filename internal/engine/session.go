@@ -105,6 +105,10 @@ func (s Session) begin(req Request, confirmed *Plan) (*Migration, error) {
 	if confirmed != nil && !SamePlan(confirmed, plan) {
 		return nil, &PlanChangedError{Plan: plan}
 	}
+	if confirmed != nil && confirmed.Copy != nil && plan.Copy != nil {
+		// Each plan draws a filesystem UUID: the one reviewed is made.
+		adoptUUID(plan, confirmed.Copy.FSUUID)
+	}
 	// From here to the first write the target is held exclusively, and the
 	// run checks through the hold that it is still the device checked.
 	hold, err := HoldTarget(plan)

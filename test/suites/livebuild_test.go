@@ -168,12 +168,21 @@ func TestLiveBuildCopy(t *testing.T) {
 	res := boot(t, &vm.Machine{Dir: dir, Kernel: env["LIVE_KERNEL"], Initrd: env["LIVE_INITRD"], CDROM: env["LIVE_ISO"], MemMiB: 3072,
 		Timeout: 2400 * time.Second,
 		Disks:   []vm.Disk{{Path: disk, Size: 4 << 30, Serial: "cp-main"}},
-		Append:  env["LIVE_APPEND"] + " lmtest.scenario=copy-migrate"})
+		Append:  env["LIVE_APPEND"] + " lmtest.scenario=copy-migrate lmtest.interrupt=1"})
 	j := vm.NewJudge(t)
 	f := res.Facts.Get
-	logFacts(res.Facts, "cm_root", "cm_dry_rc", "cm_migrate_rc", "cm_error", "cs_phase", "cs_switch", "cs_pass2", "cs_downtime", "cs_finish_state", "cs_acked", "cs_records", "cs_ops", "cs_root", "cs_live_mounts", "cs_loops", "cs_cd", "cs_live_packages", "cs_dpkg_verify_rc", "cs_failed_units", "cs_finish_enabled")
+	logFacts(res.Facts, "ci_killed", "ci_rerun_plan", "ci_interrupted", "cm_root", "cm_dry_rc", "cm_migrate_rc", "cm_error", "cs_phase", "cs_switch", "cs_pass2", "cs_downtime", "cs_finish_state", "cs_acked", "cs_records", "cs_ops", "cs_root", "cs_live_mounts", "cs_loops", "cs_cd", "cs_live_packages", "cs_dpkg_verify_rc", "cs_failed_units", "cs_finish_enabled")
 	j.Check("live boot", res.Code == 0 && strings.HasPrefix(f("cm_root"), "overlay "), fmt.Sprintf("boot rc=%d root '%s'; see %s", res.Code, f("cm_root"), dir))
 	j.Check("dry run", f("cm_dry_rc") == "0" && strings.Contains(strings.Join(res.Facts.Lines("cm_dry"), "\n"), "soft-reboot into"), "dry run rc "+f("cm_dry_rc")+": "+strings.Join(res.Facts.Lines("cm_dry"), " | "))
+	// Before it: a run killed during its first pass, whose staging mount
+	// the rerun's plan discards, and that rerun interrupted (Ctrl+C's
+	// SIGINT), which unmounts the target and leaves the session as it
+	// was.
+	j.Check("killed mid-copy", strings.HasPrefix(f("ci_killed"), "rc=137 staging=/dev/vda3"), "killed run: "+f("ci_killed"))
+	j.Check("rerun discards the partial copy", strings.HasPrefix(f("ci_rerun_plan"), "rc=0 Continuing: an earlier run stopped before the switch; the partial copy on /dev/vda3") && strings.HasSuffix(f("ci_rerun_plan"), "is discarded and the copy starts again"),
+		"the rerun's plan: "+f("ci_rerun_plan"))
+	j.Check("interrupted mid-copy", strings.HasPrefix(f("ci_interrupted"), "rc=130 staging= ") && strings.Contains(f("ci_interrupted"), "live session intact; /dev/vda3 holds a partial copy that cannot boot") && f("ci_session_root") == "overlay",
+		"interrupted run: "+f("ci_interrupted")+"; root "+f("ci_session_root"))
 	j.Check("migrate handed over", f("cm_migrate_rc") == "0", "migrate rc "+f("cm_migrate_rc")+": "+strings.Join(res.Facts.Lines("cm_jsonl"), " | "))
 	j.Check("switched", f("cs_phase") != "" && strings.HasPrefix(f("cs_switch"), "state=switching ") && f("cs_kernel") == f("cm_kernel"),
 		fmt.Sprintf("phase '%s', switch '%s', kernel %s then %s", f("cs_phase"), f("cs_switch"), f("cm_kernel"), f("cs_kernel")))

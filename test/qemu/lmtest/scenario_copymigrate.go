@@ -76,6 +76,9 @@ func scenarioCopyMigrate() int {
 		return 1
 	}
 	time.Sleep(2 * time.Second)
+	if g.Cmdline("lmtest.interrupt", "0") == "1" {
+		copyInterrupted(tgt)
+	}
 	_ = os.WriteFile(copyPhase, []byte(fmt.Sprintf("migrate started at %s\n", g.Uptime())), 0o644)
 	out, _ := os.Create(copyJSONL)
 	mig := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", tgt, "--yes", "--json"}, Stdout: out, Stderr: os.Stderr}.Run()
@@ -97,6 +100,53 @@ func scenarioCopyMigrate() int {
 	g.Fact("cm_error", "still in the live session 900 s after migrate handed over to the switch")
 	g.FactFile("cm_switch", "/run/livemigrate/switch.json")
 	return 1
+}
+
+// copyInterrupted: a migration killed (SIGKILL) during its first pass,
+// then the rerun interrupted (SIGINT, as Ctrl+C) during its own; the
+// session must go on untouched, the killed run's staging mount must be
+// what the rerun's plan discards, and the interrupted run must unmount
+// it and say what the target holds.
+func copyInterrupted(tgt string) {
+	during := func(name string, sig syscall.Signal) (int, string) {
+		path := "/run/lmtest/" + name + ".jsonl"
+		out, _ := os.Create(path)
+		errb := &strings.Builder{}
+		p, err := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", tgt, "--yes", "--json"}, Stdout: out, Stderr: errb}.Start()
+		if err != nil {
+			out.Close()
+			return -1, err.Error()
+		}
+		// Signal once the first pass has copied something.
+		for i := 0; i < 600; i++ {
+			b, _ := os.ReadFile(path)
+			if strings.Contains(string(b), `"step":"copy-files","progress"`) || strings.Contains(string(b), `"event":"step-done","step":"copy-files"`) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		_ = p.Process.Signal(sig)
+		r := p.Wait()
+		out.Close()
+		g.FactFile("ci_"+name+"_jsonl", path)
+		return r.RC, strings.ReplaceAll(errb.String(), "\n", " ")
+	}
+	rc, msg := during("killed", syscall.SIGKILL)
+	g.Fact("ci_killed", fmt.Sprintf("rc=%d staging=%s %s", rc, findmnt("SOURCE", "/run/livemigrate/target"), msg))
+	dry := g.Cmd{Args: []string{"livemigrate", "migrate", "--target", tgt, "--dry-run"}, Combined: true}.Run()
+	g.Fact("ci_rerun_plan", fmt.Sprintf("rc=%d %s", dry.RC, strings.TrimSpace(grepLine(string(dry.Stdout), "Continuing:"))))
+	rc, msg = during("interrupted", syscall.SIGINT)
+	g.Fact("ci_interrupted", fmt.Sprintf("rc=%d staging=%s %s", rc, findmnt("SOURCE", "/run/livemigrate/target"), msg))
+	g.Fact("ci_session_root", g.RootMount().FSType)
+}
+
+func grepLine(text, sub string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }
 
 // copySessionChanges changes the live root as a person would, through the
@@ -200,10 +250,11 @@ func copyAfterSwitch() int {
 		Error        string  `json:"error"`
 		Pass2Removed uint64  `json:"pass2_removed"`
 		Pass2        *struct {
-			Bytes   uint64  `json:"bytes"`
-			Entries uint64  `json:"entries"`
-			Deleted uint64  `json:"deleted"`
-			Seconds float64 `json:"seconds"`
+			Bytes     uint64  `json:"bytes"`
+			Entries   uint64  `json:"entries"`
+			Deleted   uint64  `json:"deleted"`
+			Unchanged uint64  `json:"unchanged"`
+			Seconds   float64 `json:"seconds"`
 		} `json:"pass2"`
 	}
 	b, _ := os.ReadFile("/run/livemigrate/switch.json")
@@ -211,7 +262,7 @@ func copyAfterSwitch() int {
 	mu := unitMono("multi-user.target")
 	g.Fact("cs_switch", fmt.Sprintf("state=%s error=%q stop=%.1f pass2_to_softreboot=%.1f softreboot_to_multiuser=%.1f removed=%d", sw.State, sw.Error, sw.Stopped-sw.Started, sw.SoftReboot-sw.Stopped, mu-sw.SoftReboot, sw.Pass2Removed))
 	if sw.Pass2 != nil {
-		g.Fact("cs_pass2", fmt.Sprintf("bytes=%d entries=%d deleted=%d seconds=%.1f", sw.Pass2.Bytes, sw.Pass2.Entries, sw.Pass2.Deleted, sw.Pass2.Seconds))
+		g.Fact("cs_pass2", fmt.Sprintf("bytes=%d entries=%d unchanged=%d deleted=%d seconds=%.1f", sw.Pass2.Bytes, sw.Pass2.Entries, sw.Pass2.Unchanged, sw.Pass2.Deleted, sw.Pass2.Seconds))
 	}
 	g.Fact("cs_downtime", fmt.Sprintf("%.1f", mu-sw.Started))
 	g.Fact("cs_multiuser_mono", fmt.Sprintf("%.1f", mu))
