@@ -28,11 +28,12 @@ var CopyFSTypes = []string{"ext4", "xfs", "btrfs"}
 
 // The copy method's own steps.
 const (
-	StepMakeFS        StepKind = "make-filesystem"
-	StepMountTarget   StepKind = "mount-target"
-	StepCopyFiles     StepKind = "copy-files"
-	StepPrepareSwitch StepKind = "prepare-switch"
-	StepSoftReboot    StepKind = "soft-reboot"
+	StepMakeFS         StepKind = "make-filesystem"
+	StepMountTarget    StepKind = "mount-target"
+	StepCopyFiles      StepKind = "copy-files"
+	StepPrepareSwitch  StepKind = "prepare-switch"
+	StepSoftReboot     StepKind = "soft-reboot"
+	StepUnmountEarlier StepKind = "unmount-earlier-copy"
 )
 
 // SoftRebootSystemd is the first systemd whose soft-reboot switches into
@@ -54,6 +55,9 @@ type CopySpec struct {
 	// FSUUID is the new filesystem's UUID, chosen by the plan.
 	FSUUID  string `json:"fs_uuid"`
 	Staging string `json:"staging"`
+	// Earlier is the device an earlier run left mounted on Staging,
+	// which this plan unmounts first ("" when none).
+	Earlier string `json:"earlier,omitempty"`
 	// Executable is this livemigrate (the one the switch service runs).
 	Executable string `json:"executable,omitempty"`
 	// Eject the medium, or leave what the live system ran from in place,
@@ -141,6 +145,9 @@ func (copyMethod) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 		CopyBytes: sys.FileUsage.Bytes, FSType: fsType, Resume: resume, Method: MethodCopy,
 		Copy: &CopySpec{Root: fr, UsedBytes: sys.FileUsage.Bytes, Entries: sys.FileUsage.Entries, FSUUID: uuid, Staging: CopyStaging},
 	}
+	if resume != "" {
+		p.Copy.Earlier = sys.CopyStaging
+	}
 	if fr.Layers != nil {
 		for i := len(fr.Layers.Lower) - 1; i >= 0; i-- {
 			p.Copy.Lower = append(p.Copy.Lower, fr.Layers.Lower[i])
@@ -196,6 +203,9 @@ func copySteps(p *Plan) []Step {
 		out = append(out, Step{Kind: k, Title: fmt.Sprintf(f, args...), Irreversible: irr, Installed: after})
 	}
 	c := p.Copy
+	if c.Earlier != "" {
+		add(StepUnmountEarlier, false, false, "Unmount the earlier run's partial copy (%s) from %s", c.Earlier, c.Staging)
+	}
 	if p.Layout != nil {
 		add(StepPartition, false, false, "Partition %s (GPT): %s", p.Disk, strings.Join(trimFields(p.Describe), "; "))
 	}

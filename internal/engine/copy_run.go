@@ -62,6 +62,11 @@ type FileRelease struct {
 func (r *Runner) copyStep(ctx context.Context, p *Plan, st Step, res *Result) (msg string, err error, ok bool) {
 	c := p.Copy
 	switch st.Kind {
+	case StepUnmountEarlier:
+		if err := r.K.UnmountTarget(c.Staging); err != nil {
+			return "", err, true
+		}
+		return c.Earlier + " unmounted from " + c.Staging, nil, true
 	case StepMakeFS:
 		// An earlier run's staging mount goes first (the plan said so).
 		if err := r.K.UnmountTarget(c.Staging); err != nil {

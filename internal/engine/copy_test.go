@@ -137,6 +137,18 @@ func TestCopyAfterAnEarlierRun(t *testing.T) {
 	if err != nil || !strings.Contains(p.Resume, "is discarded and the copy starts again") {
 		t.Fatalf("rerun: %v, plan %v", err, p)
 	}
+	// Its first step takes the earlier run's mount away: nothing may
+	// write to the device while it is mounted.
+	if p.Steps[0].Kind != StepUnmountEarlier || p.Copy.Earlier != "/dev/vdb" || p.Steps[1].Kind != StepMakeFS {
+		t.Errorf("rerun steps %+v, earlier %q", p.Steps, p.Copy.Earlier)
+	}
+	k := &fakeCopy{fakeKernel: &fakeKernel{}}
+	var evs []Event
+	r := runner(k.fakeKernel, sys, &evs)
+	r.K = k
+	if _, err := r.Run(context.Background(), p); err != nil || !strings.HasPrefix(strings.Join(k.calls, ","), "umount,umount,mkfs ext4 /dev/vdb") {
+		t.Errorf("rerun: %v, calls %v", err, k.calls)
+	}
 	other := disk("vdc", 254, 32, 4*GiB)
 	if _, err := Preflight(sys, Target{Info: other}, copyReq("/dev/vdc")); ExitCode(err) != ExitBusyArray || !strings.Contains(err.Error(), "--target /dev/vdb") {
 		t.Errorf("another target: %v", err)

@@ -63,7 +63,14 @@ func HoldTarget(p *Plan) (*Hold, error) {
 		return nil, nil
 	}
 	id := *p.TargetID
-	f, err := os.OpenFile(id.Path, os.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	flags := os.O_RDONLY | unix.O_EXCL | unix.O_CLOEXEC
+	if p.Copy != nil && p.Copy.Earlier != "" {
+		// The earlier copy run's staging mount holds the device (nothing
+		// else can claim it while it is mounted) until the plan's first
+		// step unmounts it: check it through a shared open.
+		flags &^= unix.O_EXCL
+	}
+	f, err := os.OpenFile(id.Path, flags, 0)
 	if err != nil {
 		if errors.Is(err, unix.EBUSY) {
 			return nil, refuse(ExitInUse, id.Path, "is in use: something opened it exclusively since it was checked (mounted, or taken by md, dm or a partitioning tool)", "close what uses it, then try again; nothing was written")

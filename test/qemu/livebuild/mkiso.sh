@@ -19,7 +19,9 @@
 # initrd.img (for a direct kernel boot with -cdrom: GRUB skipped, faster
 # under TCG) and live.env (kernel version, sizes, the append line).
 #
-# Knobs: LM_LB_SUITE (trixie).
+# Knobs: LM_LB_SUITE (trixie); LM_LB_FIRMWARE_APPEND, the words the
+# ISO's own GRUB menu adds to the kernel command line (default
+# lmtest.scenario=copy-migrate).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -97,15 +99,31 @@ setcap cap_net_raw+ep "$layer/usr/lib/lmtest/capable"
 install -d "$layer/etc/systemd/system/multi-user.target.wants"
 ln -s /etc/systemd/system/lmtest.service "$layer/etc/systemd/system/multi-user.target.wants/lmtest.service"
 mksquashfs "$layer" "$work/lmtest.squashfs" -quiet -noappend -all-root -comp gzip >/dev/null
+# A firmware boot of the ISO goes through lb's GRUB, whose menu waits on
+# the screen with "quiet splash": the test's menu boots the live system
+# at once, on the serial console, with the copy method's scenario (direct
+# kernel boots never read it).
+kver=$(cat "$base/kver")
+cat >"$work/grub.cfg" <<GRUB
+set default=0
+set timeout=1
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+menuentry "Live system (amd64), lmtest" {
+	linux	/live/vmlinuz-$kver boot=live components console=ttyS0,115200 panic=1 findiso=\${iso_path} ${LM_LB_FIRMWARE_APPEND:-lmtest.scenario=copy-migrate}
+	initrd	/live/initrd.img-$kver
+}
+GRUB
 rm -f "$outdir/live.iso"
 xorriso -indev "$base/base.iso" -outdev "$outdir/live.iso" \
 	-map "$work/lmtest.squashfs" /live/lmtest.squashfs \
+	-map "$work/grub.cfg" /boot/grub/grub.cfg \
 	-boot_image any replay >"$work/xorriso.log" 2>&1 || {
 	cat "$work/xorriso.log" >&2
 	die "xorriso could not add the test layer"
 }
 cp "$base/vmlinuz" "$base/initrd.img" "$outdir/"
-kver=$(cat "$base/kver")
 sq_bytes=$(awk '/^Filesystem size/ { print $3; exit }' "$base/squashfs.txt")
 cat >"$outdir/live.env" <<ENV
 LIVE_ISO=$outdir/live.iso

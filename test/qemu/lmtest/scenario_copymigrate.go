@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,6 +103,9 @@ func scenarioCopyMigrate() int {
 	return 1
 }
 
+// copying matches a progress event of the first pass with data copied.
+var copying = regexp.MustCompile(`"step":"copy-files","progress":\{"done_bytes":[1-9]`)
+
 // copyInterrupted: a migration killed (SIGKILL) during its first pass,
 // then the rerun interrupted (SIGINT, as Ctrl+C) during its own; the
 // session must go on untouched, the killed run's staging mount must be
@@ -120,7 +124,7 @@ func copyInterrupted(tgt string) {
 		// Signal once the first pass has copied something.
 		for i := 0; i < 600; i++ {
 			b, _ := os.ReadFile(path)
-			if strings.Contains(string(b), `"step":"copy-files","progress"`) || strings.Contains(string(b), `"event":"step-done","step":"copy-files"`) {
+			if copying.Match(b) || strings.Contains(string(b), `"event":"step-done","step":"copy-files"`) {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
