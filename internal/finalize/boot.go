@@ -132,7 +132,12 @@ func (e *Env) initramfs() (string, error) {
 				removed = append(removed, f)
 			}
 		}
+		var byTrigger []string
 		for _, k := range ks {
+			if len(removed) == 0 && e.rebuiltByTrigger(k) {
+				byTrigger = append(byTrigger, k)
+				continue
+			}
 			mode := "-u"
 			if _, err := os.Stat(e.path("/boot/initrd.img-" + k)); err != nil {
 				mode = "-c"
@@ -143,6 +148,9 @@ func (e *Env) initramfs() (string, error) {
 		}
 		e.record("initramfs", map[string]string{"kernels": strings.Join(ks, " ")})
 		msg := fmt.Sprintf("initramfs-tools: rebuilt the initramfs for %s", strings.Join(ks, ", "))
+		if len(byTrigger) > 0 {
+			msg += fmt.Sprintf(" (%s by dpkg's trigger when the live packages were removed)", strings.Join(byTrigger, ", "))
+		}
 		if len(removed) > 0 {
 			msg += " after removing the live boot mode (" + strings.Join(removed, ", ") + ")"
 		}

@@ -21,6 +21,10 @@ type fakeSys struct {
 	formats int
 	fail    map[string]error // command name (base) -> error
 	visudo  error
+	// out and then: a command's output, and what it does to the root
+	// (by base name).
+	out  map[string]string
+	then map[string]func()
 }
 
 type exitErr int
@@ -41,6 +45,12 @@ func (f *fakeSys) run(c Cmd) ([]byte, error) {
 		if err := f.fail[filepath.Base(a)]; err != nil {
 			return nil, err
 		}
+	}
+	if do := f.then[base]; do != nil {
+		do()
+	}
+	if o, ok := f.out[base]; ok {
+		return []byte(o), nil
 	}
 	switch base {
 	case "blkid":
