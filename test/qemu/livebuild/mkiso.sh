@@ -96,6 +96,21 @@ install -D -m 0644 "$QEMU_DIR/debian/guest/lmtest.service" "$layer/etc/systemd/s
 # ICMP sockets), which the copy must keep.
 install -D -m 0755 /bin/true "$layer/usr/lib/lmtest/capable"
 setcap cap_net_raw+ep "$layer/usr/lib/lmtest/capable"
+# As on the Debian test media (debian/mkiso.sh): GRUB and the kernel on
+# the serial console, for the installed system grub-mkconfig configures
+# when finalize runs it (the firmware boot's console log, and the
+# harness's hang detection, need it); and MODULES=dep, so that
+# update-initramfs under TCG packs the modules this machine needs rather
+# than most of them.
+install -D -m 0644 /dev/stdin "$layer/etc/default/grub.d/lmtest-serial.cfg" <<'CFG'
+GRUB_TIMEOUT=1
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200"
+CFG
+install -D -m 0644 /dev/stdin "$layer/etc/initramfs-tools/conf.d/lmtest-tcg.conf" <<'CFG'
+MODULES=dep
+CFG
 install -d "$layer/etc/systemd/system/multi-user.target.wants"
 ln -s /etc/systemd/system/lmtest.service "$layer/etc/systemd/system/multi-user.target.wants/lmtest.service"
 mksquashfs "$layer" "$work/lmtest.squashfs" -quiet -noappend -all-root -comp gzip >/dev/null
