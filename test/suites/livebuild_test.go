@@ -181,6 +181,7 @@ func liveBuildCopy(t *testing.T, env map[string]string, name string, uefi bool) 
 	m := &vm.Machine{Dir: dir, CDROM: env["LIVE_ISO"], MemMiB: 3072, Timeout: 2400 * time.Second,
 		Disks: []vm.Disk{{Path: disk, Size: 4 << 30, Serial: "cp-main"}}}
 	if uefi {
+		must(t, vm.NeedPkgs("ovmf"))
 		m.FirmwareBoot, m.UEFI = true, true
 		m.QEMUArgs = []string{"-boot", "d"}
 	} else {
