@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -40,6 +41,24 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return engine.ExitNotLive
 	}
 	return 0
+}
+
+// renderFinished says how the copy method's finishing service ended, on
+// a system it switched to.
+func renderFinished(b *strings.Builder) {
+	raw, err := os.ReadFile(engine.FinishFile)
+	if err != nil {
+		return
+	}
+	var fr engine.FinishResult
+	if json.Unmarshal(raw, &fr) != nil {
+		return
+	}
+	if fr.Code == 0 {
+		fmt.Fprintf(b, "Migrated:   the copy method switched to this system and finished it (%s)\n", engine.FinishFile)
+		return
+	}
+	fmt.Fprintf(b, "Migrated:   the copy method switched here, but its last steps failed (exit %d): %s; fix the reason and run 'livemigrate finish'\n", fr.Code, fr.Error)
 }
 
 // renderFileRoot shows a file-based live root: what the copy method
@@ -91,6 +110,7 @@ func renderStatus(s *engine.System) string {
 	if s.Array == nil {
 		fmt.Fprintf(&b, "Root:       / is %s (%s)\n", s.RootSource, s.RootFSType)
 		fmt.Fprintf(&b, "Not a livemigrate root: %s\n", s.NotLive)
+		renderFinished(&b)
 		return b.String()
 	}
 	a := s.Array
