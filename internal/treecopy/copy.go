@@ -214,11 +214,17 @@ func (c *Copier) walk(ctx context.Context, rel, lowerPath string, jobs chan<- jo
 		return nil
 	}
 	f, err := os.Open(c.srcPath(rel))
+	if vanished(err) {
+		return nil // removed since it was listed (a live upper layer)
+	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", c.srcPath(rel), err)
 	}
 	ents, err := f.ReadDir(-1)
 	f.Close()
+	if vanished(err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("copy %s: read the directory: %w", c.srcPath(rel), err)
 	}
@@ -239,7 +245,9 @@ func (c *Copier) walk(ctx context.Context, rel, lowerPath string, jobs chan<- jo
 			continue
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(c.srcPath(child), &st); err != nil {
+		if err := unix.Lstat(c.srcPath(child), &st); vanished(err) {
+			continue
+		} else if err != nil {
 			return &os.PathError{Op: "lstat", Path: c.srcPath(child), Err: err}
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -425,6 +433,9 @@ func (c *Copier) entry(rel string, buf []byte) error {
 		return c.regular(rel, &st, buf)
 	case unix.S_IFLNK:
 		target, err := os.Readlink(sp)
+		if vanished(err) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", sp, err)
 		}
@@ -441,6 +452,14 @@ func (c *Copier) entry(rel string, buf []byte) error {
 		return fmt.Errorf("copy %s: unknown file type %#o", sp, typ)
 	}
 	return c.meta(rel, &st, false)
+}
+
+// vanished: the source entry went away while the copy ran. Only a live
+// source (an upper layer the session still writes) does that; what it
+// became is the next pass's to copy or delete, as it is for anything the
+// session changes during a pass.
+func vanished(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
 }
 
 // unchangedSince reports whether Options.ChangedSince lets the target's
@@ -528,6 +547,9 @@ func (c *Copier) regular(rel string, st *unix.Stat_t, buf []byte) error {
 	in, err := os.OpenFile(sp, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) {
 		in, err = os.OpenFile(sp, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	if vanished(err) {
+		return nil // removed since it was listed
 	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", sp, err)

@@ -568,3 +568,33 @@ func TestUpperKnownOpaque(t *testing.T) {
 		t.Errorf("stats %+v: want /usr/bin/a left alone", s)
 	}
 }
+
+// A live upper layer changes while it is copied: a file or directory
+// removed after the walk listed it is not an error (the next pass
+// deletes or copies what it became).
+func TestSourceVanishes(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/f", []byte("data"), 0o644)
+	must(t, os.Symlink("f", src+"/l"))
+	c := New(src, dst, Options{Upper: true})
+	var st unix.Stat_t
+	must(t, unix.Lstat(src+"/f", &st))
+	must(t, os.Remove(src+"/f"))
+	if err := c.regular("f", &st, make([]byte, 1<<16)); err != nil {
+		t.Errorf("a file removed after its lstat: %v", err)
+	}
+	gone(t, dst, "/f")
+	must(t, os.Remove(src+"/l"))
+	if err := c.entry("l", make([]byte, 1<<16)); err != nil {
+		t.Errorf("a symlink removed after it was listed: %v", err)
+	}
+	jobs := make(chan job, 4)
+	if err := c.walk(context.Background(), "gone-dir", "gone-dir", jobs); err != nil {
+		t.Errorf("a directory removed after it was listed: %v", err)
+	}
+	// Its data read, then the file goes: the copy keeps it, without the
+	// xattrs it can no longer read.
+	if err := copyXattrs(src+"/nothing", dst, true); err != nil {
+		t.Errorf("xattrs of a vanished source: %v", err)
+	}
+}

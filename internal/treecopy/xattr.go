@@ -59,6 +59,9 @@ func getXattr(path, name string) ([]byte, error) {
 // upper layer's, or a directory's, where a userxattr overlay keeps them).
 func copyXattrs(src, dst string, skipOverlayUser bool) error {
 	names, err := listXattrs(src)
+	if vanished(err) {
+		return nil // the source went away after its data was read
+	}
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,7 @@ func copyXattrs(src, dst string, skipOverlayUser bool) error {
 			continue
 		}
 		v, err := getXattr(src, n)
-		if errors.Is(err, unix.ENODATA) {
+		if errors.Is(err, unix.ENODATA) || vanished(err) {
 			continue // removed since it was listed
 		}
 		if err != nil {
