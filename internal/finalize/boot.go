@@ -148,7 +148,9 @@ func (e *Env) initramfs() (string, error) {
 		}
 		e.record("initramfs", map[string]string{"kernels": strings.Join(ks, " ")})
 		msg := fmt.Sprintf("initramfs-tools: rebuilt the initramfs for %s", strings.Join(ks, ", "))
-		if len(byTrigger) > 0 {
+		if len(byTrigger) == len(ks) {
+			msg = fmt.Sprintf("initramfs-tools: the initramfs for %s was rebuilt by dpkg's trigger when the live packages were removed, without their scripts", strings.Join(ks, ", "))
+		} else if len(byTrigger) > 0 {
 			msg += fmt.Sprintf(" (%s by dpkg's trigger when the live packages were removed)", strings.Join(byTrigger, ", "))
 		}
 		if len(removed) > 0 {
