@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -126,7 +127,7 @@ func (copyMethod) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	resume := ""
 	if sys.CopyStaging != "" {
 		name := filepath.Base(sys.CopyStaging)
-		if name == in.Name || (!in.IsPartition && partOfDisk(in, name)) {
+		if name == in.Name || (!in.IsPartition && slices.Contains(in.Partitions, name)) {
 			resume = fmt.Sprintf("an earlier run stopped before the switch; the partial copy on %s (mounted on %s) is discarded and the copy starts again", sys.CopyStaging, CopyStaging)
 			in = withoutStaging(in)
 		} else {
@@ -174,7 +175,7 @@ func (copyMethod) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 	}
 	p.TargetID = targetID(tgt, in, dev, p.Layout != nil)
 	p.Steps = copySteps(p)
-	p.Warnings = append(p.Warnings, fmt.Sprintf("the session's programs are stopped at step %d and start again on the installed system: save your work before it; open windows and terminals close (files, settings and installed packages are kept)", len(p.Steps)-copyAfterSwitch(p)))
+	p.Warnings = append(p.Warnings, fmt.Sprintf("the session's programs are stopped at step %d and start again on the installed system: save your work before it; open windows and terminals close (files, settings and installed packages are kept)", switchStep(p)))
 	return p, nil
 }
 
@@ -188,13 +189,14 @@ func adoptUUID(p *Plan, uuid string) {
 	p.Steps = copySteps(p)
 }
 
-// copyAfterSwitch counts the steps the installed system runs.
-func copyAfterSwitch(p *Plan) int {
-	n := 1 // release
-	if p.Finalize != nil {
-		n++
+// switchStep is the soft-reboot step's number in p (from 1).
+func switchStep(p *Plan) int {
+	for i, s := range p.Steps {
+		if s.Kind == StepSoftReboot {
+			return i + 1
+		}
 	}
-	return n
+	return 0
 }
 
 func copySteps(p *Plan) []Step {
@@ -288,15 +290,6 @@ func notOnMedium(fr *fileroot.Root, in *blockdev.Info, dev string) error {
 		return refuse(ExitLiveStack, dev, "holds the live medium ("+fr.Medium+")", "installing over the medium would destroy the system while it runs from it; use another disk")
 	}
 	return nil
-}
-
-func partOfDisk(in *blockdev.Info, name string) bool {
-	for _, p := range in.Partitions {
-		if p == name {
-			return true
-		}
-	}
-	return false
 }
 
 // withoutStaging is in without the earlier run's staging mount (the plan

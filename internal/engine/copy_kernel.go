@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/livemigrate/livemigrate/internal/fileroot"
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/overlay"
 	"github.com/livemigrate/livemigrate/internal/procfs"
 	"github.com/livemigrate/livemigrate/internal/treecopy"
@@ -110,7 +111,11 @@ func mountedAt(dir string) bool {
 	return false
 }
 
-func (k *SysKernel) UnmountTarget(dir string) error {
+func (k *SysKernel) UnmountTarget(dir string) error { return unmountAll(dir) }
+
+// unmountAll unmounts whatever is mounted on dir (not mounted is no
+// error).
+func unmountAll(dir string) error {
 	for mountedAt(dir) {
 		if err := unix.Unmount(dir, 0); err != nil {
 			return fmt.Errorf("unmount %s: %w", dir, err)
@@ -134,7 +139,7 @@ func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(ui
 		if err != nil {
 			return err
 		}
-		return writeFileAtomic(CopyPass1File, b, 0o600)
+		return finalize.WriteFileAtomic(CopyPass1File, b, 0o600)
 	})
 }
 
@@ -244,17 +249,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // switchTargetUnit is SwitchTarget's unit file.
 const switchTargetUnit = `[Unit]
 Description=livemigrate: the session stopped for the switch to the installed system
@@ -272,6 +266,9 @@ func (k *SysKernel) PrepareSwitch(p *Plan) error {
 	if err != nil {
 		return fmt.Errorf("find this program's path: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(CopyPlanFile), 0o700); err != nil {
+		return err
+	}
 	cp := *p
 	spec := *c
 	spec.Executable = exe
@@ -280,7 +277,7 @@ func (k *SysKernel) PrepareSwitch(p *Plan) error {
 		f := *p.Finalize
 		cp.Finalize = &f
 		if f.Password != "" {
-			if err := writeFileAtomic(CopySecretFile, []byte(f.Password), 0o600); err != nil {
+			if err := finalize.WriteFileAtomic(CopySecretFile, []byte(f.Password), 0o600); err != nil {
 				return err
 			}
 		}
@@ -289,10 +286,10 @@ func (k *SysKernel) PrepareSwitch(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(CopyPlanFile, b, 0o600); err != nil {
+	if err := finalize.WriteFileAtomic(CopyPlanFile, b, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic("/run/systemd/system/"+SwitchTarget, []byte(switchTargetUnit), 0o644); err != nil {
+	if err := finalize.WriteFileAtomic("/run/systemd/system/"+SwitchTarget, []byte(switchTargetUnit), 0o644); err != nil {
 		return err
 	}
 	return runCmd("systemctl", "daemon-reload")

@@ -20,8 +20,8 @@ type CopyKernel interface {
 	// (not mounted is no error).
 	MountTarget(dev, fsType, dir string) error
 	UnmountTarget(dir string) error
-	// CopyFiles copies c's layers onto c.Staging, calling progress with
-	// the bytes copied so far.
+	// CopyFiles copies c's layers onto c.Staging, calling progress (from
+	// one goroutine at a time) with the bytes copied so far.
 	CopyFiles(ctx context.Context, c *CopySpec, progress func(done uint64)) (CopyReport, error)
 	// PrepareSwitch stages what the switch needs (the plan it reads back,
 	// the target it isolates) and checks it can run.
@@ -132,15 +132,9 @@ func (r *Runner) copyFiles(ctx context.Context, p *Plan, res *Result) (string, e
 	c := p.Copy
 	start := r.now()
 	total := c.UsedBytes
-	var mu = make(chan struct{}, 1)
 	last := time.Time{}
+	// Called from one goroutine at a time (CopyKernel's contract).
 	progress := func(done uint64) {
-		select {
-		case mu <- struct{}{}:
-		default:
-			return
-		}
-		defer func() { <-mu }()
 		if r.now().Sub(last) < r.pollEvery() {
 			return
 		}

@@ -43,7 +43,7 @@ func monotonic() float64 {
 
 func saveSwitch(r *SwitchRecord) {
 	b, _ := json.MarshalIndent(r, "", "  ")
-	_ = writeFileAtomic(SwitchFile, b, 0o644)
+	_ = finalize.WriteFileAtomic(SwitchFile, b, 0o644)
 }
 
 // LoadSwitch reads the switch's record; nil when there is none.
@@ -95,7 +95,7 @@ func Switch(planPath string, log io.Writer) error {
 		fmt.Fprintf(log, "livemigrate switch-root: %v; starting the session again\n", err)
 		_ = unix.Unmount(NextRoot, 0)
 		_ = runCmd("systemctl", "--no-block", "isolate", "default.target")
-		_ = (&SysKernel{}).UnmountTarget(c.Staging)
+		_ = unmountAll(c.Staging)
 		return err
 	}
 	if err := runCmd("systemctl", "isolate", SwitchTarget); err != nil {
@@ -126,7 +126,7 @@ func Switch(planPath string, log io.Writer) error {
 	if err := syncDir(c.Staging); err != nil {
 		return fail(err)
 	}
-	if err := (&SysKernel{}).UnmountTarget(c.Staging); err != nil {
+	if err := unmountAll(c.Staging); err != nil {
 		return fail(err)
 	}
 	if err := os.MkdirAll(NextRoot, 0o755); err != nil {
@@ -213,7 +213,7 @@ func installFinish(p *Plan) error {
 		pass = "0"
 	}
 	root := fmt.Sprintf("UUID=%s / %s %s 0 %s", c.FSUUID, p.FSType, opts, pass)
-	if err := writeFileAtomic(t("etc/fstab"), []byte(finalize.FstabFor(string(old), root, "")), 0o644); err != nil {
+	if err := finalize.WriteFileAtomic(t("etc/fstab"), []byte(finalize.FstabFor(string(old), root, "")), 0o644); err != nil {
 		return err
 	}
 	exe := c.Executable
@@ -228,7 +228,7 @@ func installFinish(p *Plan) error {
 			return err
 		}
 		exe = "/usr/local/sbin/livemigrate"
-		if err := writeFileAtomic(t(exe), b, 0o755); err != nil {
+		if err := finalize.WriteFileAtomic(t(exe), b, 0o755); err != nil {
 			return err
 		}
 	}
@@ -236,11 +236,11 @@ func installFinish(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(t(InstalledPlanFile), b, 0o600); err != nil {
+	if err := finalize.WriteFileAtomic(t(InstalledPlanFile), b, 0o600); err != nil {
 		return err
 	}
 	unit := fmt.Sprintf(finishUnit, InstalledPlanFile, exe)
-	if err := writeFileAtomic(t("etc/systemd/system/"+FinishUnit), []byte(unit), 0o644); err != nil {
+	if err := finalize.WriteFileAtomic(t("etc/systemd/system/"+FinishUnit), []byte(unit), 0o644); err != nil {
 		return err
 	}
 	wants := t("etc/systemd/system/multi-user.target.wants")
@@ -296,7 +296,7 @@ func Finish(ctx context.Context, emit func(Event)) (*Result, error) {
 		out.Error = err.Error()
 	}
 	b, _ := json.MarshalIndent(&out, "", "  ")
-	if werr := writeFileAtomic(FinishFile, b, 0o644); werr != nil && err == nil {
+	if werr := finalize.WriteFileAtomic(FinishFile, b, 0o644); werr != nil && err == nil {
 		err = werr
 	}
 	if err == nil {

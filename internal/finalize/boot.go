@@ -114,7 +114,7 @@ func (e *Env) initramfs() (string, error) {
 		return msg, nil
 	}
 	if dr, err := e.lookPath("dracut"); err == nil {
-		if err := writeFileAtomic(e.path("/etc/dracut.conf.d/90-livemigrate-installed.conf"), []byte(DracutInstalledConf), 0o644); err != nil {
+		if err := WriteFileAtomic(e.path("/etc/dracut.conf.d/90-livemigrate-installed.conf"), []byte(DracutInstalledConf), 0o644); err != nil {
 			return "", err
 		}
 		for _, k := range ks {

@@ -349,7 +349,7 @@ func (e *Env) fstab() (string, error) {
 		}
 		return msg + " (already so)", nil
 	}
-	if err := writeFileAtomic(e.path("/etc/fstab"), []byte(lines), 0o644); err != nil {
+	if err := WriteFileAtomic(e.path("/etc/fstab"), []byte(lines), 0o644); err != nil {
 		return "", err
 	}
 	e.record("fstab", nil)
@@ -416,13 +416,13 @@ func (e *Env) machineID() (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(b)
-	if err := writeFileAtomic(e.path("/etc/machine-id"), []byte(id+"\n"), 0o444); err != nil {
+	if err := WriteFileAtomic(e.path("/etc/machine-id"), []byte(id+"\n"), 0o444); err != nil {
 		return "", err
 	}
 	// D-Bus keeps a copy on older systems; a link makes it follow.
 	dbus := e.path("/var/lib/dbus/machine-id")
 	if st, err := os.Lstat(dbus); err == nil && st.Mode().IsRegular() {
-		if err := writeFileAtomic(dbus, []byte(id+"\n"), 0o444); err != nil {
+		if err := WriteFileAtomic(dbus, []byte(id+"\n"), 0o444); err != nil {
 			return "", err
 		}
 	}
@@ -481,11 +481,11 @@ func (e *Env) hostname() (string, error) {
 		return "", fmt.Errorf("hostname %q: use letters, digits and hyphens, at most 63 characters", e.Hostname)
 	}
 	old, _ := os.ReadFile(e.path("/etc/hostname"))
-	if err := writeFileAtomic(e.path("/etc/hostname"), []byte(e.Hostname+"\n"), 0o644); err != nil {
+	if err := WriteFileAtomic(e.path("/etc/hostname"), []byte(e.Hostname+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	hosts, _ := os.ReadFile(e.path("/etc/hosts"))
-	if err := writeFileAtomic(e.path("/etc/hosts"), []byte(HostsFor(string(hosts), strings.TrimSpace(string(old)), e.Hostname)), 0o644); err != nil {
+	if err := WriteFileAtomic(e.path("/etc/hosts"), []byte(HostsFor(string(hosts), strings.TrimSpace(string(old)), e.Hostname)), 0o644); err != nil {
 		return "", err
 	}
 	return "hostname " + e.Hostname, nil
@@ -527,7 +527,9 @@ func HostsFor(hosts, old, name string) string {
 	return strings.Join(out, "\n") + "\n"
 }
 
-func writeFileAtomic(p string, b []byte, mode fs.FileMode) error {
+// WriteFileAtomic writes p through a temporary file renamed over it, so a
+// reader sees the old contents or the new, never part of them.
+func WriteFileAtomic(p string, b []byte, mode fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}

@@ -391,7 +391,7 @@ func (e *Env) rewrite(f string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f, b, st.Mode().Perm()); err != nil {
+	if err := WriteFileAtomic(f, b, st.Mode().Perm()); err != nil {
 		return err
 	}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {

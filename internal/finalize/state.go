@@ -81,7 +81,7 @@ func (e *Env) saveState() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(e.path(StatePath), append(b, '\n'), 0o644); err != nil {
+	if err := WriteFileAtomic(e.path(StatePath), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("record finalize's progress in %s: %w", StatePath, err)
 	}
 	return nil

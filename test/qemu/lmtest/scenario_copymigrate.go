@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livemigrate/livemigrate/internal/procfs"
 	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
 )
 
@@ -223,13 +224,8 @@ func copyChecks(p, acked string, opsLog []byte) {
 }
 
 func memAvailable() int64 {
-	for _, l := range strings.Split(g.Read("/proc/meminfo"), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemAvailable:" {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n * 1024
-		}
-	}
-	return 0
+	m, _ := procfs.ReadMeminfo("/")
+	return int64(m["MemAvailable"])
 }
 
 // unitMono is a unit's ActiveEnterTimestampMonotonic, in seconds.
