@@ -23,7 +23,8 @@ type Window string
 const (
 	// WindowScenario (the default): until the guest reports
 	// scenario_start; a live boot, whose disks nothing writes before the
-	// scenario runs.
+	// scenario runs. A kernel oops after our code started is retried
+	// there too (init dying is not: a restart would repeat it).
 	WindowScenario Window = "scenario"
 	// WindowKernel: until the kernel starts userspace (initrd_start on
 	// the facts port, or "Run ... as init process" on the console); a
@@ -49,7 +50,7 @@ const (
 	ExitInitrdFail  = 4   // the initramfs reported initrd_fail
 	ExitScenarioRC  = 5   // scenario_rc other than 0
 	ExitNoScenario  = 6   // no scenario_start (e.g. a kernel panic)
-	ExitPanic       = 7   // the kernel panicked in WindowBoot: the guest was stopped
+	ExitPanic       = 7   // the kernel panicked in WindowBoot, again: the guest was stopped
 	ExitTimeout     = 124 // the hard timeout, or a second emulator hang
 	defaultHangSecs = 150
 	// defaultEarlySecs bounds the time from QEMU's start to the kernel
@@ -191,6 +192,7 @@ func (r *Running) QMP(command string, args map[string]any) (string, error) {
 var (
 	reInitProcess = regexp.MustCompile(`Run .* as init process`)
 	rePanic       = []byte("Kernel panic - not syncing")
+	reKilledInit  = []byte("Attempted to kill init")
 	reANSI        = regexp.MustCompile("\x1b\\[[0-9;?]*[a-zA-Z]")
 )
 
@@ -301,8 +303,11 @@ func Boot(m *Machine) (*Result, error) {
 		} else {
 			kind, last = "panic", firstPanicLine(m.file("console.log"))
 			when := "before our code ran"
-			if m.Window == WindowBoot {
+			switch {
+			case m.Window == WindowBoot:
 				when = "before the scenario's result, on disks a restart finds unchanged"
+			case m.Window == WindowScenario && !m.beforeOurCode(ReadFacts(m.file("facts.txt"))):
+				when = "with a kernel oops before the scenario started, on disks nothing has written"
 			}
 			Logf("EMULATOR PANIC: the kernel panicked %s, in %s: '%s'; retrying once", when, m.Dir, last)
 		}
@@ -554,7 +559,7 @@ loop:
 			a.lastSize, a.lastChange = size, time.Now()
 			// A panicked guest without panic= waits for the deadline:
 			// end it now when it is to be retried.
-			if m.Window == WindowBoot && m.inWindow(facts) && consoleHasBytes(m.file("console.log"), rePanic) {
+			if m.Window != WindowKernel && m.retryablePanic(facts) {
 				a.panicked, a.stopped = true, true
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				werr = <-done
@@ -608,7 +613,7 @@ loop:
 	if !a.hung && !a.panicked && m.Window != WindowNone && !r.Cut {
 		con, _ := os.ReadFile(m.file("console.log"))
 		f := ReadFacts(m.file("facts.txt"))
-		if bytes.Contains(con, rePanic) && (m.beforeOurCode(f) || m.Window == WindowBoot && m.inWindow(f)) {
+		if bytes.Contains(con, rePanic) && (m.beforeOurCode(f) || m.retryablePanic(f)) {
 			a.panicked = true
 		}
 	}
@@ -628,6 +633,20 @@ func (m *Machine) inWindow(f Facts) bool {
 	return false
 }
 
+// retryablePanic: the kernel panicked inside the window, after our code
+// started, with an oops of its own (under TCG: "Oops: int3" in the
+// scheduler, then "Fatal exception in interrupt"), not because init died
+// ("Attempted to kill init!": our initramfs or scenario failing, which a
+// restart would only repeat). In WindowScenario this is a live boot
+// before scenario_start, whose disks nothing has written yet.
+func (m *Machine) retryablePanic(f Facts) bool {
+	if m.Window != WindowScenario && m.Window != WindowBoot || !m.inWindow(f) {
+		return false
+	}
+	con, _ := os.ReadFile(m.file("console.log"))
+	return bytes.Contains(con, rePanic) && !bytes.Contains(con, reKilledInit)
+}
+
 // beforeOurCode: the kernel has not started our initramfs (or init) yet.
 func (m *Machine) beforeOurCode(f Facts) bool {
 	if f.Has("initrd_start") {
@@ -644,11 +663,6 @@ var reLockup = regexp.MustCompile(`BUG: soft lockup|rcu: INFO: rcu_[a-z]+ (self-
 func consoleHas(path string, re *regexp.Regexp) bool {
 	b, _ := os.ReadFile(path)
 	return re.Match(b)
-}
-
-func consoleHasBytes(path string, b []byte) bool {
-	c, _ := os.ReadFile(path)
-	return bytes.Contains(c, b)
 }
 
 // firstMatchLine is the first console line re matches ("" when none).

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 //	panic         the kernel panics early ("IO-APIC + timer doesn't work!"),
 //	              QEMU exits 0 (-no-reboot)
 //	init-panic    a panic after "Run /init as init process"
+//	init-oops     after "Run /init as init process", before scenario_start,
+//	              a kernel oops panics it and the guest waits
 //	scenario-panic the scenario starts, then the kernel panics ("Fatal
 //	              exception in interrupt") and the guest sits there (no
 //	              panic=: an installed system's GRUB line)
@@ -78,6 +80,9 @@ func fakeQemu(plan, state string, args []string) int {
 		c += "[    0.016000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug\r\n"
 	case "init-panic":
 		c += "[    2.000000] Run /init as init process\r\n[    2.100000] Kernel panic - not syncing: Attempted to kill init!\r\n"
+	case "init-oops":
+		c += "[    2.000000] Run /init as init process\r\n[   50.482939] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\r\n[   50.485943] Kernel panic - not syncing: Fatal exception in interrupt\r\n"
+		f, hang = "initrd_start=2.0\n", true
 	case "scenario-panic":
 		c += "[    2.000000] Run /init as init process\r\n[   11.482939] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\r\n[   11.485943] Kernel panic - not syncing: Fatal exception in interrupt\r\n"
 		f, hang = "initrd_start=2.0\nscenario_start=fake\n", true
@@ -168,6 +173,9 @@ func TestHang(t *testing.T) {
 		{"panic-then-ok", "panic,ok", "", 0, 2, 1},
 		{"panic-twice", "panic,panic", "", 6, 2, 1},
 		{"panic-after-init", "init-panic", "", 6, 1, 0},
+		{"init-oops-then-ok", "init-oops,ok", "", 0, 2, 1},
+		{"init-oops-twice", "init-oops,init-oops", "", 6, 2, 1},
+		{"init-oops-kernel-window", "init-oops", WindowKernel, 124, 1, 0},
 		{"panic-window-none", "panic", WindowNone, 6, 1, 0},
 		{"early-exit", "early-exit", "", 6, 1, 0},
 		{"panic-after-scenario", "scenario-panic", "", 124, 1, 0},
@@ -204,7 +212,7 @@ func TestHang(t *testing.T) {
 			if strings.HasPrefix(c.plan, "panic") {
 				kind, pat = "panic", "Kernel panic - not syncing: IO-APIC"
 			}
-			if strings.HasPrefix(c.plan, "scenario-panic") {
+			if strings.HasPrefix(c.plan, "scenario-panic") || strings.HasPrefix(c.plan, "init-oops") {
 				kind, pat = "panic", "Kernel panic - not syncing: Fatal exception"
 			}
 			if strings.HasPrefix(c.plan, "lockup") || strings.HasPrefix(c.plan, "init-lockup") {
@@ -229,7 +237,7 @@ func TestHang(t *testing.T) {
 		}
 	}
 	sum := Retries()
-	j.Check("summary", Glob(sum, "vm retries: 9 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-init-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *; vm-boot-window-panic-then-ok (panic): *; vm-boot-window-panic-twice (panic): *)"), "summary: '"+sum+"'")
+	j.Check("summary", Glob(sum, "vm retries: 11 (vm-hang-then-ok (hang): *; vm-hang-twice (hang): *; vm-kernel-window-early (hang): *; vm-lockup-then-ok (hang): *; vm-init-lockup-then-ok (hang): *; vm-panic-then-ok (panic): *; vm-panic-twice (panic): *; vm-init-oops-then-ok (panic): *; vm-init-oops-twice (panic): *; vm-boot-window-panic-then-ok (panic): *; vm-boot-window-panic-twice (panic): *)"), "summary: '"+sum+"'")
 	Logf("summary of this self-test's retries: %s", sum)
 	fmt.Printf("hang selftest: %d cases, %d failed\n", j.Count(), j.Failed())
 	j.Done()
