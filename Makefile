@@ -52,7 +52,8 @@ deps:
 # Everything: static checks, unit tests, bounded fuzzing, then the proofs in
 # QEMU: package tests against the real md/dm, the busybox live boot,
 # refusals of bad targets, faults, the wizard, the end-to-end migration on
-# both COW kinds, then the real Debian live ISO with each initrd flavour.
+# both COW kinds, then the real Debian 13 live ISO with each initrd flavour,
+# and the copy method on Debian's own live-build layout (overlayfs).
 # Ends with "vm retries: N (...)": the boots vm.Boot restarted after an
 # emulator hang (see test/README.md), printed whether the run passed or
 # failed, so a retry is never hidden.
@@ -60,7 +61,7 @@ test:
 	@$(GO) run ./test/vm/cmd/retries -reset
 	@rc=0; $(MAKE) test-steps || rc=$$?; $(GO) run ./test/vm/cmd/retries; exit $$rc
 
-test-steps: deps fmt-check vet qemu-lint debian-lint unit fuzz qemu-all debian-all
+test-steps: deps fmt-check vet qemu-lint debian-lint unit fuzz qemu-all debian-all livebuild-test
 
 # The demo: build the live image, boot it, migrate it onto a blank disk while
 # a writer runs, boot the disk alone and check it.
@@ -163,18 +164,22 @@ space := $(empty) $(empty)
 DEBIAN_FRE      := ($(subst $(space),|,$(strip $(DEBIAN_FLAVOURS))))
 DEBIAN_ANY      := ^TestDebian(Full|More)?$$
 
-.PHONY: debian-all debian-full debian-root debian-iso debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint test-full
+.PHONY: debian-all debian-full debian-root debian-iso debian-iso-bookworm debian-boot debian-reboot debian-grub debian-migrate debian-install debian-lint test-full
 
 debian-root:
 	LM_DEBIAN_SUITE=trixie $(DEBIAN_T)/mkroot.sh
 	LM_DEBIAN_SUITE=bookworm $(DEBIAN_T)/mkroot.sh
 
 # Each medium: the root and the initrds come from the cache when their
-# inputs are unchanged; the ISO is assembled again (a minute).
-debian-iso: build
+# inputs are unchanged; the ISO is assembled again (a minute). make test's
+# rows are all on trixie's media; bookworm's medium is built for make
+# test-full and for DEBIAN_SUITE=bookworm.
+debian-iso: build $(if $(filter bookworm,$(DEBIAN_SUITE)),debian-iso-bookworm)
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi dracut-nohook" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=xfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-xfs
 	LM_DEBIAN_SUITE=trixie LM_FLAVOURS="dracut initramfs-tools mkosi" LM_ROOTFS_FS=btrfs $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-trixie-btrfs
+
+debian-iso-bookworm: build
 	LM_DEBIAN_SUITE=bookworm LM_FLAVOURS="dracut dracut-nosystemd initramfs-tools dracut-nohook" $(DEBIAN_T)/mkiso.sh $(QEMU_T)/out/debian-bookworm
 
 # Boot each flavour to multi-user with / on the md array; power off cleanly.
@@ -207,18 +212,18 @@ debian-install: debian-iso
 	$(VM_GO) '$(DEBIAN_ANY)/^$(DEBIAN_SUITE)(-xfs|-btrfs)?-(dracut-|dracut-nohook-)?install-'
 
 # What make test runs of the Debian media (TestDebian): each capability
-# once, trixie as the main proof, bookworm's install once.
+# once, on trixie.
 debian-all: debian-iso
 	$(VM_GO) '^TestDebian$$'
 
-# The rest of the matrix (TestDebianFull).
-debian-full: debian-iso
+# The rest of the matrix (TestDebianFull), bookworm's rows among them.
+debian-full: debian-iso debian-iso-bookworm
 	$(VM_GO) '^TestDebianFull$$'
 
 # make test, then the rest of the matrix.
 test-full:
 	@$(GO) run ./test/vm/cmd/retries -reset
-	@rc=0; $(MAKE) test-steps debian-full || rc=$$?; $(GO) run ./test/vm/cmd/retries; exit $$rc
+	@rc=0; $(MAKE) test-steps debian-full livebuild-full || rc=$$?; $(GO) run ./test/vm/cmd/retries; exit $$rc
 
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
@@ -228,8 +233,8 @@ debian-lint:
 # --- The live-build medium (test/qemu/livebuild) -----------------------------
 # Debian's official live layout, built with live-build from Debian packages
 # (cached in $(LM_CACHE)/livebuild): / an overlayfs under live-boot. The
-# copy method's medium (issue 14), not yet in make test.
-.PHONY: livebuild-bench
+# copy method's medium (issue 14).
+.PHONY: livebuild-bench livebuild-test livebuild-full
 # The copy method's data path against rsync -aHAXSx and unsquashfs in the
 # same guest, after a session changed the root; prints a
 # "copy-bench summary" line.
@@ -243,3 +248,12 @@ livebuild-bench: build
 .PHONY: livebuild-copy
 livebuild-copy: build
 	$(VM_GO) '^TestLiveBuildCopy$$'
+
+# What make test runs of it: the copy method once, by BIOS (the kernel
+# booted directly, a killed and an interrupted run first, the target then
+# alone by SeaBIOS). The UEFI row is make test-full's.
+livebuild-test: build
+	$(VM_GO) '^TestLiveBuildCopy$$/^bios$$'
+
+livebuild-full: build
+	$(VM_GO) '^TestLiveBuildCopy$$/^uefi$$'
