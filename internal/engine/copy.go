@@ -23,6 +23,10 @@ const MethodCopy = "copy"
 // session runs; a mount left there is an earlier run's.
 const CopyStaging = "/run/livemigrate/target"
 
+// CopySource is where the copy method binds a tmpfs root, without the
+// mounts below it (/proc, /sys, /dev, /run, ...), to copy it from.
+const CopySource = "/run/livemigrate/source"
+
 // CopyFSTypes are the filesystems the copy method makes, the default
 // first.
 var CopyFSTypes = []string{"ext4", "xfs", "btrfs"}
@@ -50,6 +54,10 @@ type CopySpec struct {
 	// laid down in); Upper: the session's changes ("" for none).
 	Lower []string `json:"lower_bottom_first"`
 	Upper string   `json:"upper,omitempty"`
+	// Tree: a tmpfs root, no layers: it is bound here (CopySource, a
+	// non-recursive private bind mount of /, read-only) while a pass
+	// copies it, as a plain tree.
+	Tree string `json:"tree,omitempty"`
 	// UsedBytes and Entries: what the root held when the plan was made.
 	UsedBytes uint64 `json:"used_bytes"`
 	Entries   uint64 `json:"entries"`
@@ -85,15 +93,11 @@ func (copyMethod) Applies(sys *System) *Refusal {
 		}
 		return notOurs(refuse(ExitNotLive, "", "/ is not overlayfs or tmpfs", ""))
 	}
-	if fr.FSType == "tmpfs" {
-		return refuse(ExitNotLive, "", "/ is a tmpfs: copying a tmpfs root is not built yet (an overlayfs root is)",
-			"copy it by hand, or boot a medium whose / is an overlayfs or a dm snapshot")
-	}
 	if fr.Layers != nil && len(fr.Layers.Data) > 0 {
 		return refuse(ExitNotLive, "", "/ is an overlayfs with data-only layers ("+strings.Join(fr.Layers.Data, ", ")+"), whose files are not copied layer by layer yet", "")
 	}
 	if sys.SoftReboot != "" {
-		return refuse(ExitNotLive, "", "/ is an overlayfs, but "+sys.SoftReboot,
+		return refuse(ExitNotLive, "", "/ is "+fileRootName(fr)+", but "+sys.SoftReboot,
 			"the copy method switches with systemd's soft-reboot (systemd 254 or later as PID 1); boot a newer medium")
 	}
 	if sys.FileUsageError != "" {
@@ -154,6 +158,8 @@ func (copyMethod) Plan(sys *System, tgt Target, req Request) (*Plan, error) {
 			p.Copy.Lower = append(p.Copy.Lower, fr.Layers.Lower[i])
 		}
 		p.Copy.Upper = fr.Layers.Upper
+	} else {
+		p.Copy.Tree = CopySource
 	}
 	if !req.NoFinalize {
 		p.Finalize = &FinalizeSpec{Disk: "/dev/" + in.Disk, RootDev: dev, RootBlock: dev, FSUUID: uuid, FSType: fsType,
@@ -218,6 +224,9 @@ func copySteps(p *Plan) []Step {
 		from = append(from, l)
 	}
 	what := "the files of /"
+	if c.Tree != "" {
+		what = "the tmpfs root's own files, from a read-only bind mount of / on " + c.Tree + " that leaves out the mounts below it (/proc, /sys, /dev, /run and the others)"
+	}
 	if len(from) > 0 {
 		what = "the image's layers from their own mounts (" + strings.Join(from, ", ") + ", bottom first)"
 		if c.Upper != "" {
@@ -230,12 +239,26 @@ func copySteps(p *Plan) []Step {
 	if f := p.Finalize; f != nil {
 		add(StepFinalize, false, true, "On the installed system: make it boot on its own: remove the live boot packages (live-boot, live-config, casper), %s", finalizeWhat(f))
 	}
-	add(StepRelease, false, true, "On the installed system: release the live medium: %s", copyReleaseSummary(c.Root))
+	add(StepRelease, false, true, "On the installed system: release the live medium: %s", copyReleaseSummary(c))
 	return out
 }
 
-func copyReleaseSummary(fr *fileroot.Root) string {
+// fileRootName says what kind of file-based root fr is, for messages.
+func fileRootName(fr *fileroot.Root) string {
+	if fr.FSType == "tmpfs" {
+		return "a tmpfs"
+	}
+	return "an overlayfs"
+}
+
+func copyReleaseSummary(c *CopySpec) string {
+	fr := c.Root
 	var parts []string
+	if fr.FSType == "tmpfs" {
+		// The old root lives on only as long as something refers to it:
+		// the soft-reboot stops every program and lets it go.
+		parts = append(parts, fmt.Sprintf("the %s of RAM the tmpfs root holds, freed when the soft-reboot lets the old root go", humanize.IBytes(c.UsedBytes)))
+	}
 	for _, m := range fr.Live {
 		s := m.MountPoint + " (" + m.Role + ")"
 		if m.Loop != "" {

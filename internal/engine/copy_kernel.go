@@ -132,15 +132,53 @@ type pass1 struct {
 	Opaque       []string  `json:"opaque,omitempty"`
 }
 
-func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(uint64)) (CopyReport, error) {
+func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(uint64)) (rep CopyReport, err error) {
 	var p1 pass1
-	return copyLayers(ctx, c, true, progress, nil, &p1, func() error {
-		b, err := json.Marshal(&p1)
-		if err != nil {
-			return err
-		}
-		return finalize.WriteFileAtomic(CopyPass1File, b, 0o600)
+	err = withTree(c, func() error {
+		rep, err = copyLayers(ctx, c, true, progress, nil, &p1, func() error {
+			b, err := json.Marshal(&p1)
+			if err != nil {
+				return err
+			}
+			return finalize.WriteFileAtomic(CopyPass1File, b, 0o600)
+		})
+		return err
 	})
+	return rep, err
+}
+
+// withTree runs f with a tmpfs root bound on c.Tree (nothing to do for
+// an overlayfs root): a bind mount of / alone, not of the mounts below
+// it, made private (a mount made under / later does not appear in it)
+// and read-only (the copy cannot write the live root through it). A
+// bind an earlier, killed run left there is replaced; the bind is gone
+// again when f returns, so nothing pins the old root at the switch.
+func withTree(c *CopySpec, f func() error) error {
+	if c.Tree == "" {
+		return f()
+	}
+	if err := unmountAll(c.Tree); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Tree, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount("/", c.Tree, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind / on %s: %w", c.Tree, err)
+	}
+	err := unix.Mount("", c.Tree, "", unix.MS_PRIVATE, "")
+	if err == nil {
+		err = unix.Mount("", c.Tree, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
+	if err != nil {
+		err = fmt.Errorf("make the bind of / on %s private and read-only: %w", c.Tree, err)
+	} else {
+		err = f()
+	}
+	if uerr := unmountAll(c.Tree); uerr != nil && err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // copyLayers copies c's layers onto c.Staging: the lower ones (bottom
@@ -148,7 +186,9 @@ func (k *SysKernel) CopyFiles(ctx context.Context, c *CopySpec, progress func(ui
 // upper one. With before (the second pass), what did not change since the
 // first pass began is left alone and the directories it found opaque are
 // pruned, not emptied; p1 (the first pass) gets the upper pass's start,
-// names and opaque directories. done runs after the upper pass.
+// names and opaque directories. A tmpfs root (c.Tree) is one plain tree,
+// copied as the upper layer is (its names, its start), over the earlier
+// pass's copy in the second. done runs after the upper pass.
 func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint64), before *pass1, p1 *pass1, done func() error) (CopyReport, error) {
 	start := time.Now()
 	var rep CopyReport
@@ -167,8 +207,13 @@ func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint
 			passes = append(passes, pass{l, o, false})
 		}
 	}
-	if c.Upper != "" {
-		o := treecopy.Options{Upper: true}
+	src, o := c.Upper, treecopy.Options{Upper: true}
+	if c.Tree != "" {
+		// Only the root filesystem's own files: a mount below it that
+		// got into the bind anyway is left out too.
+		src, o = c.Tree, treecopy.Options{Replace: true, OneFileSystem: true}
+	}
+	if src != "" {
 		if before != nil {
 			// A second off what the first pass saw: inode times are kept
 			// at the kernel's coarse clock, which may be behind time.Now.
@@ -185,7 +230,7 @@ func copyLayers(ctx context.Context, c *CopySpec, lower bool, progress func(uint
 		if len(c.Lower) > 0 {
 			o.Lower = c.Lower[0]
 		}
-		passes = append(passes, pass{c.Upper, o, true})
+		passes = append(passes, pass{src, o, true})
 	}
 	for _, ps := range passes {
 		if ps.up && p1 != nil {

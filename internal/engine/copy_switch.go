@@ -110,16 +110,26 @@ func Switch(planPath string, log io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
-	rep, err := copyLayers(context.Background(), c, false, nil, p1, nil, nil)
-	rec.Pass2 = &rep
+	var rep CopyReport
+	err = withTree(c, func() error {
+		var err error
+		rep, err = copyLayers(context.Background(), c, false, nil, p1, nil, nil)
+		rec.Pass2 = &rep
+		if err != nil {
+			return err
+		}
+		// Gone from the root itself, not from what is mounted over it.
+		from := "/"
+		if c.Tree != "" {
+			from = c.Tree
+		}
+		rec.Pass2Removed, err = removeGone(c.Staging, from, p1.Names)
+		return err
+	})
 	if err != nil {
 		return fail(err)
 	}
-	removed, err := removeGone(c.Staging, p1.Names)
-	rec.Pass2Removed = removed
-	if err != nil {
-		return fail(err)
-	}
+	removed := rec.Pass2Removed
 	if err := installFinish(p); err != nil {
 		return fail(err)
 	}
@@ -145,15 +155,16 @@ func Switch(planPath string, log io.Writer) error {
 }
 
 // removeGone deletes from the target what the first pass copied from the
-// upper layer and the session has removed since: a name only the upper
-// layer had leaves no whiteout when it goes.
-func removeGone(staging string, names []string) (uint64, error) {
+// upper layer (or the tmpfs root) and the session has removed since from
+// the root seen at from: a name only the upper layer had leaves no
+// whiteout when it goes.
+func removeGone(staging, from string, names []string) (uint64, error) {
 	var n uint64
 	for _, rel := range names {
 		if rel == "" {
 			continue
 		}
-		if _, err := os.Lstat("/" + rel); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(from, rel)); !errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		t := filepath.Join(staging, rel)

@@ -86,6 +86,40 @@ func TestCopyPlan(t *testing.T) {
 	}
 }
 
+// tmpfsSystem: / a tmpfs a root tarball was unpacked into, no medium.
+func tmpfsSystem() *System {
+	return &System{
+		RootMount: "/", RootSource: "tmpfs", RootFSType: "tmpfs", Kernel: "6.12.0",
+		NotLive: "/ is tmpfs (tmpfs), not a block device", MemAvail: 2 * GiB,
+		FileRoot:  &fileroot.Root{FSType: "tmpfs", Source: "tmpfs"},
+		FileUsage: &fileroot.Usage{Bytes: 700 << 20, Entries: 20000},
+		Mkfs:      map[string]bool{"ext4": true},
+	}
+}
+
+// A tmpfs root: one plain tree, copied from a bind of / that leaves the
+// mounts below it out; nothing to release but its RAM.
+func TestCopyPlanTmpfs(t *testing.T) {
+	p, err := Preflight(tmpfsSystem(), Target{Info: disk("vdb", 254, 16, 4*GiB)}, copyReq("/dev/vdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Copy
+	if p.Method != MethodCopy || c.Tree != CopySource || len(c.Lower) != 0 || c.Upper != "" {
+		t.Fatalf("method %s, tree %q, lower %v, upper %q", p.Method, c.Tree, c.Lower, c.Upper)
+	}
+	r := p.Render()
+	for _, w := range []string{"the tmpfs root's own files, from a read-only bind mount of / on /run/livemigrate/source", "soft-reboot into /dev/vdb3",
+		"release the live medium: the 700 MiB of RAM the tmpfs root holds, freed when the soft-reboot lets the old root go"} {
+		if !strings.Contains(r, w) {
+			t.Errorf("plan lacks %q:\n%s", w, r)
+		}
+	}
+	if strings.Contains(r, "eject") {
+		t.Errorf("a root with no medium plans an eject:\n%s", r)
+	}
+}
+
 func TestCopyRefusals(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -99,7 +133,10 @@ func TestCopyRefusals(t *testing.T) {
 		{"no soft-reboot", func(s *System) {
 			s.SoftReboot = "systemd is version 252; soft-reboot into another root needs 254 or later"
 		}, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "systemd is version 252"},
-		{"tmpfs", func(s *System) { s.FileRoot.FSType, s.FileRoot.Layers = "tmpfs", nil }, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "not built yet"},
+		{"tmpfs without soft-reboot", func(s *System) {
+			*s = *tmpfsSystem()
+			s.SoftReboot = "PID 1 is init, not systemd"
+		}, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitNotLive, "/ is a tmpfs, but PID 1 is init"},
 		{"too many names for ext4", func(s *System) { s.FileUsage.Entries = 1 << 20 }, Target{Info: disk("vdb", 254, 16, 4*GiB)}, ExitTooSmall, "inodes"},
 	} {
 		sys := copySystem()

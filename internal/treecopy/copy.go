@@ -37,13 +37,19 @@ type Options struct {
 	// name. Files holding only metadata (metacopy) are refused: their
 	// data is in the lower layer.
 	Upper bool
+	// Replace: the target may hold an earlier pass's copy of this very
+	// tree (a plain tree, not an upper layer: nothing in it is read as
+	// a whiteout, opaque directory or redirect): what the source holds
+	// replaces what the target has under the same name. Upper implies
+	// it. The copy method's second pass over a tmpfs root.
+	Replace bool
 	// Lower (with Upper) is the lower layer's tree, read-only: a
 	// directory the session renamed (redirect_dir=on, as live-boot
 	// mounts its overlay) is an upper directory pointing at its old
 	// name in the lower layer, and is copied from there first. Without
 	// it such a directory is refused.
 	Lower string
-	// ChangedSince (with Upper): a file, symlink or device node whose
+	// ChangedSince (with Upper or Replace): a file, symlink or device node whose
 	// inode changed (ctime) before this time, and that the target holds
 	// already with the same type, size and modification time, is left as
 	// it is: an earlier pass, started after that time, copied it as it is
@@ -277,7 +283,8 @@ func (c *Copier) walk(ctx context.Context, rel, lowerPath string, jobs chan<- jo
 }
 
 // mkdir makes directory rel on the target (0700 until its metadata is set
-// at the end); in Upper mode over whatever non-directory was there.
+// at the end); in Upper or Replace mode over whatever non-directory was
+// there.
 func (c *Copier) mkdir(rel string) error {
 	p := c.dstPath(rel)
 	err := unix.Mkdir(p, 0o700)
@@ -286,7 +293,7 @@ func (c *Copier) mkdir(rel string) error {
 		if lerr := unix.Lstat(p, &st); lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return nil
 		}
-		if c.opt.Upper {
+		if c.opt.Upper || c.opt.Replace {
 			if rerr := os.RemoveAll(p); rerr != nil {
 				return fmt.Errorf("copy %s: replace it on the target: %w", rel, rerr)
 			}
@@ -413,8 +420,8 @@ func (c *Copier) entry(rel string, buf []byte) error {
 		return &os.PathError{Op: "lstat", Path: sp, Err: err}
 	}
 	typ := st.Mode & unix.S_IFMT
-	if c.opt.Upper {
-		if typ == unix.S_IFCHR && st.Rdev == 0 {
+	if c.opt.Upper || c.opt.Replace {
+		if c.opt.Upper && typ == unix.S_IFCHR && st.Rdev == 0 {
 			return c.whiteout(rel)
 		}
 		if c.unchangedSince(dp, &st) {

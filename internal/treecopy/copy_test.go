@@ -598,3 +598,48 @@ func TestSourceVanishes(t *testing.T) {
 		t.Errorf("xattrs of a vanished source: %v", err)
 	}
 }
+
+// Replace copies a plain tree again over its earlier copy (the copy
+// method's second pass over a tmpfs root): changed files and a name that
+// changed type are replaced, unchanged ones left alone, and nothing is
+// read as overlayfs's: a 0:0 character device is copied as a device node,
+// not taken for a whiteout.
+func TestReplacePlainTree(t *testing.T) {
+	needRoot(t)
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/srv/kept", []byte("as it was"), 0o644)
+	write(t, src+"/srv/edited", []byte("first"), 0o644)
+	write(t, src+"/srv/becomes-dir", []byte("a file first"), 0o644)
+	must(t, os.MkdirAll(src+"/srv/becomes-file", 0o755))
+	write(t, src+"/srv/becomes-file/x", []byte("x"), 0o644)
+	must(t, unix.Mknod(src+"/srv/null00", unix.S_IFCHR|0o600, 0))
+	must(t, New(src, dst, Options{Replace: true}).Run(context.Background()))
+	time.Sleep(20 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	write(t, src+"/srv/edited", []byte("second"), 0o644)
+	must(t, os.Remove(src+"/srv/becomes-dir"))
+	write(t, src+"/srv/becomes-dir/y", []byte("y"), 0o644)
+	must(t, os.RemoveAll(src+"/srv/becomes-file"))
+	write(t, src+"/srv/becomes-file", []byte("a file now"), 0o644)
+	// Without Replace the earlier copy is in the way.
+	if err := New(src, dst, Options{ChangedSince: since}).Run(context.Background()); err == nil {
+		t.Errorf("a plain copy over an earlier one succeeded; Replace would not be needed")
+	}
+	c := New(src, dst, Options{Replace: true, ChangedSince: since})
+	must(t, c.Run(context.Background()))
+	read := func(p string) string { b, _ := os.ReadFile(dst + p); return string(b) }
+	if read("/srv/edited") != "second" || read("/srv/kept") != "as it was" || read("/srv/becomes-dir/y") != "y" || read("/srv/becomes-file") != "a file now" {
+		t.Errorf("edited %q, kept %q, becomes-dir/y %q, becomes-file %q", read("/srv/edited"), read("/srv/kept"), read("/srv/becomes-dir/y"), read("/srv/becomes-file"))
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(dst+"/srv/null00", &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("the 0:0 device node: mode %o rdev %d, want a character device 0:0", st.Mode, st.Rdev)
+	}
+	// Deleted: the file a directory replaced; the device node is no
+	// whiteout.
+	if s := c.Stats(); s.Unchanged != 2 || s.Deleted != 1 {
+		t.Errorf("stats %+v: want /srv/kept and the device node left alone, only becomes-dir's file replaced", s)
+	}
+}
