@@ -40,6 +40,8 @@ var commands = []command{
 	{"rawread", "--dev DEV --size SIZE", cmdRawRead},
 	{"mdcompare", "--md DEV [--mdadm-output FILE] [--status-json FILE]", cmdMDCompare},
 	{"cdstatus", "[--dev /dev/sr0]", cmdCDStatus},
+	{"manifest", "--root DIR [--out FILE.gz]", cmdManifest},
+	{"manifest-check", "--manifest FILE [--root /] [--report FILE] [--workers 4]", cmdManifestCheck},
 	{"scenario", "NAME | --has NAME | --list  (exit status: the scenario's)", nil},
 }
 
