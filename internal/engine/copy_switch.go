@@ -195,12 +195,15 @@ func loadPass1() (*pass1, error) {
 const finishUnit = `[Unit]
 Description=livemigrate: finish the migration on the installed system
 ConditionPathExists=%s
-After=local-fs.target
+After=local-fs.target systemd-udev-trigger.service
 
 [Service]
 # exec, not oneshot: multi-user.target (which wants it) is reached
 # without waiting for finalize, which rebuilds an initramfs.
 Type=exec
+# Finalize formats the ESP: not while udev's coldplug still has the
+# disk's partitions open (mkfs.vfat found the ESP busy once).
+ExecStartPre=-/usr/bin/udevadm settle --timeout=60
 ExecStart=%s finish
 StandardOutput=journal+console
 Nice=10

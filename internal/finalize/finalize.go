@@ -11,6 +11,7 @@
 package finalize
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Env is what finalize works on.
@@ -183,6 +185,13 @@ func Run(e *Env, emit func(r Result, done bool)) ([]Result, error) {
 // partition writer zeroes the start and end of every new partition) or
 // that this installation began formatting; one that holds any other
 // filesystem is refused, whatever the plan calls it.
+// espBusyTries and espBusyWait bound the retries of mkfs.vfat on an ESP
+// that is busy for a moment.
+var (
+	espBusyTries = 10
+	espBusyWait  = time.Second
+)
+
 func (e *Env) esp() (string, error) {
 	if e.ESP == "" {
 		return "no EFI system partition in partition mode: skipped", nil
@@ -217,7 +226,23 @@ func (e *Env) esp() (string, error) {
 		if err := e.start("esp", map[string]string{"dev": e.ESP}); err != nil {
 			return "", err
 		}
-		if _, err := e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP); err != nil {
+		out, err := e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP)
+		busy := 0
+		for ; err != nil && bytes.Contains(out, []byte("Device or resource busy")) && busy < espBusyTries; busy++ {
+			// Something held the partition for a moment: seen when
+			// finalize runs as the installed system boots (the copy
+			// method's finishing service), beside udev's coldplug. Let
+			// udev's queue drain, then try again.
+			if ua, lerr := e.lookPath("udevadm"); lerr == nil {
+				_, _ = e.run(ua, "settle", "--timeout=30")
+			}
+			time.Sleep(espBusyWait)
+			out, err = e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP)
+		}
+		if err != nil {
+			if busy > 0 {
+				return "", fmt.Errorf("%w (still busy after %d more tries; see what holds %s with lsblk and fuser)", err, busy, e.ESP)
+			}
 			return "", err
 		}
 		if fs, err = e.probe(e.ESP); err != nil {
@@ -227,6 +252,9 @@ func (e *Env) esp() (string, error) {
 			return "", fmt.Errorf("formatted %s, but blkid then found %s", e.ESP, describeFS(fs))
 		}
 		msg = fmt.Sprintf("%s formatted FAT32 (volume id %s)", e.ESP, fs["UUID"])
+		if busy > 0 {
+			msg += fmt.Sprintf(" (busy at first: formatted at try %d)", busy+1)
+		}
 	}
 	e.espUUID = fs["UUID"]
 	if !mounted {

@@ -21,6 +21,8 @@ type fakeSys struct {
 	formats int
 	fail    map[string]error // command name (base) -> error
 	visudo  error
+	// busy: mkfs.vfat finds the ESP busy this many times first.
+	busy int
 	// out and then: a command's output, and what it does to the root
 	// (by base name).
 	out  map[string]string
@@ -59,6 +61,10 @@ func (f *fakeSys) run(c Cmd) ([]byte, error) {
 		}
 		return []byte("DEVNAME=/dev/vdb2\nLABEL=EFI\nUUID=" + f.espUUID + "\nTYPE=vfat\n"), nil
 	case "mkfs.vfat":
+		if f.busy > 0 {
+			f.busy--
+			return []byte("mkfs.fat 4.2 (2021-01-31)\nmkfs.vfat: unable to open /dev/vdb2: Device or resource busy\n"), exitErr(1)
+		}
 		f.formats++
 		f.espUUID = fmt.Sprintf("AB12-CD3%d", f.formats+3)
 	case "mount":
@@ -367,5 +373,39 @@ func TestExecRunnerTimeout(t *testing.T) {
 	}
 	if _, err := ExecRunner(Cmd{Name: "false"}); err == nil || !strings.Contains(err.Error(), "false") {
 		t.Errorf("false: %v", err)
+	}
+}
+
+// TestESPBusy: an ESP busy for a moment (udev's coldplug beside the
+// installed system's first boot) is formatted once udev settles; one that
+// stays busy fails the step and says so.
+func TestESPBusy(t *testing.T) {
+	defer func(w time.Duration) { espBusyWait = w }(espBusyWait)
+	espBusyWait = 0
+	root, f, e := fakeRootSys(t)
+	if err := os.WriteFile(filepath.Join(root, "/usr/bin/udevadm"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.busy = 2
+	msg, err := e.esp()
+	if err != nil || !strings.Contains(msg, "formatted FAT32") || !strings.Contains(msg, "busy at first: formatted at try 3") {
+		t.Fatalf("esp after two busy tries: %q, %v", msg, err)
+	}
+	settles := 0
+	for _, c := range f.calls {
+		if strings.HasSuffix(c, "udevadm settle --timeout=30") {
+			settles++
+		}
+	}
+	if settles != 2 {
+		t.Errorf("udevadm settle ran %d times, want 2: %v", settles, f.calls)
+	}
+	_, f, e = fakeRootSys(t)
+	f.busy = espBusyTries + 1
+	if _, err := e.esp(); err == nil || !strings.Contains(err.Error(), "still busy after 10 more tries") {
+		t.Errorf("esp on a partition that stays busy: %v", err)
+	}
+	if f.formats != 0 {
+		t.Errorf("formatted %d times", f.formats)
 	}
 }
