@@ -228,7 +228,7 @@ test-full:
 debian-lint:
 	command -v shellcheck >/dev/null || apt-get install -y -qq shellcheck
 	shellcheck -x -s bash $(DEBIAN_T)/*.sh $(QEMU_T)/livebuild/*.sh
-	shellcheck -x -s sh $(DEBIAN_T)/guest/run
+	shellcheck -x -s sh $(DEBIAN_T)/guest/run $(QEMU_T)/livebuild/tmpfsroot
 
 # --- The live-build medium (test/qemu/livebuild) -----------------------------
 # Debian's official live layout, built with live-build from Debian packages
@@ -249,11 +249,13 @@ livebuild-bench: build
 livebuild-copy: build
 	$(VM_GO) '^TestLiveBuildCopy$$'
 
-# What make test runs of it: the copy method once, by BIOS (the kernel
-# booted directly, a killed and an interrupted run first, the target then
-# alone by SeaBIOS). The UEFI row is make test-full's.
+# What make test runs of it: the copy method from the overlayfs root, by
+# BIOS (the kernel booted directly, a killed and an interrupted run first,
+# the target then alone by SeaBIOS), and from the same system booted with
+# / a tmpfs its initramfs unpacked (the same, no medium at all). The UEFI
+# row is make test-full's.
 livebuild-test: build
-	$(VM_GO) '^TestLiveBuildCopy$$/^bios$$'
+	$(VM_GO) '^TestLiveBuildCopy$$/^(bios|tmpfs)$$'
 
 livebuild-full: build
 	$(VM_GO) '^TestLiveBuildCopy$$/^uefi$$'

@@ -109,3 +109,51 @@ func TestDebianRowsCoverEachCapability(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestExpected: the differences the copy tests explain (from a
+// real report of the tmpfs row) pass, and the kinds a bad copy makes do
+// not: a binary that differs, one that is missing, an owner or a
+// capability lost, a live package's file outside its directories.
+func TestManifestExpected(t *testing.T) {
+	for _, l := range []string{
+		"differ boot/initrd.img-6.12.117+deb13-amd64 size 43052994->12883558,data,mtime 1->2",
+		"differ etc/fstab size 37->194,data,mtime 1->2",
+		"differ etc/ld.so.cache mtime 1->2",
+		"missing etc/live",
+		"missing etc/live/config.conf.d",
+		"differ etc/machine-id mode 0644->0444,size 0->33,data,mtime 1->2",
+		"differ etc/motd size 286->28,data,mtime 1->2",
+		"missing etc/systemd/system/basic.target.wants/live-config.service",
+		"missing usr/share/doc/dpkg/AUTHORS",
+		"missing usr/share/doc/systemd",
+		"missing var/lib/dpkg/info/live-boot.list",
+		"differ var/lib/dpkg/status size 1->2,data,mtime 1->2",
+		"missing var/lib/systemd/deb-systemd-helper-enabled/live-config.service.dsh-also",
+		"differ var/log/journal xattrs -->703788eef1926665",
+		"differ etc/hostname size 22->7,data,mtime 1->2",
+		"differ etc/network/interfaces size 134->32,data,mtime 1->2",
+		"differ etc/pam.d/login mtime 1->2",
+	} {
+		if !manifestExpected(l) {
+			t.Errorf("not explained: %s", l)
+		}
+	}
+	for _, l := range []string{
+		"differ usr/bin/dpkg data",
+		"missing usr/lib/x86_64-linux-gnu/libc.so.6",
+		"differ usr/bin/ping owner 0:0->1000:1000",
+		"differ usr/lib/lmtest/capable xattrs 1f2e->-",
+		"differ etc/motd.d mode 0755->0700,owner 0:0->0:5 extra",
+		"missing etc/livex",
+		"differ etc/machine-idx data",
+		"missing etc/fstab",
+		"missing etc/hostname",
+		"differ etc/pam.d/su data",
+		"missing usr/share/doc/dpkgx",
+		"",
+	} {
+		if manifestExpected(l) {
+			t.Errorf("explained, but a copy that made it is wrong: %q", l)
+		}
+	}
+}

@@ -164,35 +164,57 @@ func TestLiveBuildCopy(t *testing.T) {
 	// bios: the kernel booted directly (faster under TCG), SeaBIOS, with
 	// a killed and an interrupted run before the real one; uefi: the ISO
 	// through its own GRUB under OVMF (mkiso.sh's grub.cfg gives it the
-	// serial console and the scenario), the target then booted by OVMF.
-	for _, row := range []struct {
-		name string
-		uefi bool
-	}{{"bios", false}, {"uefi", true}} {
-		t.Run(row.name, func(t *testing.T) { liveBuildCopy(t, env, row.name, row.uefi) })
+	// serial console and the scenario), the target then booted by OVMF;
+	// tmpfs: the same system with / a tmpfs its initramfs unpacked from
+	// root tarballs (no medium at all), killed and interrupted runs
+	// first, the target then alone by SeaBIOS.
+	for _, row := range []copyRow{{name: "bios"}, {name: "uefi", uefi: true}, {name: "tmpfs", tmpfs: true}} {
+		t.Run(row.name, func(t *testing.T) { liveBuildCopy(t, env, row) })
 	}
 }
 
-func liveBuildCopy(t *testing.T, env map[string]string, name string, uefi bool) {
+// copyRow is one way of booting the live-build system for the copy.
+type copyRow struct {
+	name        string
+	uefi, tmpfs bool
+}
+
+func liveBuildCopy(t *testing.T, env map[string]string, row copyRow) {
+	name, uefi := row.name, row.uefi
 	dir := filepath.Join(vm.Out(), "livebuild-trixie", "runs", "copy-migrate-"+name)
 	must(t, os.MkdirAll(dir, 0o755))
 	disk := filepath.Join(dir, "cp-main.img")
 	os.Remove(disk)
 	m := &vm.Machine{Dir: dir, CDROM: env["LIVE_ISO"], MemMiB: 3072, Timeout: 2400 * time.Second,
 		Disks: []vm.Disk{{Path: disk, Size: 4 << 30, Serial: "cp-main"}}}
-	if uefi {
+	wantRoot := "overlay"
+	switch {
+	case uefi:
 		must(t, vm.NeedPkgs("ovmf"))
 		m.FirmwareBoot, m.UEFI = true, true
 		m.QEMUArgs = []string{"-boot", "d"}
-	} else {
+	case row.tmpfs:
+		if env["TMPFS_INITRD"] == "" {
+			t.Fatalf("the live-build medium has no tmpfs-root boot (TMPFS_INITRD in its live.env): remove %s and build it again", filepath.Join(vm.Out(), "livebuild-trixie"))
+		}
+		// No CD: the root tarballs are raw disks behind the target (the
+		// target stays vda), read only; the tmpfs holds the whole root
+		// as well as the session's memory.
+		wantRoot = "tmpfs"
+		m.CDROM, m.MemMiB = "", 4096
+		m.Kernel, m.Initrd = env["LIVE_KERNEL"], env["TMPFS_INITRD"]
+		m.Disks = append(m.Disks, vm.Disk{Path: env["TMPFS_ROOT_TAR"], Serial: "rootbase", ReadOnly: true},
+			vm.Disk{Path: env["TMPFS_LAYER_TAR"], Serial: "rootlayer", ReadOnly: true})
+		m.Append = env["TMPFS_APPEND"] + " lmtest.scenario=copy-migrate lmtest.interrupt=1"
+	default:
 		m.Kernel, m.Initrd = env["LIVE_KERNEL"], env["LIVE_INITRD"]
 		m.Append = env["LIVE_APPEND"] + " lmtest.scenario=copy-migrate lmtest.interrupt=1"
 	}
 	res := boot(t, m)
 	j := vm.NewJudge(t)
 	f := res.Facts.Get
-	logFacts(res.Facts, "ci_killed", "ci_rerun_plan", "ci_interrupted", "cm_root", "cm_dry_rc", "cm_migrate_rc", "cm_error", "cs_phase", "cs_switch", "cs_pass2", "cs_downtime", "cs_finish_state", "cs_acked", "cs_records", "cs_ops", "cs_root", "cs_live_mounts", "cs_loops", "cs_cd", "cs_live_packages", "cs_dpkg_verify_rc", "cs_failed_units", "cs_finish_enabled")
-	j.Check("live boot", res.Code == 0 && strings.HasPrefix(f("cm_root"), "overlay "), fmt.Sprintf("boot rc=%d root '%s'; see %s", res.Code, f("cm_root"), dir))
+	logFacts(res.Facts, "ci_killed", "ci_rerun_plan", "ci_interrupted", "cm_root", "cm_dry_rc", "cm_migrate_rc", "cm_error", "cs_phase", "cs_switch", "cs_pass2", "cs_downtime", "cs_finish_state", "cs_acked", "cs_records", "cs_ops", "cs_root", "cs_live_mounts", "cs_loops", "cs_cd", "cs_live_packages", "cs_dpkg_verify_rc", "cs_failed_units", "cs_finish_enabled", "cs_manifest", "cs_manifest_seconds")
+	j.Check("live boot", res.Code == 0 && strings.HasPrefix(f("cm_root"), wantRoot+" "), fmt.Sprintf("boot rc=%d root '%s' (want %s); see %s", res.Code, f("cm_root"), wantRoot, dir))
 	j.Check("dry run", f("cm_dry_rc") == "0" && strings.Contains(strings.Join(res.Facts.Lines("cm_dry"), "\n"), "soft-reboot into"), "dry run rc "+f("cm_dry_rc")+": "+strings.Join(res.Facts.Lines("cm_dry"), " | "))
 	if !uefi {
 		// Before it: a run killed during its first pass, whose staging
@@ -202,7 +224,7 @@ func liveBuildCopy(t *testing.T, env map[string]string, name string, uefi bool) 
 		j.Check("killed mid-copy", strings.HasPrefix(f("ci_killed"), "rc=137 staging=/dev/vda3"), "killed run: "+f("ci_killed"))
 		j.Check("rerun discards the partial copy", strings.HasPrefix(f("ci_rerun_plan"), "rc=0 Continuing: an earlier run stopped before the switch; the partial copy on /dev/vda3") && strings.HasSuffix(f("ci_rerun_plan"), "is discarded and the copy starts again"),
 			"the rerun's plan: "+f("ci_rerun_plan"))
-		j.Check("interrupted mid-copy", strings.HasPrefix(f("ci_interrupted"), "rc=130 staging= ") && strings.Contains(f("ci_interrupted"), "live session intact; /dev/vda3 holds a partial copy that cannot boot") && f("ci_session_root") == "overlay",
+		j.Check("interrupted mid-copy", strings.HasPrefix(f("ci_interrupted"), "rc=130 staging= ") && strings.Contains(f("ci_interrupted"), "live session intact; /dev/vda3 holds a partial copy that cannot boot") && f("ci_session_root") == wantRoot,
 			"interrupted run: "+f("ci_interrupted")+"; root "+f("ci_session_root"))
 	}
 	j.Check("migrate handed over", f("cm_migrate_rc") == "0", "migrate rc "+f("cm_migrate_rc")+": "+strings.Join(res.Facts.Lines("cm_jsonl"), " | "))
@@ -211,8 +233,14 @@ func liveBuildCopy(t *testing.T, env map[string]string, name string, uefi bool) 
 	copyJudge(j, res.Facts, "cs_")
 	j.Check("finishing service", strings.HasPrefix(f("cs_finish_state"), "inactive result=success") && f("cs_finish_enabled") != "enabled",
 		fmt.Sprintf("state '%s', enabled '%s'; journal: %s", f("cs_finish_state"), f("cs_finish_enabled"), strings.Join(res.Facts.Lines("cs_journal"), " | ")))
-	j.Check("medium released", f("cs_live_mounts") == "" && !strings.Contains(f("cs_loops"), "squashfs") && (strings.TrimSpace(f("cs_cd")) == "cd_status=no_disc" || strings.TrimSpace(f("cs_cd")) == "cd_status=tray_open"),
-		fmt.Sprintf("live mounts '%s', loops '%s', %s", f("cs_live_mounts"), f("cs_loops"), f("cs_cd")))
+	if row.tmpfs {
+		// Nothing to eject; the tmpfs went with the old root.
+		j.Check("live root released", f("cs_live_mounts") == "" && f("cs_loops") == "" && !strings.Contains(f("cs_journal"), "tmpfsroot"),
+			fmt.Sprintf("live mounts '%s', loops '%s'", f("cs_live_mounts"), f("cs_loops")))
+	} else {
+		j.Check("medium released", f("cs_live_mounts") == "" && !strings.Contains(f("cs_loops"), "squashfs") && (strings.TrimSpace(f("cs_cd")) == "cd_status=no_disc" || strings.TrimSpace(f("cs_cd")) == "cd_status=tray_open"),
+			fmt.Sprintf("live mounts '%s', loops '%s', %s", f("cs_live_mounts"), f("cs_loops"), f("cs_cd")))
+	}
 	j.Check("scenario", f("scenario_rc") == "0", "scenario_rc "+f("scenario_rc"))
 	if !j.OK() {
 		j.Done()
@@ -240,8 +268,10 @@ func liveBuildCopy(t *testing.T, env map[string]string, name string, uefi bool) 
 	// same point of the firmware boot.
 	num := func(s string) float64 { v, _ := strconv.ParseFloat(strings.TrimSpace(s), 64); return v }
 	toScenario := num(f("cs_uptime")) - (num(f("cs_multiuser_mono")) - num(f("cs_downtime")))
-	fmt.Printf("copy-migrate summary (%s): %s; switch %s; %s; downtime %s s to multi-user.target, %.1f s to the scenario (soft-reboot, the kernel kept); firmware boot of the same target: %.1f s from QEMU start to the scenario (kernel start to multi-user.target %s s); records %s acknowledged, %s; file ops %s; live boot to scenario %.1f s\n",
-		name, copyLine(res.Facts), f("cs_switch"), f("cs_pass2"), f("cs_downtime"), toScenario, bres.BootToScenario, b("ci_multiuser_mono"), f("cs_acked"), f("cs_records"), f("cs_ops"), res.BootToScenario)
+	mib := func(s string) float64 { return num(s) / (1 << 20) }
+	fmt.Printf("copy-migrate summary (%s): %s; switch %s; %s; downtime %s s to multi-user.target, %.1f s to the scenario (soft-reboot, the kernel kept); firmware boot of the same target: %.1f s from QEMU start to the scenario (kernel start to multi-user.target %s s); records %s acknowledged, %s; file ops %s; manifest after the switch %s (%s s), after the firmware boot %s; RAM: MemAvailable %.0f MiB and Shmem %.0f MiB in the session, %.0f and %.0f MiB after the switch; live boot to scenario %.1f s\n",
+		name, copyLine(res.Facts), f("cs_switch"), f("cs_pass2"), f("cs_downtime"), toScenario, bres.BootToScenario, b("ci_multiuser_mono"), f("cs_acked"), f("cs_records"), f("cs_ops"),
+		f("cs_manifest"), f("cs_manifest_seconds"), b("ci_manifest"), mib(f("cm_mem_available")), mib(f("cm_shmem")), mib(f("cs_mem_available")), mib(f("cs_shmem")), res.BootToScenario)
 	j.Done()
 }
 
@@ -282,7 +312,88 @@ func copyJudge(j *vm.Judge, F vm.Facts, p string) {
 		}
 	}
 	j.Check(p+"dpkg --verify", ran && len(other) == 0, fmt.Sprintf("rc %s; unexpected: %s", f("dpkg_verify_rc"), strings.Join(other, " | ")))
+	manifestJudge(j, F, p)
 }
+
+// manifestJudge checks the image's files on the target against the
+// manifest made on the host from the squashfs (the guest's manifest-check,
+// facts with prefix p): it ran over the whole manifest, the live
+// packages' files are gone, and every entry that differs or is missing is
+// one the session or finalize changed on purpose (manifestExpected).
+func manifestJudge(j *vm.Judge, F vm.Facts, p string) {
+	var entries, ok, differ, missing, removed, files, bytes int64
+	var rc int
+	got := F.Get(p + "manifest")
+	_, err := fmt.Sscanf(got, "rc=%d entries=%d ok=%d differ=%d missing=%d removed=%d files_hashed=%d bytes_hashed=%d", &rc, &entries, &ok, &differ, &missing, &removed, &files, &bytes)
+	report := F.Lines(p + "manifest_report")
+	var other []string
+	for _, l := range report {
+		if !manifestExpected(l) {
+			other = append(other, l)
+		}
+	}
+	if len(other) > 30 {
+		other = append(other[:30], fmt.Sprintf("(%d more)", len(other)-30))
+	}
+	j.Check(p+"manifest", err == nil && rc == 0 && entries > 10000 && ok+differ+missing+removed == entries && removed > 0 &&
+		int64(len(report)) == differ+missing && len(other) == 0,
+		fmt.Sprintf("manifest-check '%s' (parsed: %v), %d report lines; unexpected: %s", got, err, len(report), strings.Join(other, " | ")))
+}
+
+// manifestExpected: a manifest-check report line ("differ PATH WHAT",
+// "missing PATH") the test explains: the session's own changes
+// (copySessionChanges, live-config's setup of the live user), and what
+// finalize and the installed system's first boots rewrite.
+func manifestExpected(l string) bool {
+	f := strings.Fields(l)
+	if len(f) < 2 {
+		return false
+	}
+	kind, path := f[0], f[1]
+	under := func(dirs ...string) bool {
+		for _, d := range dirs {
+			if path == d || strings.HasPrefix(path, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case kind == "missing" && under("usr/share/doc/dpkg", "usr/share/doc/systemd"):
+		return true // renamed and deleted in the session
+	case kind == "differ" && path == "etc/motd":
+		return true
+	case kind == "missing" && under(manifestLiveLeftovers...):
+		return true
+	case kind == "differ" && under(manifestFinalized...):
+		return true
+	case kind == "differ" && under(manifestLiveSetup...):
+		return true
+	case under(manifestRewritten...):
+		return true
+	}
+	return false
+}
+
+// manifestRewritten are the image's directories whose contents the
+// running system and package removal rewrite as a matter of course: the
+// logs and caches, dpkg's and systemd's state, the kernel's initramfs
+// (rebuilt when live-boot's scripts go).
+var manifestRewritten = []string{"var/log", "var/cache", "var/lib/dpkg", "var/lib/systemd", "boot"}
+
+// manifestFinalized are the files finalize writes on purpose (fstab by
+// UUID, a new machine-id) and the linker cache removing packages renews.
+var manifestFinalized = []string{"etc/fstab", "etc/machine-id", "etc/ld.so.cache"}
+
+// manifestLiveSetup are the files live-boot and live-config write when the
+// live session starts (hostname, hosts, time zone, network interfaces,
+// the console login): the session's, kept like any change it made.
+var manifestLiveSetup = []string{"etc/hostname", "etc/hosts", "etc/localtime", "etc/network/interfaces", "etc/pam.d/login"}
+
+// manifestLiveLeftovers are what the live packages' purge removes beyond
+// their dpkg -L lists: live-boot's and live-config's configuration
+// directories and live-config's enablement link.
+var manifestLiveLeftovers = []string{"etc/live", "etc/systemd/system/basic.target.wants"}
 
 // sparseSmall: the sparse file takes far less than its length.
 func sparseSmall(s string) bool {

@@ -17,7 +17,15 @@
 #
 # OUTDIR (default $LM_OUT/livebuild-trixie) gets live.iso, vmlinuz and
 # initrd.img (for a direct kernel boot with -cdrom: GRUB skipped, faster
-# under TCG) and live.env (kernel version, sizes, the append line).
+# under TCG) and live.env (kernel version, sizes, the append line). The
+# test layer carries the image's manifest (tree.sh) for the checks on the
+# targets.
+#
+# The same system also boots with / a tmpfs (no medium at all, as a
+# diskless system does): initrd-tmpfs.img is lb's initramfs plus our
+# boot=tmpfsroot script (tmpfsroot) and GNU tar, and the root is unpacked
+# from two raw disks, tree.sh's root.tar of the image and layer.tar of the
+# test layer (TMPFS_* in live.env).
 #
 # Knobs: LM_LB_SUITE (trixie); LM_LB_FIRMWARE_APPEND, the words the
 # ISO's own GRUB menu adds to the kernel command line (default
@@ -28,7 +36,7 @@ set -euo pipefail
 
 suite=${LM_LB_SUITE:-trixie}
 outdir=${1:-$LM_OUT/livebuild-$suite}
-need_pkgs live-build debootstrap squashfs-tools xorriso mtools dosfstools grub-pc-bin grub-efi-amd64-bin libcap2-bin
+need_pkgs live-build debootstrap squashfs-tools xorriso mtools dosfstools grub-pc-bin grub-efi-amd64-bin libcap2-bin cpio
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
@@ -76,6 +84,8 @@ if [[ ! -f $base/done ]]; then
 	touch "$base/done"
 fi
 took_base=$(since "$T")
+# The image's manifest and root tarball (tree.sh, cached beside the base).
+tree=$("$QEMU_DIR/livebuild/tree.sh" "$base")
 
 # The layer under test.
 t=$EPOCHREALTIME
@@ -92,6 +102,8 @@ done
 install -D -m 0644 "$QEMU_DIR/guest/lib.sh" "$layer/usr/lib/lmtest/lib.sh"
 install -D -m 0755 "$QEMU_DIR/debian/guest/run" "$layer/usr/lib/lmtest/run"
 install -D -m 0644 "$QEMU_DIR/debian/guest/lmtest.service" "$layer/etc/systemd/system/lmtest.service"
+# The truth the targets' copies of the image are checked against.
+install -D -m 0644 "$tree/manifest.gz" "$layer/usr/lib/lmtest/manifest.gz"
 # A file with a capability in the image (trixie's ping has none: it uses
 # ICMP sockets), which the copy must keep.
 install -D -m 0755 /bin/true "$layer/usr/lib/lmtest/capable"
@@ -139,6 +151,22 @@ xorriso -indev "$base/base.iso" -outdev "$outdir/live.iso" \
 	die "xorriso could not add the test layer"
 }
 cp "$base/vmlinuz" "$base/initrd.img" "$outdir/"
+
+# The tmpfs-root boot of the same system: lb's initramfs with a boot
+# script of ours (boot=tmpfsroot) and GNU tar appended as a second cpio
+# archive (the kernel unpacks each in turn), the image's tree as one raw
+# disk holding root.tar and the test layer as another holding layer.tar,
+# unpacked in that order into a tmpfs mounted as /.
+tar --xattrs --xattrs-include='*' --numeric-owner -C "$layer" -cf "$outdir/layer.tar" usr etc
+add=$work/initrd-add
+mkdir -p "$add/scripts"
+cp -a "$tree/initrd-tools/." "$add/"
+install -m 0644 "$QEMU_DIR/livebuild/tmpfsroot" "$add/scripts/tmpfsroot"
+cp "$base/initrd.img" "$outdir/initrd-tmpfs.img"
+# The kernel takes the next archive only at a 4-byte boundary (zeros
+# between archives are skipped); lb's compressed one ends anywhere.
+truncate -s %512 "$outdir/initrd-tmpfs.img"
+(cd "$add" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >>"$outdir/initrd-tmpfs.img"
 sq_bytes=$(awk '/^Filesystem size/ { print $3; exit }' "$base/squashfs.txt")
 cat >"$outdir/live.env" <<ENV
 LIVE_ISO=$outdir/live.iso
@@ -150,5 +178,10 @@ LIVE_APPEND=boot=live components
 SQUASHFS_BYTES=$sq_bytes
 LB_VERSION=$lb_version
 LB_BASE=$base
+TMPFS_INITRD=$outdir/initrd-tmpfs.img
+TMPFS_ROOT_TAR=$tree/root.tar
+TMPFS_LAYER_TAR=$outdir/layer.tar
+TMPFS_APPEND=boot=tmpfsroot tmpfsroot.tar=/dev/disk/by-id/virtio-rootbase,/dev/disk/by-id/virtio-rootlayer
+ROOT_TAR_BYTES=$(stat -c %s "$tree/root.tar")
 ENV
 log "live-build medium $outdir/live.iso: $(du -h "$outdir/live.iso" | cut -f1), kernel $kver, image squashfs $sq_bytes bytes; base ${took_base} s, test layer $(since "$t") s"

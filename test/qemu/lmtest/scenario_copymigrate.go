@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livemigrate/livemigrate/internal/finalize"
 	"github.com/livemigrate/livemigrate/internal/procfs"
 	g "github.com/livemigrate/livemigrate/test/qemu/lmtest/guest"
 )
@@ -39,7 +40,12 @@ const (
 	copyAcked   = "/run/lmtest/acked"
 	copyOpsDir  = "/var/lib/lmtest/ops"
 	copyOpsLog  = "/run/lmtest/ops.log"
-	copyJSONL   = "/run/lmtest/migrate.jsonl"
+	// The live packages' files (dpkg -L), written in the session.
+	copyLiveFiles = "/var/lib/lmtest/live-files"
+	// The manifest of the image (test/qemu/livebuild/tree.sh), in the
+	// test layer.
+	copyManifest = "/usr/lib/lmtest/manifest.gz"
+	copyJSONL    = "/run/lmtest/migrate.jsonl"
 )
 
 func scenarioCopyMigrate() int {
@@ -63,7 +69,14 @@ func scenarioCopyMigrate() int {
 	g.FactFile("cm_dry", "/run/lmtest/dry.txt")
 
 	copySessionChanges()
+	// What finalize will remove: the live packages' files, which the
+	// manifest of the image lists and the target then lacks on purpose.
+	lf := g.Cmd{Args: append([]string{"dpkg", "-L"}, finalize.LivePackages...)}.Run()
+	_ = os.MkdirAll(filepath.Dir(copyLiveFiles), 0o755)
+	_ = os.WriteFile(copyLiveFiles, lf.Stdout, 0o644)
+	g.Fact("cm_live_files", strconv.Itoa(g.CountLines(lf.Stdout)))
 	g.Fact("cm_mem_available", strconv.FormatInt(memAvailable(), 10))
+	g.Fact("cm_shmem", strconv.FormatInt(shmem(), 10))
 
 	// The writers, in this service: the switch stops them with it.
 	_ = os.MkdirAll(filepath.Dir(copyRecords), 0o755)
@@ -215,17 +228,51 @@ func copyChecks(p, acked string, opsLog []byte) {
 	_ = os.WriteFile("/run/lmtest/dpkg-verify", ver.Stdout, 0o644)
 	g.Fact(p+"dpkg_verify_rc", strconv.Itoa(ver.RC))
 	g.FactFile(p+"dpkg_verify", "/run/lmtest/dpkg-verify")
+	// The image's files, checked against the manifest made on the host
+	// from the squashfs itself: the entries that differ or are missing
+	// (the host judges which of them the session and finalize explain).
+	// Through a bind mount of / (not recursive): the root filesystem's
+	// own /dev, /proc, /run and /sys, not what is mounted on them.
+	t0 := time.Now()
+	bind := "/run/lmtest/root"
+	_ = os.MkdirAll(bind, 0o700)
+	var mc g.Result
+	if err := syscall.Mount("/", bind, "", syscall.MS_BIND, ""); err != nil {
+		mc = g.Result{RC: -1, Stdout: []byte("bind / on " + bind + ": " + err.Error())}
+	} else {
+		mc = g.Cmd{Args: []string{"lmtest", "manifest-check", "--manifest", copyManifest, "--root", bind, "--workers", "2",
+			"--expect-missing", copyLiveFiles, "--report", "/run/lmtest/manifest-report"}, Combined: true}.Run()
+		_ = syscall.Unmount(bind, 0)
+	}
+	g.Fact(p+"manifest", fmt.Sprintf("rc=%d %s", mc.RC, strings.TrimSpace(string(mc.Stdout))))
+	g.Fact(p+"manifest_seconds", fmt.Sprintf("%.1f", time.Since(t0).Seconds()))
+	if b, err := os.ReadFile("/run/lmtest/manifest-report"); err == nil {
+		// Bounded: the facts port is a serial line.
+		lines := g.Lines(b)
+		if len(lines) > 2000 {
+			lines = lines[:2000]
+		}
+		g.FactLines(p+"manifest_report", []byte(strings.Join(lines, "\n")+"\n"))
+	}
 	g.Fact(p+"root", findmnt("SOURCE", "/")+" "+findmnt("FSTYPE", "/")+" "+findmnt("UUID", "/"))
 	g.Fact(p+"live_mounts", strings.Join(strings.Fields(g.Out("sh", "-c", "findmnt -rn -o TARGET | grep -E '^/run/(live|nextroot)' ")), " "))
 	g.Fact(p+"loops", strings.Join(strings.Fields(g.Out("losetup", "-n", "-O", "NAME,BACK-FILE")), " "))
 	g.Fact(p+"machine_id", g.All("cat", "/etc/machine-id"))
 	g.Fact(p+"mem_available", strconv.FormatInt(memAvailable(), 10))
+	g.Fact(p+"shmem", strconv.FormatInt(shmem(), 10))
 	g.Fact(p+"failed_units", g.OneLine("systemctl", "--failed", "--no-legend", "--plain"))
 }
 
 func memAvailable() int64 {
 	m, _ := procfs.ReadMeminfo("/")
 	return int64(m["MemAvailable"])
+}
+
+// shmem is the memory tmpfs and shared memory hold (a tmpfs root's files
+// and an overlay's tmpfs upper layer among them).
+func shmem() int64 {
+	m, _ := procfs.ReadMeminfo("/")
+	return int64(m["Shmem"])
 }
 
 // unitMono is a unit's ActiveEnterTimestampMonotonic, in seconds.
