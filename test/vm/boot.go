@@ -398,7 +398,12 @@ func (m *Machine) file(name string) string { return filepath.Join(m.Dir, name) }
 
 // KernelArgs begin every direct kernel boot's command line (args says why
 // each is there).
-const KernelArgs = "console=ttyS0,115200 panic=1 no_timer_check tsc=reliable"
+const KernelArgs = "console=ttyS0,115200 panic=1 no_timer_check " + TCGArgs
+
+// TCGArgs are what every guest kernel under TCG should be given, however
+// it is booted (tsc=reliable: see args): the GRUB entries the tests write
+// and the installed systems' GRUB configuration add them too.
+const TCGArgs = "tsc=reliable"
 
 // args is QEMU's command line (after the binary).
 func (m *Machine) args() ([]string, error) {

@@ -92,7 +92,8 @@ install -d "$root/usr/lib/dracut/modules.d"
 cp -a "$REPO_ROOT/initrd-hook/dracut/90livemigrate" "$root/usr/lib/dracut/modules.d/"
 # Test settings the installed system inherits, like a cloud image's:
 # - GRUB and the kernel on the serial console too (the host reads ttyS0;
-#   grub-mkconfig picks this up when finalize runs it);
+#   grub-mkconfig picks this up when finalize runs it), and tsc=reliable,
+#   which every guest under TCG gets (test/vm's TCGArgs says why);
 # - MODULES=dep for initramfs-tools: finalize's update-initramfs copies the
 #   modules this machine needs instead of most of them. Under TCG every
 #   process mkinitramfs forks costs milliseconds, and MODULES=most took
@@ -101,7 +102,7 @@ install -D -m 0644 /dev/stdin "$root/etc/default/grub.d/lmtest-serial.cfg" <<'CF
 GRUB_TIMEOUT=1
 GRUB_TERMINAL="serial console"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
-GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200"
+GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200 tsc=reliable"
 CFG
 install -D -m 0644 /dev/stdin "$root/etc/initramfs-tools/conf.d/lmtest-tcg.conf" <<'CFG'
 MODULES=dep
@@ -230,7 +231,7 @@ EOF
 		esac
 		cat <<EOF
 menuentry "Debian live ($f)" --id $f {
-	linux /boot/vmlinuz $args console=tty0 console=ttyS0,115200 ${LM_GRUB_APPEND:-}
+	linux /boot/vmlinuz $args console=tty0 console=ttyS0,115200 tsc=reliable ${LM_GRUB_APPEND:-}
 	initrd /boot/initrd-$f.img
 }
 EOF

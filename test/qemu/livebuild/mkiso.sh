@@ -111,14 +111,15 @@ setcap cap_net_raw+ep "$layer/usr/lib/lmtest/capable"
 # As on the Debian test media (debian/mkiso.sh): GRUB and the kernel on
 # the serial console, for the installed system grub-mkconfig configures
 # when finalize runs it (the firmware boot's console log, and the
-# harness's hang detection, need it); and MODULES=dep, so that
+# harness's hang detection, need it), with tsc=reliable as every guest
+# under TCG (test/vm's TCGArgs); and MODULES=dep, so that
 # update-initramfs under TCG packs the modules this machine needs rather
 # than most of them.
 install -D -m 0644 /dev/stdin "$layer/etc/default/grub.d/lmtest-serial.cfg" <<'CFG'
 GRUB_TIMEOUT=1
 GRUB_TERMINAL="serial console"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
-GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200"
+GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=tty0 console=ttyS0,115200 tsc=reliable"
 CFG
 install -D -m 0644 /dev/stdin "$layer/etc/initramfs-tools/conf.d/lmtest-tcg.conf" <<'CFG'
 MODULES=dep
@@ -138,7 +139,7 @@ serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
 menuentry "Live system (amd64), lmtest" {
-	linux	/live/vmlinuz-$kver boot=live components console=ttyS0,115200 panic=1 findiso=\${iso_path} ${LM_LB_FIRMWARE_APPEND:-lmtest.scenario=copy-migrate}
+	linux	/live/vmlinuz-$kver boot=live components console=ttyS0,115200 panic=1 tsc=reliable findiso=\${iso_path} ${LM_LB_FIRMWARE_APPEND:-lmtest.scenario=copy-migrate}
 	initrd	/live/initrd.img-$kver
 }
 GRUB
