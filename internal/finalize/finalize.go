@@ -180,11 +180,6 @@ func Run(e *Env, emit func(r Result, done bool)) ([]Result, error) {
 	return out, errors.Join(errs...)
 }
 
-// esp formats the EFI system partition and mounts it on /boot/efi. It
-// formats only a partition that is blank (as partitioning left it: the
-// partition writer zeroes the start and end of every new partition) or
-// that this installation began formatting; one that holds any other
-// filesystem is refused, whatever the plan calls it.
 // espBusyTries and espBusyWait bound the retries of mkfs.vfat on an ESP
 // that is busy for a moment.
 var (
@@ -192,6 +187,11 @@ var (
 	espBusyWait  = time.Second
 )
 
+// esp formats the EFI system partition and mounts it on /boot/efi. It
+// formats only a partition that is blank (as partitioning left it: the
+// partition writer zeroes the start and end of every new partition) or
+// that this installation began formatting; one that holds any other
+// filesystem is refused, whatever the plan calls it.
 func (e *Env) esp() (string, error) {
 	if e.ESP == "" {
 		return "no EFI system partition in partition mode: skipped", nil
@@ -226,7 +226,8 @@ func (e *Env) esp() (string, error) {
 		if err := e.start("esp", map[string]string{"dev": e.ESP}); err != nil {
 			return "", err
 		}
-		out, err := e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP)
+		format := func() ([]byte, error) { return e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP) }
+		out, err := format()
 		busy := 0
 		for ; err != nil && bytes.Contains(out, []byte("Device or resource busy")) && busy < espBusyTries; busy++ {
 			// Something held the partition for a moment: seen when
@@ -237,7 +238,7 @@ func (e *Env) esp() (string, error) {
 				_, _ = e.run(ua, "settle", "--timeout=30")
 			}
 			time.Sleep(espBusyWait)
-			out, err = e.run(mkfs, "-F", "32", "-n", "EFI", e.ESP)
+			out, err = format()
 		}
 		if err != nil {
 			if busy > 0 {

@@ -402,7 +402,7 @@ func (c *Copier) empty(rel string) error {
 // trusted.overlay. or (userxattr mounts) user.overlay. attribute.
 func overlayXattr(path, name string) (string, bool) {
 	for _, ns := range []string{"trusted.overlay.", "user.overlay."} {
-		if v, err := getXattr(path, ns+name); err == nil {
+		if v, err := GetXattr(path, ns+name); err == nil {
 			return string(v), true
 		}
 	}

@@ -152,11 +152,11 @@ func describe(t *testing.T, dir string, skip ...string) map[string]entry {
 		case unix.S_IFLNK:
 			e.link, _ = os.Readlink(p)
 		}
-		names, err := listXattrs(p)
+		names, err := ListXattrs(p)
 		must(t, err)
 		sort.Strings(names)
 		for _, n := range names {
-			v, err := getXattr(p, n)
+			v, err := GetXattr(p, n)
 			must(t, err)
 			e.xattrs += fmt.Sprintf("%s=%x;", n, v)
 		}
@@ -312,7 +312,7 @@ func TestUpperOverLower(t *testing.T) {
 	if st.Mode&0o7777 != 0o750 || st.Uid != 1000 {
 		t.Errorf("/home/user mode %o uid %d", st.Mode&0o7777, st.Uid)
 	}
-	if names, _ := listXattrs(dst + "/home/user"); len(names) != 0 {
+	if names, _ := ListXattrs(dst + "/home/user"); len(names) != 0 {
 		t.Errorf("overlayfs's attributes copied: %v", names)
 	}
 	if got := read("/home/user/notes\nwith newline"); got != "odd name" {

@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listXattrs is the names of path's extended attributes (not following a
+// ListXattrs is the names of path's extended attributes (not following a
 // symlink); none where the filesystem has no extended attributes.
-func listXattrs(path string) ([]string, error) {
+func ListXattrs(path string) ([]string, error) {
 	size := 1024
 	for {
 		buf := make([]byte, size)
@@ -37,8 +37,8 @@ func listXattrs(path string) ([]string, error) {
 	}
 }
 
-// getXattr reads attribute name of path (not following a symlink).
-func getXattr(path, name string) ([]byte, error) {
+// GetXattr reads attribute name of path (not following a symlink).
+func GetXattr(path, name string) ([]byte, error) {
 	size := 256
 	for {
 		buf := make([]byte, size)
@@ -58,7 +58,7 @@ func getXattr(path, name string) ([]byte, error) {
 // own (trusted.overlay.*, and user.overlay.* when skipOverlayUser: an
 // upper layer's, or a directory's, where a userxattr overlay keeps them).
 func copyXattrs(src, dst string, skipOverlayUser bool) error {
-	names, err := listXattrs(src)
+	names, err := ListXattrs(src)
 	if vanished(err) {
 		return nil // the source went away after its data was read
 	}
@@ -69,7 +69,7 @@ func copyXattrs(src, dst string, skipOverlayUser bool) error {
 		if strings.HasPrefix(n, "trusted.overlay.") || (skipOverlayUser && strings.HasPrefix(n, "user.overlay.")) {
 			continue
 		}
-		v, err := getXattr(src, n)
+		v, err := GetXattr(src, n)
 		if errors.Is(err, unix.ENODATA) || vanished(err) {
 			continue // removed since it was listed
 		}

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/livemigrate/livemigrate/internal/treecopy"
 )
 
 // A manifest describes a tree, one line per entry, sorted by path:
@@ -160,34 +162,24 @@ func describe(root, rel string) (manifestEntry, error) {
 }
 
 // xattrHash hashes path's extended attributes (not following a symlink),
-// sorted by name; "-" when there are none.
+// sorted by name; "-" when there are none. It reads them as the copy
+// does (treecopy.ListXattrs, GetXattr).
 func xattrHash(path string) (string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(path, buf)
+	names, err := treecopy.ListXattrs(path)
 	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return "-", nil
-		}
-		return "", fmt.Errorf("llistxattr %s: %w", path, err)
-	}
-	var names []string
-	for _, s := range strings.Split(string(buf[:n]), "\x00") {
-		if s != "" {
-			names = append(names, s)
-		}
+		return "", err
 	}
 	if len(names) == 0 {
 		return "-", nil
 	}
 	sort.Strings(names)
 	h := sha256.New()
-	val := make([]byte, 64<<10)
 	for _, name := range names {
-		m, err := unix.Lgetxattr(path, name, val)
+		v, err := treecopy.GetXattr(path, name)
 		if err != nil {
-			return "", fmt.Errorf("lgetxattr %s %s: %w", path, name, err)
+			return "", fmt.Errorf("read extended attribute %s of %s: %w", name, path, err)
 		}
-		fmt.Fprintf(h, "%s=%x\n", name, val[:m])
+		fmt.Fprintf(h, "%s=%x\n", name, v)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
